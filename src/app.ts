@@ -1,0 +1,159 @@
+import { randomBytes } from "node:crypto";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import type { Config } from "./config.ts";
+import { Authenticator } from "./domain/auth.ts";
+import { CursorCodec } from "./domain/pagination.ts";
+import { ApiError, renderNativeError } from "./errors.ts";
+import { adminRoutes } from "./http/admin/routes.ts";
+import { toApiError } from "./http/errors.ts";
+import { nativeRoutes } from "./http/native/routes.ts";
+import { newId } from "./ids.ts";
+import { loggerOptions } from "./logger.ts";
+import { getOrInitSetting } from "./store/repositories/settings.ts";
+import { createStore, type Store } from "./store/store.ts";
+
+/** What every surface's routes are given: the wired dependencies of one app. */
+export interface Services {
+  config: Config;
+  store: Store;
+  authenticator: Authenticator;
+  cursors: CursorCodec;
+}
+
+declare module "fastify" {
+  interface FastifyInstance {
+    services: Services;
+  }
+}
+
+type ErrorRenderer = (error: ApiError, request: FastifyRequest, reply: FastifyReply) => unknown;
+
+/**
+ * Errors are shaped like the surface the client was talking to, chosen by path
+ * prefix so that failures before routing (unknown routes, bad bodies) match too.
+ * Longest prefix first; the native envelope is the default.
+ */
+const ERROR_RENDERERS: Array<{ prefix: string; render: ErrorRenderer }> = [];
+
+function rendererFor(url: string): ErrorRenderer {
+  for (const { prefix, render } of ERROR_RENDERERS) if (url.startsWith(prefix)) return render;
+  return (error, request) => renderNativeError(error, request.id);
+}
+
+export interface BuildOptions {
+  /** A store made by the caller (tests); otherwise one is created from the config. */
+  store?: Store;
+  /** Pino destination stream (tests capture logs with it). */
+  logStream?: NodeJS.WritableStream;
+}
+
+/** Builds the application: store migrated, routes registered. Never listens. */
+export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const store = options.store ?? createStore(config);
+  await store.migrate();
+  const cursorSecret =
+    config.cursorSecret ??
+    (await getOrInitSetting(store.db, "cursor_secret", randomBytes(32).toString("base64url")));
+  const services: Services = {
+    config,
+    store,
+    authenticator: new Authenticator(store.db),
+    cursors: new CursorCodec(cursorSecret),
+  };
+
+  const app = Fastify({
+    logger: loggerOptions(config.logLevel, options.logStream),
+    genReqId: () => newId("req"),
+    requestIdHeader: false,
+    bodyLimit: 1024 * 1024,
+    // Prototype-pollution keys are kept as plain data and rejected by validation
+    // (unknown field, invalid metadata) with a precise code.
+    onProtoPoisoning: "ignore",
+    onConstructorPoisoning: "ignore",
+    return503OnClosing: true,
+    forceCloseConnections: "idle",
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
+    ajv: {
+      customOptions: {
+        removeAdditional: false,
+        coerceTypes: false,
+        useDefaults: true,
+        allErrors: false,
+        verbose: true,
+      },
+      plugins: [addErrorCodeKeyword],
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.decorate("services", services);
+  app.decorateRequest("principal", undefined);
+  app.removeContentTypeParser("text/plain");
+
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+  });
+  app.addHook("onClose", async () => {
+    if (!options.store) await store.close();
+  });
+
+  app.setErrorHandler((error, request, reply) => {
+    const apiError = toApiError(error);
+    if (apiError.status >= 500) {
+      request.log.error({ err: apiError.cause ?? error, code: apiError.code }, "request failed");
+    }
+    if (apiError.headers) reply.headers(apiError.headers);
+    reply.status(apiError.status).send(rendererFor(request.url)(apiError, request, reply));
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split("?")[0] ?? "/";
+    const allowed = (["GET", "POST", "PATCH", "PUT", "DELETE"] as const).filter(
+      (method) => method !== request.method && app.hasRoute({ method, url: path }),
+    );
+    if (allowed.length > 0) reply.header("allow", allowed.join(", "));
+    const error = notFoundError(request.method, path, allowed);
+    reply.status(error.status).send(rendererFor(request.url)(error, request, reply));
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: {
+        title: "Phonebook API",
+        version: "1",
+        description: "Contacts for WhatsApp Business numbers. See README.md and docs/ for the conventions.",
+      },
+      components: {
+        securitySchemes: {
+          bearer: { type: "http", scheme: "bearer" },
+          apiKey: { type: "apiKey", in: "header", name: "X-API-Key" },
+        },
+      },
+      security: [{ bearer: [] }, { apiKey: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: "/docs", uiConfig: { docExpansion: "list" } });
+
+  await app.register(nativeRoutes, { prefix: "/v1" });
+  await app.register(adminRoutes, { prefix: "/admin/v1" });
+  return app;
+}
+
+function notFoundError(method: string, path: string, allowed: string[]): ApiError {
+  if (allowed.length > 0) {
+    return new ApiError(
+      "method_not_allowed",
+      `${method} is not allowed on ${path}; use ${allowed.join(", ")}.`,
+    );
+  }
+  return new ApiError("route_not_found", `No route ${method} ${path}.`);
+}
+
+/** `x-error-code` on a schema names the error code its validation failure reports (e.g. `invalid_limit`). */
+function addErrorCodeKeyword<T extends { addKeyword(keyword: string): unknown }>(ajv: T): T {
+  ajv.addKeyword("x-error-code");
+  return ajv;
+}

@@ -1,0 +1,114 @@
+import { isAbsolute, resolve } from "node:path";
+
+/** Configuration, parsed once from the environment (spec §8). */
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  readonly dataDir: string;
+  /** `postgres://…` selects PostgreSQL; undefined selects the embedded SQLite store. */
+  readonly databaseUrl: string | undefined;
+  readonly redisUrl: string | undefined;
+  readonly adminToken: string | undefined;
+  readonly cursorSecret: string | undefined;
+  readonly metaAppSecret: string | undefined;
+  readonly metaVerifyToken: string | undefined;
+  readonly logLevel: LogLevel;
+}
+
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+const LOG_LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+/** Thrown when a variable has a value the server cannot start with. */
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    problem: string,
+  ) {
+    super(`Invalid configuration: ${variable} ${problem}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function optional(env: Env, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === "" ? undefined : value.trim();
+}
+
+function parsePort(env: Env): number {
+  const raw = optional(env, "PORT");
+  if (raw === undefined) return 3000;
+  if (!/^\d{1,5}$/.test(raw) || Number(raw) > 65535) {
+    throw new ConfigError("PORT", `must be a whole number from 0 to 65535 (got "${raw}").`);
+  }
+  return Number(raw);
+}
+
+function parseDatabaseUrl(env: Env): string | undefined {
+  const raw = optional(env, "DATABASE_URL");
+  if (raw === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError("DATABASE_URL", "is not a URL; expected postgres://user@host:5432/database.");
+  }
+  if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") {
+    throw new ConfigError(
+      "DATABASE_URL",
+      `must start with postgres:// or postgresql:// (got "${url.protocol}//"); leave it unset for the embedded store.`,
+    );
+  }
+  return raw;
+}
+
+function parseRedisUrl(env: Env): string | undefined {
+  const raw = optional(env, "REDIS_URL");
+  if (raw === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError("REDIS_URL", "is not a URL; expected redis://host:6379.");
+  }
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
+    throw new ConfigError("REDIS_URL", `must start with redis:// or rediss:// (got "${url.protocol}//").`);
+  }
+  return raw;
+}
+
+function parseSecret(env: Env, name: string, minLength: number): string | undefined {
+  const raw = optional(env, name);
+  if (raw !== undefined && raw.length < minLength) {
+    throw new ConfigError(name, `must be at least ${minLength} characters long.`);
+  }
+  return raw;
+}
+
+function parseLogLevel(env: Env): LogLevel {
+  const raw = optional(env, "LOG_LEVEL") ?? "info";
+  if (!(LOG_LEVELS as readonly string[]).includes(raw)) {
+    throw new ConfigError("LOG_LEVEL", `must be one of ${LOG_LEVELS.join(", ")} (got "${raw}").`);
+  }
+  return raw as LogLevel;
+}
+
+/** Parses and freezes the configuration; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
+  const dataDir = optional(env, "DATA_DIR") ?? "./data";
+  const config: Config = {
+    port: parsePort(env),
+    host: optional(env, "HOST") ?? "127.0.0.1",
+    dataDir: isAbsolute(dataDir) ? dataDir : resolve(process.cwd(), dataDir),
+    databaseUrl: parseDatabaseUrl(env),
+    redisUrl: parseRedisUrl(env),
+    adminToken: parseSecret(env, "PHONEBOOK_ADMIN_TOKEN", 16),
+    cursorSecret: parseSecret(env, "PHONEBOOK_CURSOR_SECRET", 16),
+    metaAppSecret: optional(env, "META_APP_SECRET"),
+    metaVerifyToken: optional(env, "META_VERIFY_TOKEN"),
+    logLevel: parseLogLevel(env),
+    ...overrides,
+  };
+  return Object.freeze(config);
+}

@@ -1,0 +1,75 @@
+import { ApiError, notFound } from "../errors.ts";
+import { newId } from "../ids.ts";
+import { uniqueViolation } from "../store/driver-errors.ts";
+import * as accounts from "../store/repositories/accounts.ts";
+import type { AccountStatus } from "../store/schema.ts";
+import type { Executor } from "../store/store.ts";
+import { now } from "./clock.ts";
+import { requireOrganization } from "./organizations.ts";
+import { requirePhone } from "./phone.ts";
+
+export const ACCOUNT_STATUSES: readonly AccountStatus[] = ["connected", "disconnected", "onboarding"];
+export const PHONE_NUMBER_ID_PATTERN = "^\\d{6,20}$";
+
+export async function createAccount(
+  db: Executor,
+  organizationId: string,
+  input: {
+    phone_number_id: string;
+    phone_number: string;
+    name?: string | null | undefined;
+    status?: AccountStatus | undefined;
+  },
+): Promise<accounts.AccountRow> {
+  await requireOrganization(db, organizationId);
+  const phone = requirePhone(input.phone_number, "phone_number");
+  const at = now();
+  const row: accounts.AccountRow = {
+    id: newId("wba"),
+    organization_id: organizationId,
+    phone_number_id: input.phone_number_id,
+    phone_number: phone,
+    name: input.name ?? null,
+    status: input.status ?? "connected",
+    created_at: at,
+    updated_at: at,
+  };
+  try {
+    await accounts.insertAccount(db, row);
+  } catch (error) {
+    if (uniqueViolation(error)) {
+      throw new ApiError("account_exists", "An account with this phone_number_id already exists.", {
+        param: "phone_number_id",
+      });
+    }
+    throw error;
+  }
+  return row;
+}
+
+export async function updateAccount(
+  db: Executor,
+  id: string,
+  input: { name?: string | null | undefined; status?: AccountStatus | undefined },
+): Promise<accounts.AccountRow> {
+  const account = await accounts.findAccount(db, id);
+  if (!account) throw notFound("account", "account_id");
+  const patch: Partial<accounts.AccountRow> = {};
+  if (input.name !== undefined && input.name !== account.name) patch.name = input.name;
+  if (input.status !== undefined && input.status !== account.status) patch.status = input.status;
+  if (Object.keys(patch).length === 0) return account;
+  patch.updated_at = now();
+  return (await accounts.updateAccount(db, id, patch)) ?? account;
+}
+
+/** An account of this organisation by Meta's phone_number_id; a foreign or unknown one is 404. */
+export async function requireAccountByPhoneNumberId(
+  db: Executor,
+  organizationId: string,
+  phoneNumberId: string,
+  param = "phone_number_id",
+): Promise<accounts.AccountRow> {
+  const account = await accounts.findAccountByPhoneNumberId(db, phoneNumberId);
+  if (!account || account.organization_id !== organizationId) throw notFound("account", param);
+  return account;
+}

@@ -1,0 +1,104 @@
+import { createHmac } from "node:crypto";
+import { ApiError } from "../errors.ts";
+import { constantTimeEqual } from "./auth.ts";
+
+/** Position after which the next page starts, in `created_at desc, id desc` order. */
+export interface Keyset {
+  created_at: number;
+  id: string;
+}
+
+export interface Page<T> {
+  data: T[];
+  has_more: boolean;
+  next_cursor: string | null;
+}
+
+export const DEFAULT_LIMIT = 25;
+export const MAX_LIMIT = 100;
+
+/** `limit`: digits only, 1–max; anything else is 400 `invalid_limit`. */
+export function parseLimit(raw: string | undefined, max = MAX_LIMIT, fallback = DEFAULT_LIMIT): number {
+  if (raw === undefined) return fallback;
+  const value = /^\d{1,6}$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(value >= 1 && value <= max)) {
+    throw new ApiError("invalid_limit", `limit must be a whole number from 1 to ${max}.`, { param: "limit" });
+  }
+  return value;
+}
+
+/** Canonical text of a filter set: sorted keys, undefined dropped. */
+export function canonicalScope(route: string, filters: Record<string, unknown>): string {
+  const entries = Object.entries(filters)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return JSON.stringify([route, entries]);
+}
+
+/**
+ * Signed, opaque cursors. The payload holds the keyset position and a digest
+ * of the scope (route + filters) it was issued for; the signature is an
+ * HMAC-SHA256 with the installation's cursor secret, truncated to 128 bits.
+ */
+export class CursorCodec {
+  constructor(private readonly secret: string) {}
+
+  encode(scope: string, position: Keyset): string {
+    const payload = Buffer.from(
+      JSON.stringify({ t: position.created_at, i: position.id, s: this.digest(scope) }),
+    ).toString("base64url");
+    return `${payload}.${this.sign(payload)}`;
+  }
+
+  decode(scope: string, cursor: string): Keyset {
+    const invalid = () =>
+      new ApiError(
+        "invalid_cursor",
+        "cursor is not valid for this request; pass next_cursor back verbatim with the same filters.",
+        { param: "cursor" },
+      );
+    const dot = cursor.indexOf(".");
+    if (dot <= 0 || cursor.length > 512) throw invalid();
+    const payload = cursor.slice(0, dot);
+    if (!constantTimeEqual(cursor.slice(dot + 1), this.sign(payload))) throw invalid();
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"));
+    } catch {
+      throw invalid();
+    }
+    const p = parsed as { t?: unknown; i?: unknown; s?: unknown };
+    if (typeof p.t !== "number" || typeof p.i !== "string" || p.s !== this.digest(scope)) throw invalid();
+    return { created_at: p.t, id: p.i };
+  }
+
+  private sign(payload: string): string {
+    return createHmac("sha256", this.secret).update(payload).digest().subarray(0, 16).toString("base64url");
+  }
+
+  private digest(scope: string): string {
+    return createHmac("sha256", this.secret)
+      .update(`scope:${scope}`)
+      .digest()
+      .subarray(0, 8)
+      .toString("base64url");
+  }
+}
+
+/** Builds a page from `limit + 1` fetched rows. */
+export function pageOf<Row extends Keyset, T>(
+  rows: Row[],
+  limit: number,
+  codec: CursorCodec,
+  scope: string,
+  map: (row: Row) => T,
+): Page<T> {
+  const has_more = rows.length > limit;
+  const kept = has_more ? rows.slice(0, limit) : rows;
+  const last = kept[kept.length - 1];
+  return {
+    data: kept.map(map),
+    has_more,
+    next_cursor: has_more && last ? codec.encode(scope, { created_at: last.created_at, id: last.id }) : null,
+  };
+}

@@ -1,0 +1,265 @@
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import type { FastifyRequest } from "fastify";
+import { Type } from "typebox";
+import { createAccount, PHONE_NUMBER_ID_PATTERN, updateAccount } from "../../domain/accounts.ts";
+import { constantTimeEqual } from "../../domain/auth.ts";
+import { toIso, toIsoOrNull } from "../../domain/clock.ts";
+import {
+  createApiKey,
+  createOrganization,
+  rateLimitsOf,
+  revokeApiKey,
+  updateOrganization,
+} from "../../domain/organizations.ts";
+import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
+import { ApiError } from "../../errors.ts";
+import { listOrganizations } from "../../store/repositories/organizations.ts";
+import { AccountSchema, accountOut, OrganizationSchema, organizationOut } from "../representations.ts";
+import {
+  DataEnvelope,
+  Id,
+  ListEnvelope,
+  NATIVE_ERROR_RESPONSES,
+  NullableString,
+  PageQuery,
+  Timestamp,
+} from "../schemas.ts";
+
+const Status = Type.Union([
+  Type.Literal("connected"),
+  Type.Literal("disconnected"),
+  Type.Literal("onboarding"),
+]);
+const Name = Type.String({ minLength: 1, maxLength: 256 });
+const RateLimit = Type.Integer({ minimum: 1, maximum: 1_000_000 });
+
+const ApiKeySchema = Type.Object({
+  object: Type.Literal("api_key"),
+  id: Type.String(),
+  organization_id: Type.String(),
+  key: Type.Optional(Type.String({ description: "Shown only in the response that creates the key" })),
+  last4: Type.String(),
+  label: NullableString(),
+  expires_at: Type.Union([Timestamp, Type.Null()]),
+  revoked_at: Type.Union([Timestamp, Type.Null()]),
+  created_at: Timestamp,
+});
+
+/**
+ * The operator API (`/admin/v1`), enabled by PHONEBOOK_ADMIN_TOKEN. Without
+ * the token its routes are not registered at all, so they answer 404.
+ */
+export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { config, store, authenticator } = app.services;
+  const token = config.adminToken;
+  if (!token) return;
+
+  app.addHook("onRequest", async (request: FastifyRequest) => {
+    const header = request.headers.authorization;
+    const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+    if (!header)
+      throw new ApiError("missing_api_key", "Send Authorization: Bearer <admin token>.", {
+        param: "Authorization",
+      });
+    if (!match?.[1] || !constantTimeEqual(match[1], token)) {
+      throw new ApiError("invalid_api_key", "The admin token is not valid.", { param: "Authorization" });
+    }
+  });
+
+  const tags = ["admin"];
+
+  app.post(
+    "/organizations",
+    {
+      schema: {
+        tags,
+        summary: "Create an organisation",
+        body: Type.Object({ name: Name }, { additionalProperties: false }),
+        response: { 201: DataEnvelope(OrganizationSchema), ...NATIVE_ERROR_RESPONSES },
+      },
+    },
+    async (request, reply) => {
+      const org = await createOrganization(store.db, request.body);
+      reply.status(201);
+      return { data: organizationOut(org, rateLimitsOf(org)), request_id: request.id };
+    },
+  );
+
+  app.get(
+    "/organizations",
+    {
+      schema: {
+        tags,
+        summary: "List organisations",
+        querystring: Type.Object({ ...PageQuery }, { additionalProperties: false }),
+        response: { 200: ListEnvelope(OrganizationSchema), ...NATIVE_ERROR_RESPONSES },
+      },
+    },
+    async (request) => {
+      const limit = parseLimit(request.query.limit);
+      const scope = canonicalScope("admin.organizations", {});
+      const after = request.query.cursor
+        ? app.services.cursors.decode(scope, request.query.cursor)
+        : undefined;
+      const rows = await listOrganizations(store.db, { limit: limit + 1, after });
+      const page = pageOf(rows, limit, app.services.cursors, scope, (org) =>
+        organizationOut(org, rateLimitsOf(org)),
+      );
+      return { ...page, request_id: request.id };
+    },
+  );
+
+  app.patch(
+    "/organizations/:org_id",
+    {
+      schema: {
+        tags,
+        summary: "Rename an organisation or set its rate limits",
+        params: Type.Object({ org_id: Id("org") }),
+        body: Type.Object(
+          {
+            name: Type.Optional(Name),
+            rate_limits: Type.Optional(
+              Type.Union([
+                Type.Object(
+                  { read_per_minute: Type.Optional(RateLimit), write_per_minute: Type.Optional(RateLimit) },
+                  { additionalProperties: false },
+                ),
+                Type.Null(),
+              ]),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: DataEnvelope(OrganizationSchema), ...NATIVE_ERROR_RESPONSES },
+      },
+    },
+    async (request) => {
+      const org = await updateOrganization(store.db, request.params.org_id, request.body);
+      authenticator.forgetOrganization(org.id);
+      return { data: organizationOut(org, rateLimitsOf(org)), request_id: request.id };
+    },
+  );
+
+  app.post(
+    "/organizations/:org_id/api_keys",
+    {
+      schema: {
+        tags,
+        summary: "Create an API key (the key is shown once)",
+        params: Type.Object({ org_id: Id("org") }),
+        body: Type.Optional(
+          Type.Object(
+            {
+              label: Type.Optional(NullableString({ minLength: 1, maxLength: 100 })),
+              expires_at: Type.Optional(Type.Union([Timestamp, Type.Null()])),
+            },
+            { additionalProperties: false },
+          ),
+        ),
+        response: { 201: DataEnvelope(ApiKeySchema), ...NATIVE_ERROR_RESPONSES },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body ?? {};
+      const expiresAt = body.expires_at ? Date.parse(body.expires_at) : null;
+      const created = await createApiKey(store.db, request.params.org_id, {
+        label: body.label,
+        expires_at: expiresAt,
+      });
+      reply.status(201);
+      return { data: { ...apiKeyOut(created.row), key: created.key }, request_id: request.id };
+    },
+  );
+
+  app.delete(
+    "/api_keys/:key_id",
+    {
+      schema: {
+        tags,
+        summary: "Revoke an API key",
+        params: Type.Object({ key_id: Id("key") }),
+        response: { 200: DataEnvelope(ApiKeySchema), ...NATIVE_ERROR_RESPONSES },
+      },
+    },
+    async (request) => {
+      const row = await revokeApiKey(store.db, request.params.key_id);
+      authenticator.forgetOrganization(row.organization_id);
+      return { data: apiKeyOut(row), request_id: request.id };
+    },
+  );
+
+  app.post(
+    "/organizations/:org_id/accounts",
+    {
+      schema: {
+        tags,
+        summary: "Connect a WhatsApp number to an organisation",
+        params: Type.Object({ org_id: Id("org") }),
+        body: Type.Object(
+          {
+            phone_number_id: Type.String({ pattern: PHONE_NUMBER_ID_PATTERN }),
+            phone_number: Type.String({
+              minLength: 1,
+              maxLength: 40,
+              "x-error-code": "invalid_phone_number",
+            }),
+            name: Type.Optional(NullableString({ minLength: 1, maxLength: 256 })),
+            status: Type.Optional(Status),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: DataEnvelope(AccountSchema), ...NATIVE_ERROR_RESPONSES },
+      },
+    },
+    async (request, reply) => {
+      const account = await createAccount(store.db, request.params.org_id, request.body);
+      reply.status(201);
+      return { data: accountOut(account), request_id: request.id };
+    },
+  );
+
+  app.patch(
+    "/accounts/:account_id",
+    {
+      schema: {
+        tags,
+        summary: "Rename an account or change its status",
+        params: Type.Object({ account_id: Id("wba") }),
+        body: Type.Object(
+          {
+            name: Type.Optional(NullableString({ minLength: 1, maxLength: 256 })),
+            status: Type.Optional(Status),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: DataEnvelope(AccountSchema), ...NATIVE_ERROR_RESPONSES },
+      },
+    },
+    async (request) => {
+      const account = await updateAccount(store.db, request.params.account_id, request.body);
+      return { data: accountOut(account), request_id: request.id };
+    },
+  );
+};
+
+function apiKeyOut(row: {
+  id: string;
+  organization_id: string;
+  last4: string;
+  label: string | null;
+  expires_at: number | null;
+  revoked_at: number | null;
+  created_at: number;
+}) {
+  return {
+    object: "api_key" as const,
+    id: row.id,
+    organization_id: row.organization_id,
+    last4: row.last4,
+    label: row.label,
+    expires_at: toIsoOrNull(row.expires_at),
+    revoked_at: toIsoOrNull(row.revoked_at),
+    created_at: toIso(row.created_at),
+  };
+}

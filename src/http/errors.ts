@@ -1,0 +1,97 @@
+import type { FastifyError } from "fastify";
+import { ApiError, type ErrorCode } from "../errors.ts";
+import { isStoreUnavailable } from "../store/driver-errors.ts";
+
+interface AjvError {
+  keyword: string;
+  instancePath: string;
+  params: Record<string, unknown>;
+  message?: string;
+  parentSchema?: Record<string, unknown>;
+}
+
+const PART_NAMES: Record<string, string> = {
+  body: "body",
+  querystring: "query parameter",
+  params: "path parameter",
+  headers: "header",
+};
+
+function pathToParam(instancePath: string): string {
+  return instancePath.replace(/^\//, "").split("/").join(".");
+}
+
+/** Schema validation failures → one coded error with `param`. */
+function fromValidation(errors: AjvError[], context: string): ApiError {
+  const first = errors[0];
+  if (!first) return new ApiError("invalid_field_value", "The request is not valid.");
+  const base = pathToParam(first.instancePath);
+  const join = (name: string) => (base ? `${base}.${name}` : name);
+  if (first.keyword === "additionalProperties") {
+    const name = join(String(first.params.additionalProperty));
+    if (context === "body") {
+      return new ApiError("unknown_field", `Unknown field: ${name}.`, { param: name });
+    }
+    return new ApiError("invalid_field_value", `Unknown ${PART_NAMES[context] ?? context}: ${name}.`, {
+      param: name,
+    });
+  }
+  if (first.keyword === "required") {
+    const name = join(String(first.params.missingProperty));
+    return new ApiError("missing_required_field", `${name} is required.`, { param: name });
+  }
+  const declared = first.parentSchema?.["x-error-code"];
+  const code = (typeof declared === "string" ? declared : "invalid_field_value") as ErrorCode;
+  const param = base || undefined;
+  const subject = param ?? (context === "body" ? "The request body" : "The request");
+  return new ApiError(code, `${subject} ${first.message ?? "is not valid"}.`, param ? { param } : {});
+}
+
+const FASTIFY_CODES: Record<string, { code: ErrorCode; message: string }> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: { code: "invalid_json", message: "The body is not valid JSON." },
+  FST_ERR_CTP_EMPTY_JSON_BODY: {
+    code: "invalid_json",
+    message: "The body is empty but Content-Type is application/json.",
+  },
+  FST_ERR_CTP_BODY_TOO_LARGE: {
+    code: "payload_too_large",
+    message: "The body is larger than this route accepts.",
+  },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: {
+    code: "unsupported_media_type",
+    message: "Unsupported Content-Type; send application/json.",
+  },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: {
+    code: "invalid_field_value",
+    message: "Content-Length does not match the body.",
+  },
+  FST_ERR_CTP_INVALID_TYPE: { code: "unsupported_media_type", message: "Content-Type is not valid." },
+};
+
+/**
+ * Turns anything thrown during a request into an ApiError. Unknown failures
+ * become 500 `internal_error` (the original is kept as `cause` for the log).
+ */
+export function toApiError(error: unknown): ApiError {
+  if (error instanceof ApiError) return error;
+  const fe = error as Partial<FastifyError> & { validation?: AjvError[]; validationContext?: string };
+  if (fe && Array.isArray(fe.validation)) {
+    return fromValidation(fe.validation, fe.validationContext ?? "body");
+  }
+  if (fe && typeof fe.code === "string" && FASTIFY_CODES[fe.code]) {
+    const known = FASTIFY_CODES[fe.code]!;
+    return new ApiError(known.code, known.message, { cause: error });
+  }
+  if (error instanceof SyntaxError && (fe.statusCode === 400 || /JSON/.test(error.message))) {
+    return new ApiError("invalid_json", "The body is not valid JSON.", { cause: error });
+  }
+  if (fe && fe.statusCode === 400 && typeof fe.code === "string" && fe.code.startsWith("FST_")) {
+    return new ApiError("invalid_field_value", "The request is not valid.", { cause: error });
+  }
+  if (isStoreUnavailable(error)) {
+    return new ApiError("service_unavailable", "The store is unavailable; try again shortly.", {
+      cause: error,
+    });
+  }
+  return new ApiError("internal_error", "Something went wrong on our side.", { cause: error });
+}

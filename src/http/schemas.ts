@@ -1,0 +1,66 @@
+import { type TSchema, type TStringOptions, Type } from "typebox";
+import { ERROR_CODES } from "../errors.ts";
+import { type IdPrefix, idPattern } from "../ids.ts";
+
+/** Shared TypeBox schemas: route schema = validation = types = OpenAPI. */
+
+export const Timestamp = Type.String({ format: "date-time", description: "ISO 8601 UTC with milliseconds" });
+export const NullableString = (options: TStringOptions = {}) =>
+  Type.Union([Type.String(options), Type.Null()]);
+
+/** A path/body id of one prefix; a malformed one is 400 `invalid_field_value`. */
+export const Id = (prefix: IdPrefix, description?: string) =>
+  Type.String({ pattern: idPattern(prefix), ...(description ? { description } : {}) });
+
+export const ErrorBody = Type.Object(
+  {
+    error: Type.Object(
+      {
+        type: Type.String(),
+        code: Type.Union(ERROR_CODES.map((code) => Type.Literal(code))),
+        message: Type.String(),
+        param: Type.Optional(Type.String()),
+        request_id: Type.String(),
+        existing_id: Type.Optional(Type.String()),
+      },
+      { additionalProperties: true },
+    ),
+  },
+  { $id: "ErrorEnvelope", title: "Error envelope" },
+);
+
+/** `{ data, request_id }` */
+export function DataEnvelope<T extends TSchema>(data: T) {
+  return Type.Object({ data, request_id: Type.String() });
+}
+
+/** `{ data: [...], has_more, next_cursor, request_id }` */
+export function ListEnvelope<T extends TSchema>(item: T) {
+  return Type.Object({
+    data: Type.Array(item),
+    has_more: Type.Boolean(),
+    next_cursor: Type.Union([Type.String(), Type.Null()]),
+    request_id: Type.String(),
+  });
+}
+
+/** Error responses every authenticated native route can give, for serialization and OpenAPI. */
+export const NATIVE_ERROR_RESPONSES = {
+  400: ErrorBody,
+  401: ErrorBody,
+  404: ErrorBody,
+  405: ErrorBody,
+  409: ErrorBody,
+  413: ErrorBody,
+  415: ErrorBody,
+  422: ErrorBody,
+  429: ErrorBody,
+  500: ErrorBody,
+  503: ErrorBody,
+} as const;
+
+/** Pagination query parameters shared by every list. `limit` is validated by the pagination module. */
+export const PageQuery = {
+  limit: Type.Optional(Type.String({ description: "1–100, default 25" })),
+  cursor: Type.Optional(Type.String({ description: "next_cursor of the previous page, verbatim" })),
+};

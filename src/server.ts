@@ -1,0 +1,68 @@
+import type { FastifyInstance } from "fastify";
+import { buildApp } from "./app.ts";
+import type { Config } from "./config.ts";
+import { bootstrapIfEmpty } from "./domain/bootstrap.ts";
+
+export interface RunningServer {
+  app: FastifyInstance;
+  url: string;
+  /** Stops accepting connections, lets in-flight requests finish, closes the store. */
+  stop(): Promise<void>;
+}
+
+/** Builds the app, bootstraps an empty store, listens, and stops gracefully on SIGTERM/SIGINT. */
+export async function startServer(
+  config: Config,
+  io: { print: (line: string) => void; json: boolean } = { print: console.log, json: false },
+): Promise<RunningServer> {
+  const app = await buildApp(config);
+  const first = await bootstrapIfEmpty(app.services.store);
+  if (first) {
+    if (io.json) {
+      io.print(
+        JSON.stringify({
+          organization_id: first.organizationId,
+          api_key: first.apiKey.key,
+          key_id: first.apiKey.row.id,
+        }),
+      );
+    } else {
+      io.print(
+        [
+          "",
+          "  First run: created an organization and an API key. The key is shown only this once:",
+          "",
+          `    ${first.apiKey.key}`,
+          "",
+          `  Try: curl -H "Authorization: Bearer ${first.apiKey.key}" http://${config.host}:${config.port}/v1/me`,
+          "",
+        ].join("\n"),
+      );
+    }
+  }
+  app.server.requestTimeout = 60_000;
+  app.server.keepAliveTimeout = 65_000;
+  const url = await app.listen({ port: config.port, host: config.host });
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      app.log.info("shutting down: no new connections, finishing in-flight requests");
+      await app.close();
+    })();
+    return stopping;
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    app.log.info({ signal }, "signal received");
+    stop().then(
+      () => process.exit(0),
+      (error) => {
+        app.log.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGTERM", onSignal);
+  process.once("SIGINT", onSignal);
+  return { app, url, stop };
+}

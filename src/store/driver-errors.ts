@@ -1,0 +1,54 @@
+/**
+ * Driver errors translated once, at the store's edge. Both drivers report a
+ * unique violation differently; callers only ask which constraint it was.
+ */
+interface DriverError {
+  code?: unknown;
+  constraint?: unknown;
+  message?: unknown;
+}
+
+/** The unique index a violation names ("contacts_account_phone"), or undefined if it is not one. */
+export function uniqueViolation(error: unknown): { index: string; columns: string } | undefined {
+  if (typeof error !== "object" || error === null) return undefined;
+  const e = error as DriverError;
+  if (e.code === "23505") {
+    return { index: String(e.constraint ?? ""), columns: "" };
+  }
+  if (e.code === "SQLITE_CONSTRAINT_UNIQUE" || e.code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
+    // "UNIQUE constraint failed: contacts.account_id, contacts.phone_number"
+    const columns = String(e.message ?? "").replace(/^.*constraint failed:\s*/, "");
+    return { index: "", columns };
+  }
+  return undefined;
+}
+
+const CONNECTION_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTFOUND",
+  "EHOSTUNREACH",
+  "57P01", // admin_shutdown
+  "57P02", // crash_shutdown
+  "57P03", // cannot_connect_now
+  "53300", // too_many_connections
+  "SQLITE_BUSY",
+  "SQLITE_LOCKED",
+]);
+
+/** True when the store could not be reached or is temporarily refusing work (→ 503). */
+export function isStoreUnavailable(error: unknown): boolean {
+  if (typeof error !== "object" || error === null) return false;
+  const e = error as DriverError;
+  const code = typeof e.code === "string" ? e.code : "";
+  if (CONNECTION_CODES.has(code) || code.startsWith("08")) return true;
+  const message = typeof e.message === "string" ? e.message : "";
+  return (
+    message.includes("Connection terminated") ||
+    message.includes("timeout exceeded when trying to connect") ||
+    message.includes("Client has encountered a connection error") ||
+    message.includes("driver has already been destroyed")
+  );
+}

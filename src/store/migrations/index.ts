@@ -1,0 +1,20 @@
+import type { Migration, MigrationProvider } from "kysely";
+import * as pg0001 from "./postgres/0001_foundation.ts";
+import * as sqlite0001 from "./sqlite/0001_foundation.ts";
+
+/**
+ * Ordered, immutable migrations per dialect. Add a file per change, named
+ * `NNNN_what.ts`, and list it here; never edit one that has shipped.
+ */
+const SQLITE: Record<string, Migration> = {
+  "0001_foundation": sqlite0001,
+};
+
+const POSTGRES: Record<string, Migration> = {
+  "0001_foundation": pg0001,
+};
+
+export function migrationProvider(dialect: "sqlite" | "postgres"): MigrationProvider {
+  const migrations = dialect === "sqlite" ? SQLITE : POSTGRES;
+  return { getMigrations: async () => migrations };
+}

@@ -1,0 +1,26 @@
+import type { Insertable, Selectable } from "kysely";
+import type { ApiKeysTable } from "../schema.ts";
+import type { Executor } from "../store.ts";
+
+export type ApiKeyRow = Selectable<ApiKeysTable>;
+
+export async function insertApiKey(db: Executor, row: Insertable<ApiKeysTable>): Promise<void> {
+  await db.insertInto("api_keys").values(row).execute();
+}
+
+export async function findApiKeyByHash(db: Executor, keyHash: string): Promise<ApiKeyRow | undefined> {
+  return db.selectFrom("api_keys").selectAll().where("key_hash", "=", keyHash).executeTakeFirst();
+}
+
+export async function findApiKey(db: Executor, id: string): Promise<ApiKeyRow | undefined> {
+  return db.selectFrom("api_keys").selectAll().where("id", "=", id).executeTakeFirst();
+}
+
+export async function revokeApiKey(db: Executor, id: string, at: number): Promise<void> {
+  await db
+    .updateTable("api_keys")
+    .set({ revoked_at: at })
+    .where("id", "=", id)
+    .where("revoked_at", "is", null)
+    .execute();
+}

@@ -1,0 +1,97 @@
+import type { Generated } from "kysely";
+
+/**
+ * Kysely table types, shared by both dialects. Timestamps are milliseconds
+ * since the epoch (INTEGER on SQLite, BIGINT on PostgreSQL); booleans are 0/1;
+ * JSON documents are TEXT. Rendering to ISO strings happens in the mappers.
+ */
+export interface Database {
+  settings: SettingsTable;
+  organizations: OrganizationsTable;
+  api_keys: ApiKeysTable;
+  accounts: AccountsTable;
+  contacts: ContactsTable;
+  labels: LabelsTable;
+  contact_labels: ContactLabelsTable;
+}
+
+export interface SettingsTable {
+  key: string;
+  value: string;
+}
+
+export interface OrganizationsTable {
+  id: string;
+  name: string;
+  read_per_minute: number | null;
+  write_per_minute: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  organization_id: string;
+  key_hash: string;
+  last4: string;
+  label: string | null;
+  expires_at: number | null;
+  revoked_at: number | null;
+  created_at: number;
+}
+
+export type AccountStatus = "connected" | "disconnected" | "onboarding";
+
+export interface AccountsTable {
+  id: string;
+  organization_id: string;
+  phone_number_id: string;
+  phone_number: string;
+  name: string | null;
+  status: AccountStatus;
+  created_at: number;
+  updated_at: number;
+}
+
+export type ContactSource = "api" | "import" | "inbound";
+
+export interface ContactsTable {
+  /** SQLite only: the stable rowid the FTS5 index refers to. */
+  seq: Generated<number>;
+  id: string;
+  organization_id: string;
+  account_id: string;
+  phone_number: string | null;
+  business_scoped_user_id: string | null;
+  parent_business_scoped_user_id: string | null;
+  username: string | null;
+  profile_name: string | null;
+  display_name: string | null;
+  email: string | null;
+  /** JSON object, flat. */
+  metadata: string;
+  source: ContactSource;
+  marketing_opt_out: number;
+  /** Timestamp (ms) of the newest marketing preference event applied. */
+  marketing_opt_out_at: number | null;
+  /** Lower-cased searchable fields joined by U+001F; maintained by the contacts repository. */
+  search_text: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface LabelsTable {
+  id: string;
+  organization_id: string;
+  name: string;
+  name_lower: string;
+  color: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ContactLabelsTable {
+  contact_id: string;
+  label_id: string;
+  created_at: number;
+}

@@ -1,0 +1,83 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import SqliteDatabase from "better-sqlite3";
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Transaction } from "kysely";
+import pg from "pg";
+import type { Config } from "../config.ts";
+import { migrationProvider } from "./migrations/index.ts";
+import type { Database } from "./schema.ts";
+
+export type Dialect = "sqlite" | "postgres";
+export type Db = Kysely<Database>;
+export type Tx = Transaction<Database>;
+/** Either the root handle or a transaction: repositories accept both. */
+export type Executor = Db | Tx;
+
+export interface Store {
+  readonly dialect: Dialect;
+  readonly db: Db;
+  /** Runs `fn` in one transaction; SQLite transactions are serialised in-process. */
+  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /** Resolves when the store answers a trivial query. */
+  ping(): Promise<void>;
+  migrate(): Promise<{ applied: string[] }>;
+  close(): Promise<void>;
+}
+
+// BIGINT columns hold millisecond timestamps and counts: well inside 2^53.
+pg.types.setTypeParser(20, (value) => Number.parseInt(value, 10));
+
+export function createStore(config: Pick<Config, "databaseUrl" | "dataDir">): Store {
+  if (config.databaseUrl) return createPostgresStore(config.databaseUrl);
+  mkdirSync(config.dataDir, { recursive: true });
+  return createSqliteStore(join(config.dataDir, "phonebook.db"));
+}
+
+export function createSqliteStore(filename: string): Store {
+  const connection = new SqliteDatabase(filename);
+  connection.pragma("journal_mode = WAL");
+  connection.pragma("synchronous = NORMAL");
+  connection.pragma("foreign_keys = ON");
+  connection.pragma("busy_timeout = 5000");
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: connection }) });
+  return finishStore("sqlite", db, async () => {
+    connection.close();
+  });
+}
+
+export function createPostgresStore(url: string): Store {
+  const pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: 5000 });
+  // An idle client losing its server must not crash the process; the next query reports it.
+  pool.on("error", () => {});
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return finishStore("postgres", db, async () => {});
+}
+
+function finishStore(dialect: Dialect, db: Db, closeDriver: () => Promise<void>): Store {
+  let closed = false;
+  return {
+    dialect,
+    db,
+    transaction: (fn) => db.transaction().execute(fn),
+    async ping() {
+      await sql`SELECT 1`.execute(db);
+    },
+    async migrate() {
+      const migrator = new Migrator({
+        db,
+        provider: migrationProvider(dialect),
+        migrationTableName: "phonebook_migrations",
+        migrationLockTableName: "phonebook_migrations_lock",
+      });
+      const { error, results } = await migrator.migrateToLatest();
+      if (error) throw error instanceof Error ? error : new Error(String(error));
+      return { applied: (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName) };
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await db.destroy();
+      await closeDriver();
+    },
+  };
+}

@@ -1,0 +1,132 @@
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
+import pg from "pg";
+import { buildApp } from "../../src/app.ts";
+import { type Config, loadConfig } from "../../src/config.ts";
+import { createAccount } from "../../src/domain/accounts.ts";
+import { createApiKey, createOrganization } from "../../src/domain/organizations.ts";
+import { createPostgresStore, createSqliteStore, type Store } from "../../src/store/store.ts";
+import { PG_ADMIN_URL, type StoreKind } from "./env.ts";
+
+export const ADMIN_TOKEN = "test-admin-token-0123456789";
+
+/** A fresh, empty store of one kind; `drop()` removes every trace of it. */
+export interface TestStore {
+  kind: StoreKind;
+  store: Store;
+  /** DATABASE_URL (postgres) or DATA_DIR (sqlite) of this store, for child processes. */
+  env: Record<string, string>;
+  drop(): Promise<void>;
+}
+
+export async function createTestStore(kind: StoreKind): Promise<TestStore> {
+  if (kind === "sqlite") {
+    const dir = mkdtempSync(join(tmpdir(), "phonebook-test-"));
+    const store = createSqliteStore(join(dir, "phonebook.db"));
+    return {
+      kind,
+      store,
+      env: { DATA_DIR: dir },
+      async drop() {
+        await store.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }
+  const name = `pb_test_${randomBytes(6).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(PG_ADMIN_URL);
+  url.pathname = `/${name}`;
+  const store = createPostgresStore(url.toString());
+  return {
+    kind,
+    store,
+    env: { DATABASE_URL: url.toString() },
+    async drop() {
+      await store.close();
+      const client = new pg.Client({ connectionString: PG_ADMIN_URL });
+      await client.connect();
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await client.end();
+    },
+  };
+}
+
+export interface Tenant {
+  orgId: string;
+  key: string;
+  keyId: string;
+  auth: { authorization: string };
+}
+
+export interface Harness {
+  kind: StoreKind;
+  app: FastifyInstance;
+  store: Store;
+  config: Config;
+  inject(options: InjectOptions): Promise<LightMyRequestResponse & { body: string; json<T = Json>(): T }>;
+  tenant(name?: string): Promise<Tenant>;
+  account(
+    orgId: string,
+    options?: {
+      phoneNumberId?: string;
+      phoneNumber?: string;
+      status?: "connected" | "disconnected" | "onboarding";
+      name?: string;
+    },
+  ): Promise<{ id: string; phoneNumberId: string; phoneNumber: string }>;
+  close(): Promise<void>;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: test responses are read loosely
+export type Json = any;
+
+let phoneNumberIdCounter = 0;
+
+/** The app on a fresh store of `kind`, with the admin API enabled. */
+export async function createHarness(kind: StoreKind, env: Record<string, string> = {}): Promise<Harness> {
+  const testStore = await createTestStore(kind);
+  const config = loadConfig({
+    PHONEBOOK_ADMIN_TOKEN: ADMIN_TOKEN,
+    LOG_LEVEL: "silent",
+    ...testStore.env,
+    ...env,
+  });
+  const app = await buildApp(config, { store: testStore.store });
+  await app.ready();
+  return {
+    kind,
+    app,
+    store: testStore.store,
+    config,
+    inject: (options) => app.inject(options) as never,
+    async tenant(name = "Acme") {
+      const org = await createOrganization(testStore.store.db, { name });
+      const { row, key } = await createApiKey(testStore.store.db, org.id, {});
+      return { orgId: org.id, key, keyId: row.id, auth: { authorization: `Bearer ${key}` } };
+    },
+    async account(orgId, options = {}) {
+      phoneNumberIdCounter += 1;
+      const phoneNumberId =
+        options.phoneNumberId ?? `${100000000000000 + process.pid * 1000 + phoneNumberIdCounter}`;
+      const phoneNumber = options.phoneNumber ?? `+6281100${String(phoneNumberIdCounter).padStart(5, "0")}`;
+      const row = await createAccount(testStore.store.db, orgId, {
+        phone_number_id: phoneNumberId,
+        phone_number: phoneNumber,
+        name: options.name ?? null,
+        status: options.status,
+      });
+      return { id: row.id, phoneNumberId: row.phone_number_id, phoneNumber: row.phone_number };
+    },
+    async close() {
+      await app.close();
+      await testStore.drop();
+    },
+  };
+}

@@ -1,0 +1,85 @@
+/**
+ * `npm test`: probes PostgreSQL and Redis, then runs every test file with
+ * node's test runner. Without a server the embedded suite still runs and the
+ * summary says what was skipped; in CI (CI=true) a missing server is a failure.
+ */
+import { spawn } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
+import { Socket } from "node:net";
+import { join, relative } from "node:path";
+import pg from "pg";
+import { PG_ADMIN_URL, REDIS_URL } from "./helpers/env.ts";
+
+async function pgAvailable(): Promise<string | undefined> {
+  const client = new pg.Client({ connectionString: PG_ADMIN_URL, connectionTimeoutMillis: 3000 });
+  try {
+    await client.connect();
+    await client.query("SELECT 1");
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+function redisAvailable(): Promise<string | undefined> {
+  const url = new URL(REDIS_URL);
+  return new Promise((resolve) => {
+    const socket = new Socket();
+    const done = (problem: string | undefined) => {
+      socket.destroy();
+      resolve(problem);
+    };
+    socket.setTimeout(3000, () => done("timeout"));
+    socket.once("error", (error) => done(error.message));
+    socket.connect(Number(url.port || 6379), url.hostname, () => {
+      socket.write("PING\r\n");
+      socket.once("data", (data) => done(data.toString().startsWith("+PONG") ? undefined : data.toString()));
+    });
+  });
+}
+
+function testFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return testFiles(path);
+    return name.endsWith(".test.ts") ? [path] : [];
+  });
+}
+
+const ci = process.env.CI === "true";
+const [pgProblem, redisProblem] = await Promise.all([pgAvailable(), redisAvailable()]);
+const skipped: string[] = [];
+if (pgProblem)
+  skipped.push(`PostgreSQL at ${PG_ADMIN_URL} (${pgProblem}): every contract suite ran on SQLite only`);
+if (redisProblem)
+  skipped.push(`Redis at ${REDIS_URL} (${redisProblem}): the shared-bucket tests did not run`);
+if (ci && skipped.length > 0) {
+  console.error(`CI=true requires the real servers, and some are missing:\n- ${skipped.join("\n- ")}`);
+  process.exit(1);
+}
+
+const filter = process.argv.slice(2);
+const root = join(import.meta.dirname);
+const files = testFiles(root)
+  .filter((f) => filter.length === 0 || filter.some((part) => f.includes(part)))
+  .sort();
+const child = spawn(
+  process.execPath,
+  ["--import", "tsx", "--test", "--test-reporter=spec", "--test-concurrency=2", ...files],
+  {
+    stdio: "inherit",
+    env: {
+      ...process.env,
+      PB_TEST_STORES: pgProblem ? "sqlite" : "sqlite,postgres",
+      PB_TEST_REDIS: redisProblem ? "0" : "1",
+    },
+  },
+);
+child.on("exit", (code) => {
+  console.log(`\nTest files: ${files.map((f) => relative(root, f)).join(", ")}`);
+  if (skipped.length > 0) console.log(`\nSKIPPED (servers not reachable):\n- ${skipped.join("\n- ")}`);
+  else console.log("\nStores tested: SQLite and PostgreSQL; Redis available.");
+  process.exit(code ?? 1);
+});
