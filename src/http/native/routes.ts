@@ -6,6 +6,7 @@ import { listAccounts } from "../../store/repositories/accounts.ts";
 import { apiKeyHook, principalOf } from "../auth.ts";
 import { AccountSchema, accountOut } from "../representations.ts";
 import { DataEnvelope, ErrorBody, NATIVE_ERROR_RESPONSES, NullableString, Timestamp } from "../schemas.ts";
+import { contactRoutes } from "./contacts.ts";
 
 /** The native `/v1` surface (kirim.chat style). */
 export const nativeRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -145,6 +146,7 @@ export const nativeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         return { data: rows.map(accountOut), has_more: false, next_cursor: null, request_id: request.id };
       },
     );
+    await protectedApp.register(contactRoutes);
   };
   await app.register(protectedRoutes);
 };

@@ -1,0 +1,401 @@
+import { ApiError, notFound } from "../errors.ts";
+import { newId } from "../ids.ts";
+import { type AccountRow, findAccountByPhoneNumberId, listAccounts } from "../store/repositories/accounts.ts";
+import * as repo from "../store/repositories/contacts.ts";
+import type { ContactSource } from "../store/schema.ts";
+import type { Dialect, Executor } from "../store/store.ts";
+import { now } from "./clock.ts";
+import {
+  type Metadata,
+  mergeMetadata,
+  metadataText,
+  parseStoredMetadata,
+  requireEmail,
+  requireName,
+  searchTermOf as searchTermOfQuery,
+  searchTextOf,
+  validateMetadata,
+  withoutNulls,
+} from "./contact-fields.ts";
+import { normalizePhone, requirePhone } from "./phone.ts";
+
+export type { ContactRow, ContactView } from "../store/repositories/contacts.ts";
+
+/** The store and the organisation a domain call acts for. */
+export interface Scope {
+  db: Executor;
+  dialect: Dialect;
+  organizationId: string;
+}
+
+/**
+ * Fields a caller may set, in domain terms. Every surface translates its own
+ * shape into this (native `name` → `display_name`, Kapso `wa_id` →
+ * `phone_number`, …); the rules below apply to all of them.
+ */
+export interface ContactInput {
+  phone_number?: string | null | undefined;
+  business_scoped_user_id?: string | null | undefined;
+  parent_business_scoped_user_id?: string | null | undefined;
+  username?: string | null | undefined;
+  profile_name?: string | null | undefined;
+  display_name?: string | null | undefined;
+  email?: string | null | undefined;
+  /** Merged: a key set to null is removed. */
+  metadata?: Record<string, unknown> | undefined;
+  /** Replaces the whole document (`metadata: null` on the wire clears it). */
+  replace_metadata?: boolean | undefined;
+  label_ids?: string[] | undefined;
+}
+
+export interface FieldParams {
+  /** Wire names of fields for error `param`s (defaults: the domain names). */
+  [field: string]: string;
+}
+
+const BSUID_MAX = 128;
+
+function paramOf(params: FieldParams | undefined, field: string): string {
+  return params?.[field] ?? field;
+}
+
+/** Validates and normalises the given fields; absent fields stay absent. */
+export function normalizeInput(input: ContactInput, params?: FieldParams): ContactInput {
+  const out: ContactInput = {};
+  if (input.phone_number !== undefined) {
+    out.phone_number =
+      input.phone_number === null ? null : requirePhone(input.phone_number, paramOf(params, "phone_number"));
+  }
+  for (const field of ["business_scoped_user_id", "parent_business_scoped_user_id", "username"] as const) {
+    const value = input[field];
+    if (value === undefined) continue;
+    if (value !== null && (value.trim() === "" || value.length > BSUID_MAX || /\s/.test(value))) {
+      throw new ApiError(
+        "invalid_field_value",
+        `${paramOf(params, field)} must be 1 to ${BSUID_MAX} characters without spaces.`,
+        {
+          param: paramOf(params, field),
+        },
+      );
+    }
+    out[field] = value;
+  }
+  for (const field of ["profile_name", "display_name"] as const) {
+    const value = input[field];
+    if (value === undefined) continue;
+    out[field] = value === null ? null : requireName(value, paramOf(params, field));
+  }
+  if (input.email !== undefined) {
+    out.email = input.email === null ? null : requireEmail(input.email, paramOf(params, "email"));
+  }
+  if (input.metadata !== undefined) {
+    out.metadata = validateMetadata(input.metadata, paramOf(params, "metadata"));
+  }
+  if (input.replace_metadata) out.replace_metadata = true;
+  if (input.label_ids !== undefined) out.label_ids = [...new Set(input.label_ids)];
+  return out;
+}
+
+/**
+ * The account a create on the org-level path goes to: `from` (its E.164 number
+ * or its phone_number_id) when given; otherwise the only connected account.
+ */
+export async function resolveAccount(
+  scope: Scope,
+  from: string | undefined,
+  param = "from",
+): Promise<AccountRow> {
+  if (from !== undefined) {
+    if (/^\d{6,20}$/.test(from)) {
+      const byId = await findAccountByPhoneNumberId(scope.db, from);
+      if (byId && byId.organization_id === scope.organizationId) return byId;
+    }
+    const phone = normalizePhone(from);
+    const accounts = await listAccounts(scope.db, scope.organizationId);
+    const match = phone ? accounts.find((a) => a.phone_number === phone) : undefined;
+    if (!match) throw notFound("account", param);
+    return match;
+  }
+  const connected = await listAccounts(scope.db, scope.organizationId, "connected");
+  if (connected.length === 1) return connected[0]!;
+  if (connected.length === 0) {
+    throw new ApiError("no_connected_account", "The organization has no connected WhatsApp number.", {
+      param,
+    });
+  }
+  throw new ApiError("account_required", `The organization has several numbers; name one with ${param}.`, {
+    param,
+  });
+}
+
+async function requireLabels(scope: Scope, ids: string[] | undefined, param = "labels"): Promise<string[]> {
+  if (!ids || ids.length === 0) return [];
+  const found = await repo.existingLabelIds(scope.db, scope.organizationId, ids);
+  const missing = ids.find((id) => !found.has(id));
+  if (missing) throw new ApiError("resource_not_found", `No such label: ${missing}.`, { param });
+  return ids;
+}
+
+function conflict(existingId: string, param: string): ApiError {
+  return new ApiError("contact_exists", "A contact with this identity already exists in this account.", {
+    param,
+    extra: { existing_id: existingId },
+  });
+}
+
+function identityParam(input: ContactInput, params?: FieldParams): string {
+  return input.phone_number ? paramOf(params, "phone_number") : paramOf(params, "business_scoped_user_id");
+}
+
+/**
+ * Creates a contact. The unique indexes decide: of two concurrent creates of
+ * one identity, one inserts and the other finds the winner and reports 409
+ * `contact_exists` with its id.
+ */
+export async function createContact(
+  scope: Scope,
+  account: AccountRow,
+  raw: ContactInput,
+  source: ContactSource,
+  params?: FieldParams,
+): Promise<repo.ContactView> {
+  const input = normalizeInput(raw, params);
+  if (!input.phone_number && !input.business_scoped_user_id) {
+    throw new ApiError("missing_required_field", `${paramOf(params, "phone_number")} is required.`, {
+      param: paramOf(params, "phone_number"),
+    });
+  }
+  const labelIds = await requireLabels(scope, input.label_ids, paramOf(params, "labels"));
+  const row = buildRow(scope.organizationId, account.id, input, source, now());
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (await repo.insertContactIfAbsent(scope.db, row)) {
+      await repo.attachLabels(scope.db, row.id, labelIds, row.created_at);
+      return (await repo.findContactView(scope.db, scope.dialect, scope.organizationId, row.id))!;
+    }
+    const existing = await repo.findByIdentity(scope.db, account.id, input);
+    if (existing) throw conflict(existing.id, identityParam(input, params));
+    // The conflicting row vanished between the insert and the read: try again.
+  }
+  throw new ApiError("internal_error", "Could not create the contact; try again.");
+}
+
+export function buildRow(
+  organizationId: string,
+  accountId: string,
+  input: ContactInput,
+  source: ContactSource,
+  at: number,
+): repo.ContactRow {
+  const fields = {
+    phone_number: input.phone_number ?? null,
+    business_scoped_user_id: input.business_scoped_user_id ?? null,
+    parent_business_scoped_user_id: input.parent_business_scoped_user_id ?? null,
+    username: input.username ?? null,
+    profile_name: input.profile_name ?? null,
+    display_name: input.display_name ?? null,
+    email: input.email ?? null,
+  };
+  return {
+    id: newId("ctc"),
+    organization_id: organizationId,
+    account_id: accountId,
+    ...fields,
+    metadata: metadataText(withoutNulls((input.metadata as Metadata | undefined) ?? {})),
+    source,
+    marketing_opt_out: 0,
+    marketing_opt_out_at: null,
+    search_text: searchTextOf(fields),
+    created_at: at,
+    updated_at: at,
+  };
+}
+
+const PLAIN_FIELDS = [
+  "phone_number",
+  "business_scoped_user_id",
+  "parent_business_scoped_user_id",
+  "username",
+  "profile_name",
+  "display_name",
+  "email",
+] as const;
+
+export interface ContactChanges {
+  /** Column values to write; empty when nothing changes. */
+  set: Partial<repo.ContactRow>;
+  /** Names of the fields whose values change. */
+  changed: string[];
+}
+
+/**
+ * What applying a (normalised) input to a stored row would change. Pure: the
+ * same rule serves PATCH, batch upsert, imports and webhooks, and a no-op
+ * leaves `updated_at` alone.
+ */
+export function diffContact(row: repo.ContactRow, input: ContactInput, at: number): ContactChanges {
+  const set: Partial<repo.ContactRow> = {};
+  const changed: string[] = [];
+  for (const field of PLAIN_FIELDS) {
+    const value = input[field];
+    if (value !== undefined && value !== row[field]) {
+      set[field] = value;
+      changed.push(field);
+    }
+  }
+  if (input.metadata !== undefined || input.replace_metadata) {
+    const current = parseStoredMetadata(row.metadata);
+    const next = input.replace_metadata
+      ? withoutNulls((input.metadata as Metadata | undefined) ?? {})
+      : mergeMetadata(current, (input.metadata as Metadata | undefined) ?? {});
+    const text = metadataText(next);
+    if (text !== metadataText(current)) {
+      set.metadata = text;
+      changed.push("metadata");
+    }
+  }
+  if (changed.length === 0) return { set, changed };
+  const merged = { ...row, ...set };
+  if (merged.phone_number === null && merged.business_scoped_user_id === null) {
+    throw new ApiError(
+      "invalid_field_value",
+      "A contact needs a phone number or a business-scoped user id.",
+      {
+        param: "phone_number",
+      },
+    );
+  }
+  const searchText = searchTextOf(merged);
+  if (searchText !== row.search_text) set.search_text = searchText;
+  set.updated_at = Math.max(at, row.updated_at + 1);
+  return { set, changed };
+}
+
+/**
+ * Applies changes to a stored contact; an identity already held by another
+ * contact of the account is 409 `contact_exists`.
+ */
+export async function applyChanges(
+  scope: Scope,
+  row: repo.ContactRow,
+  changes: ContactChanges,
+  params?: FieldParams,
+): Promise<void> {
+  if (changes.changed.length === 0) return;
+  const identity = {
+    phone_number: changes.set.phone_number ?? undefined,
+    business_scoped_user_id: changes.set.business_scoped_user_id ?? undefined,
+  };
+  if (identity.phone_number || identity.business_scoped_user_id) {
+    const holder = await repo.findByIdentity(scope.db, row.account_id, identity);
+    if (holder && holder.id !== row.id) {
+      throw conflict(
+        holder.id,
+        identity.phone_number ? paramOf(params, "phone_number") : paramOf(params, "business_scoped_user_id"),
+      );
+    }
+  }
+  try {
+    await repo.updateContactRow(scope.db, row.id, changes.set);
+  } catch (error) {
+    // A concurrent writer took the identity between the check and the write.
+    const holder = await repo.findByIdentity(scope.db, row.account_id, identity).catch(() => undefined);
+    if (holder && holder.id !== row.id) throw conflict(holder.id, paramOf(params, "phone_number"));
+    throw error;
+  }
+}
+
+export async function getContact(scope: Scope, id: string, accountId?: string): Promise<repo.ContactView> {
+  const view = await repo.findContactView(scope.db, scope.dialect, scope.organizationId, id, accountId);
+  if (!view) throw notFound("contact", "id");
+  return view;
+}
+
+/** PATCH: validates, merges metadata, and writes only what changes. */
+export async function updateContact(
+  scope: Scope,
+  id: string,
+  raw: ContactInput,
+  accountId?: string,
+  params?: FieldParams,
+): Promise<{ contact: repo.ContactView; changed: string[] }> {
+  const input = normalizeInput(raw, params);
+  const current = await getContact(scope, id, accountId);
+  const changes = diffContact(current, input, now());
+  await applyChanges(scope, current, changes, params);
+  const labelIds = await requireLabels(scope, input.label_ids, paramOf(params, "labels"));
+  await repo.attachLabels(scope.db, id, labelIds, now());
+  const contact =
+    changes.changed.length === 0 && labelIds.length === 0 ? current : await getContact(scope, id, accountId);
+  return { contact, changed: changes.changed };
+}
+
+export async function deleteContact(scope: Scope, id: string, accountId?: string): Promise<void> {
+  await getContact(scope, id, accountId);
+  if (!(await repo.deleteContactRow(scope.db, scope.organizationId, id))) throw notFound("contact", "id");
+}
+
+export interface ListQuery {
+  phone?: string | undefined;
+  search?: string | undefined;
+  label?: string | undefined;
+  created_after?: string | undefined;
+  created_before?: string | undefined;
+  updated_after?: string | undefined;
+  marketing_opt_out?: "true" | "false" | undefined;
+}
+
+function parseInstant(value: string | undefined, param: string): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = Date.parse(value);
+  if (!/^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(value) || Number.isNaN(ms)) {
+    throw new ApiError(
+      "invalid_field_value",
+      `${param} must be an ISO 8601 instant such as 2026-05-23T10:00:00Z.`,
+      {
+        param,
+      },
+    );
+  }
+  return ms;
+}
+
+/** Turns the wire filters of a contact list into repository filters (normalised, so cursors bind to meaning). */
+export function contactFilters(
+  organizationId: string,
+  accountId: string | undefined,
+  query: ListQuery,
+): repo.ContactFilters {
+  const search = query.search;
+  if (
+    search !== undefined &&
+    (search.length < 1 || search.length > 200 || /[\u0000-\u001f\u007f]/.test(search))
+  ) {
+    throw new ApiError(
+      "invalid_field_value",
+      "search must be 1 to 200 characters without control characters.",
+      {
+        param: "search",
+      },
+    );
+  }
+  return {
+    organizationId,
+    accountId,
+    phone: query.phone === undefined ? undefined : requirePhone(query.phone, "phone"),
+    searchTerm: search === undefined ? undefined : searchTermOfQuery(search),
+    labelId: query.label,
+    createdAfter: parseInstant(query.created_after, "created_after"),
+    createdBefore: parseInstant(query.created_before, "created_before"),
+    updatedAfter: parseInstant(query.updated_after, "updated_after"),
+    marketingOptOut: query.marketing_opt_out === undefined ? undefined : query.marketing_opt_out === "true",
+  };
+}
+
+export async function listContacts(
+  scope: Scope,
+  filters: repo.ContactFilters,
+  after: repo.Keyset | undefined,
+  limit: number,
+): Promise<repo.ContactView[]> {
+  return repo.listContactViews(scope.db, scope.dialect, filters, after, limit);
+}

@@ -1,0 +1,278 @@
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import type { FastifyRequest } from "fastify";
+import { Type } from "typebox";
+import { requireAccountByPhoneNumberId } from "../../domain/accounts.ts";
+import {
+  type ContactInput,
+  contactFilters,
+  createContact,
+  deleteContact,
+  getContact,
+  listContacts,
+  resolveAccount,
+  type Scope,
+  updateContact,
+} from "../../domain/contacts.ts";
+import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
+import { ApiError } from "../../errors.ts";
+import { principalOf } from "../auth.ts";
+import { DataEnvelope, Id, ListEnvelope, NATIVE_ERROR_RESPONSES, PageQuery, Timestamp } from "../schemas.ts";
+import { ContactSchema, contactOut } from "./contact-representation.ts";
+
+const PhoneNumberId = Type.String({
+  pattern: "^\\d{6,20}$",
+  description: "Meta phone_number_id of one of your accounts",
+});
+const LooseObject = Type.Unsafe<Record<string, unknown>>({
+  type: "object",
+  "x-error-code": "invalid_metadata",
+  description: "Flat object: ≤ 50 keys of 1–40 characters; values strings (≤ 500), numbers, booleans or null",
+});
+const Metadata = Type.Union([LooseObject, Type.Null()], { "x-error-code": "invalid_metadata" });
+const Name = Type.String({ maxLength: 256 });
+
+const ListQuery = Type.Object(
+  {
+    phone: Type.Optional(
+      Type.String({ maxLength: 40, description: "Exact phone; formatting characters allowed" }),
+    ),
+    search: Type.Optional(
+      Type.String({ description: "1–200 characters; substring of names, email or phone digits" }),
+    ),
+    label: Type.Optional(Id("lbl", "Contacts carrying this label")),
+    created_after: Type.Optional(Timestamp),
+    created_before: Type.Optional(Timestamp),
+    updated_after: Type.Optional(Timestamp),
+    marketing_opt_out: Type.Optional(Type.Union([Type.Literal("true"), Type.Literal("false")])),
+    ...PageQuery,
+  },
+  { additionalProperties: false },
+);
+
+const CreateFields = {
+  phone_number: Type.Optional(Type.String({ maxLength: 40 })),
+  name: Type.Optional(Name),
+  email: Type.Optional(
+    Type.Union([Type.String({ maxLength: 254 }), Type.Null()], { "x-error-code": "invalid_email" }),
+  ),
+  metadata: Type.Optional(Metadata),
+  business_scoped_user_id: Type.Optional(Type.String({ maxLength: 128 })),
+  labels: Type.Optional(Type.Array(Id("lbl"), { maxItems: 100 })),
+};
+
+const UpdateBody = Type.Object(
+  {
+    name: Type.Optional(Type.Union([Name, Type.Null()])),
+    email: Type.Optional(
+      Type.Union([Type.String({ maxLength: 254 }), Type.Null()], { "x-error-code": "invalid_email" }),
+    ),
+    metadata: Type.Optional(Metadata),
+    phone_number: Type.Optional(Type.String({ maxLength: 40 })),
+  },
+  { additionalProperties: false },
+);
+
+const NATIVE_PARAMS = { display_name: "name", label_ids: "labels" };
+
+function createInput(body: {
+  phone_number?: string | undefined;
+  name?: string | undefined;
+  email?: string | null | undefined;
+  metadata?: Record<string, unknown> | null | undefined;
+  business_scoped_user_id?: string | undefined;
+  labels?: string[] | undefined;
+}): ContactInput {
+  return {
+    phone_number: body.phone_number,
+    display_name: body.name,
+    email: body.email,
+    metadata: body.metadata ?? undefined,
+    business_scoped_user_id: body.business_scoped_user_id,
+    label_ids: body.labels,
+  };
+}
+
+/**
+ * Contacts in both kirim.chat path styles: org-level (`/contacts…`, create
+ * names its account with `from`) and account-scoped
+ * (`/:phone_number_id/contacts…`). Both call the same domain functions.
+ */
+export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { store, cursors } = app.services;
+  const tags = ["contacts"];
+
+  const scopeOf = (request: FastifyRequest): Scope => ({
+    db: store.db,
+    dialect: store.dialect,
+    organizationId: principalOf(request).organization.id,
+  });
+  /** The account named by the path, if the route is account-scoped. */
+  const accountOf = async (request: FastifyRequest, scope: Scope) => {
+    const params = request.params as { phone_number_id?: string };
+    if (params.phone_number_id === undefined) return undefined;
+    return requireAccountByPhoneNumberId(scope.db, scope.organizationId, params.phone_number_id);
+  };
+
+  for (const scoped of [false, true]) {
+    const base = scoped ? "/:phone_number_id/contacts" : "/contacts";
+    const pathParams: Record<string, typeof PhoneNumberId> = scoped ? { phone_number_id: PhoneNumberId } : {};
+    const summarySuffix = scoped ? " (one account)" : "";
+
+    app.get(
+      base,
+      {
+        schema: {
+          tags,
+          summary: `List and search contacts${summarySuffix}`,
+          params: Type.Object(pathParams),
+          querystring: ListQuery,
+          response: { 200: ListEnvelope(ContactSchema), ...NATIVE_ERROR_RESPONSES },
+        },
+      },
+      async (request) => {
+        const scope = scopeOf(request);
+        const { limit: rawLimit, cursor, ...query } = request.query;
+        const limit = parseLimit(rawLimit);
+        const account = await accountOf(request, scope);
+        const filters = contactFilters(scope.organizationId, account?.id, query);
+        const { organizationId: _org, ...bound } = filters;
+        const cursorScope = canonicalScope("native.contacts", bound);
+        const after = cursor === undefined ? undefined : cursors.decode(cursorScope, cursor);
+        const rows = await listContacts(scope, filters, after, limit + 1);
+        return { ...pageOf(rows, limit, cursors, cursorScope, contactOut), request_id: request.id };
+      },
+    );
+
+    app.post(
+      base,
+      {
+        schema: {
+          tags,
+          summary: `Create a contact${summarySuffix}`,
+          params: Type.Object(pathParams),
+          body: Type.Object(
+            scoped
+              ? CreateFields
+              : {
+                  ...CreateFields,
+                  from: Type.Optional(
+                    Type.String({
+                      maxLength: 40,
+                      description: "The account: its E.164 number or phone_number_id",
+                    }),
+                  ),
+                },
+            { additionalProperties: false },
+          ),
+          response: { 201: DataEnvelope(ContactSchema), ...NATIVE_ERROR_RESPONSES },
+        },
+      },
+      async (request, reply) => {
+        const scope = scopeOf(request);
+        const body = request.body as Parameters<typeof createInput>[0] & { from?: string };
+        const contact = await store.transaction(async (tx) => {
+          const txScope = { ...scope, db: tx };
+          const account = (await accountOf(request, txScope)) ?? (await resolveAccount(txScope, body.from));
+          return createContact(txScope, account, createInput(body), "api", NATIVE_PARAMS);
+        });
+        reply.status(201);
+        return { data: contactOut(contact), request_id: request.id };
+      },
+    );
+
+    const byId = `${base}/:id`;
+    const idParams = Type.Object({ ...pathParams, id: Id("ctc") });
+
+    app.get(
+      byId,
+      {
+        schema: {
+          tags,
+          summary: `Fetch a contact${summarySuffix}`,
+          params: idParams,
+          response: { 200: DataEnvelope(ContactSchema), ...NATIVE_ERROR_RESPONSES },
+        },
+      },
+      async (request) => {
+        const scope = scopeOf(request);
+        const account = await accountOf(request, scope);
+        const contact = await getContact(scope, (request.params as { id: string }).id, account?.id);
+        return { data: contactOut(contact), request_id: request.id };
+      },
+    );
+
+    app.patch(
+      byId,
+      {
+        schema: {
+          tags,
+          summary: `Update a contact${summarySuffix}`,
+          description:
+            "Any of name (sets display_name), email, metadata (merged; a key set to null is removed; null clears all), phone_number.",
+          params: idParams,
+          body: UpdateBody,
+          response: { 200: DataEnvelope(ContactSchema), ...NATIVE_ERROR_RESPONSES },
+        },
+      },
+      async (request) => {
+        const body = request.body;
+        if (Object.keys(body).length === 0) {
+          throw new ApiError(
+            "missing_required_field",
+            "Give at least one of name, email, metadata, phone_number.",
+          );
+        }
+        const scope = scopeOf(request);
+        const { contact } = await store.transaction(async (tx) => {
+          const txScope = { ...scope, db: tx };
+          const account = await accountOf(request, txScope);
+          return updateContact(
+            txScope,
+            (request.params as { id: string }).id,
+            {
+              display_name: body.name,
+              email: body.email,
+              phone_number: body.phone_number,
+              metadata: body.metadata ?? undefined,
+              replace_metadata: body.metadata === null ? true : undefined,
+            },
+            account?.id,
+            NATIVE_PARAMS,
+          );
+        });
+        return { data: contactOut(contact), request_id: request.id };
+      },
+    );
+
+    app.delete(
+      byId,
+      {
+        schema: {
+          tags,
+          summary: `Delete a contact${summarySuffix}`,
+          params: idParams,
+          response: {
+            200: DataEnvelope(
+              Type.Object({
+                id: Type.String(),
+                object: Type.Literal("contact"),
+                deleted: Type.Literal(true),
+              }),
+            ),
+            ...NATIVE_ERROR_RESPONSES,
+          },
+        },
+      },
+      async (request) => {
+        const scope = scopeOf(request);
+        const id = (request.params as { id: string }).id;
+        await store.transaction(async (tx) => {
+          const txScope = { ...scope, db: tx };
+          const account = await accountOf(request, txScope);
+          await deleteContact(txScope, id, account?.id);
+        });
+        return { data: { id, object: "contact" as const, deleted: true as const }, request_id: request.id };
+      },
+    );
+  }
+};

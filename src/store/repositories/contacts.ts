@@ -1,0 +1,313 @@
+import {
+  type Expression,
+  type ExpressionBuilder,
+  type Insertable,
+  type Selectable,
+  type SqlBool,
+  sql,
+  type Updateable,
+} from "kysely";
+import type { ContactsTable, Database } from "../schema.ts";
+import type { Dialect, Executor } from "../store.ts";
+
+export type ContactRow = Omit<Selectable<ContactsTable>, "seq">;
+
+export interface LabelRef {
+  id: string;
+  name: string;
+  color: string;
+}
+
+/** A contact with what every representation shows besides its own columns. */
+export interface ContactView extends ContactRow {
+  account_phone_number: string;
+  account_phone_number_id: string;
+  labels: LabelRef[];
+}
+
+export interface ContactFilters {
+  organizationId: string;
+  accountId?: string | undefined;
+  phone?: string | undefined;
+  /** Already reduced by `searchTermOf`. */
+  searchTerm?: string | undefined;
+  labelId?: string | undefined;
+  createdAfter?: number | undefined;
+  createdBefore?: number | undefined;
+  updatedAfter?: number | undefined;
+  marketingOptOut?: boolean | undefined;
+  businessScopedUserId?: string | undefined;
+}
+
+export interface Keyset {
+  created_at: number;
+  id: string;
+}
+
+const CONTACT_COLUMNS = [
+  "id",
+  "organization_id",
+  "account_id",
+  "phone_number",
+  "business_scoped_user_id",
+  "parent_business_scoped_user_id",
+  "username",
+  "profile_name",
+  "display_name",
+  "email",
+  "metadata",
+  "source",
+  "marketing_opt_out",
+  "marketing_opt_out_at",
+  "search_text",
+  "created_at",
+  "updated_at",
+] as const satisfies ReadonlyArray<keyof ContactRow>;
+
+/** Rows walked in order before the search falls back to its index (see docs/search.md). */
+export const SEARCH_WALK_BUDGET = 2000;
+
+type ContactsEb = ExpressionBuilder<Database, "contacts">;
+
+function filterConditions(eb: ContactsEb, f: ContactFilters, after: Keyset | undefined): Expression<SqlBool> {
+  const c: Expression<SqlBool>[] = [eb("contacts.organization_id", "=", f.organizationId)];
+  if (f.accountId !== undefined) c.push(eb("contacts.account_id", "=", f.accountId));
+  if (f.phone !== undefined) c.push(eb("contacts.phone_number", "=", f.phone));
+  if (f.businessScopedUserId !== undefined)
+    c.push(eb("contacts.business_scoped_user_id", "=", f.businessScopedUserId));
+  if (f.createdAfter !== undefined) c.push(eb("contacts.created_at", ">", f.createdAfter));
+  if (f.createdBefore !== undefined) c.push(eb("contacts.created_at", "<", f.createdBefore));
+  if (f.updatedAfter !== undefined) c.push(eb("contacts.updated_at", ">", f.updatedAfter));
+  if (f.marketingOptOut !== undefined)
+    c.push(eb("contacts.marketing_opt_out", "=", f.marketingOptOut ? 1 : 0));
+  if (f.labelId !== undefined) {
+    const labelId = f.labelId;
+    c.push(
+      eb.exists(
+        eb
+          .selectFrom("contact_labels")
+          .select("contact_labels.contact_id")
+          .whereRef("contact_labels.contact_id", "=", "contacts.id")
+          .where("contact_labels.label_id", "=", labelId),
+      ),
+    );
+  }
+  if (after)
+    c.push(eb(eb.refTuple("contacts.created_at", "contacts.id"), "<", eb.tuple(after.created_at, after.id)));
+  return eb.and(c);
+}
+
+/** Exact substring test on the lower-cased search text (no index). */
+function substringCondition(dialect: Dialect, term: string) {
+  return dialect === "sqlite"
+    ? sql<SqlBool>`instr(contacts.search_text, ${term}) > 0`
+    : sql<SqlBool>`strpos(contacts.search_text, ${term}) > 0`;
+}
+
+/** Substring test that the trigram index can answer (terms of 3+ characters), plus the exact test. */
+function indexedSearchCondition(dialect: Dialect, term: string) {
+  if (term.length < 3) return substringCondition(dialect, term);
+  if (dialect === "sqlite") {
+    const phrase = `"${term.replaceAll('"', '""')}"`;
+    return sql<SqlBool>`contacts.seq IN (SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH ${phrase}) AND instr(contacts.search_text, ${term}) > 0`;
+  }
+  const pattern = `%${term.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
+  return sql<SqlBool>`contacts.search_text LIKE ${pattern}`;
+}
+
+function labelsJson(dialect: Dialect) {
+  return dialect === "sqlite"
+    ? sql<string>`(SELECT json_group_array(json_object('id', l.id, 'name', l.name, 'color', l.color))
+         FROM (SELECT l.id, l.name, l.color FROM contact_labels cl JOIN labels l ON l.id = cl.label_id
+               WHERE cl.contact_id = c.id ORDER BY l.name_lower, l.id) l)`
+    : sql<string>`(SELECT coalesce(json_agg(json_build_object('id', l.id, 'name', l.name, 'color', l.color)
+                          ORDER BY l.name_lower, l.id), '[]')::text
+         FROM contact_labels cl JOIN labels l ON l.id = cl.label_id WHERE cl.contact_id = c.id)`;
+}
+
+interface ViewRow extends ContactRow {
+  account_phone_number: string;
+  account_phone_number_id: string;
+  labels_json: string | null;
+}
+
+function toView(row: ViewRow): ContactView {
+  const { labels_json, ...rest } = row;
+  return { ...rest, labels: labels_json ? (JSON.parse(labels_json) as LabelRef[]) : [] };
+}
+
+/**
+ * One statement: an inner query picks the contacts (filtered, ordered, limited),
+ * the outer one adds the account's numbers and the labels.
+ */
+async function selectViews(
+  db: Executor,
+  dialect: Dialect,
+  where: (eb: ContactsEb) => Expression<SqlBool>,
+  limit: number,
+  outerTerm?: string,
+): Promise<ContactView[]> {
+  const inner = db
+    .selectFrom("contacts")
+    .select(CONTACT_COLUMNS)
+    .where(where)
+    .orderBy("contacts.created_at", "desc")
+    .orderBy("contacts.id", "desc")
+    .limit(outerTerm === undefined ? limit : SEARCH_WALK_BUDGET);
+  let outer = db
+    .selectFrom(inner.as("c"))
+    .innerJoin("accounts as a", "a.id", "c.account_id")
+    .selectAll("c")
+    .select(["a.phone_number as account_phone_number", "a.phone_number_id as account_phone_number_id"])
+    .select(labelsJson(dialect).as("labels_json"));
+  if (outerTerm !== undefined) {
+    outer = outer.where(
+      dialect === "sqlite"
+        ? sql<SqlBool>`instr(c.search_text, ${outerTerm}) > 0`
+        : sql<SqlBool>`strpos(c.search_text, ${outerTerm}) > 0`,
+    );
+  }
+  const rows = (await outer
+    .orderBy("c.created_at", "desc")
+    .orderBy("c.id", "desc")
+    .limit(limit)
+    .execute()) as ViewRow[];
+  return rows.map(toView);
+}
+
+/**
+ * A page of contacts in `created_at desc, id desc` order after `after`.
+ *
+ * A search first walks the ordered index for up to SEARCH_WALK_BUDGET rows and
+ * filters them: a common term fills the page there, touching a few hundred
+ * rows. Only when the page is not full does it ask the trigram index (FTS5 on
+ * SQLite, pg_trgm on PostgreSQL), which is fast exactly when the term is rare.
+ */
+export async function listContactViews(
+  db: Executor,
+  dialect: Dialect,
+  filters: ContactFilters,
+  after: Keyset | undefined,
+  limit: number,
+): Promise<ContactView[]> {
+  const term = filters.searchTerm;
+  if (term === undefined) {
+    return selectViews(db, dialect, (eb) => filterConditions(eb, filters, after), limit);
+  }
+  const walked = await selectViews(db, dialect, (eb) => filterConditions(eb, filters, after), limit, term);
+  if (walked.length >= limit) return walked;
+  return selectViews(
+    db,
+    dialect,
+    (eb) => eb.and([filterConditions(eb, filters, after), indexedSearchCondition(dialect, term)]),
+    limit,
+  );
+}
+
+export async function findContactView(
+  db: Executor,
+  dialect: Dialect,
+  organizationId: string,
+  id: string,
+  accountId?: string,
+): Promise<ContactView | undefined> {
+  const rows = await selectViews(
+    db,
+    dialect,
+    (eb) =>
+      eb.and([
+        eb("contacts.organization_id", "=", organizationId),
+        eb("contacts.id", "=", id),
+        ...(accountId === undefined ? [] : [eb("contacts.account_id", "=", accountId)]),
+      ]),
+    1,
+  );
+  return rows[0];
+}
+
+export async function findContactRow(db: Executor, id: string): Promise<ContactRow | undefined> {
+  return db.selectFrom("contacts").select(CONTACT_COLUMNS).where("id", "=", id).executeTakeFirst();
+}
+
+/** The contact holding this identity in the account (phone first when both are given). */
+export async function findByIdentity(
+  db: Executor,
+  accountId: string,
+  identity: { phone_number?: string | null | undefined; business_scoped_user_id?: string | null | undefined },
+): Promise<ContactRow | undefined> {
+  if (identity.phone_number) {
+    const byPhone = await db
+      .selectFrom("contacts")
+      .select(CONTACT_COLUMNS)
+      .where("account_id", "=", accountId)
+      .where("phone_number", "=", identity.phone_number)
+      .executeTakeFirst();
+    if (byPhone) return byPhone;
+  }
+  if (identity.business_scoped_user_id) {
+    return db
+      .selectFrom("contacts")
+      .select(CONTACT_COLUMNS)
+      .where("account_id", "=", accountId)
+      .where("business_scoped_user_id", "=", identity.business_scoped_user_id)
+      .executeTakeFirst();
+  }
+  return undefined;
+}
+
+/** Inserts unless a unique identity is taken; true when the row was written. */
+export async function insertContactIfAbsent(db: Executor, row: Insertable<ContactsTable>): Promise<boolean> {
+  const result = await db
+    .insertInto("contacts")
+    .values(row)
+    .onConflict((oc) => oc.doNothing())
+    .executeTakeFirst();
+  return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
+}
+
+export async function updateContactRow(
+  db: Executor,
+  id: string,
+  patch: Updateable<ContactsTable>,
+): Promise<void> {
+  await db.updateTable("contacts").set(patch).where("id", "=", id).execute();
+}
+
+export async function deleteContactRow(db: Executor, organizationId: string, id: string): Promise<boolean> {
+  const result = await db
+    .deleteFrom("contacts")
+    .where("id", "=", id)
+    .where("organization_id", "=", organizationId)
+    .executeTakeFirst();
+  return Number(result.numDeletedRows) > 0;
+}
+
+export async function attachLabels(
+  db: Executor,
+  contactId: string,
+  labelIds: string[],
+  at: number,
+): Promise<void> {
+  if (labelIds.length === 0) return;
+  await db
+    .insertInto("contact_labels")
+    .values(labelIds.map((label_id) => ({ contact_id: contactId, label_id, created_at: at })))
+    .onConflict((oc) => oc.doNothing())
+    .execute();
+}
+
+/** Which of these label ids exist in the organisation. */
+export async function existingLabelIds(
+  db: Executor,
+  organizationId: string,
+  ids: string[],
+): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const rows = await db
+    .selectFrom("labels")
+    .select("id")
+    .where("organization_id", "=", organizationId)
+    .where("id", "in", ids)
+    .execute();
+  return new Set(rows.map((r) => r.id));
+}
