@@ -1,4 +1,4 @@
-import type { FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Authenticator, Principal } from "../domain/auth.ts";
 import { ApiError } from "../errors.ts";
 
@@ -32,4 +32,14 @@ export function apiKeyHook(authenticator: Authenticator) {
 export function principalOf(request: FastifyRequest): Principal {
   if (!request.principal) throw new ApiError("missing_api_key", "No API key was given.");
   return request.principal;
+}
+
+/**
+ * Puts every route registered on `app` (an encapsulated plugin context) behind
+ * API-key authentication. Every surface calls this once for its protected
+ * routes, so whatever applies to authenticated requests (rate limits) is added
+ * here, once.
+ */
+export function protect(app: FastifyInstance): void {
+  app.addHook("onRequest", apiKeyHook(app.services.authenticator));
 }

@@ -17,6 +17,7 @@ import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
 import { principalOf } from "../auth.ts";
 import { DataEnvelope, Id, ListEnvelope, NATIVE_ERROR_RESPONSES, PageQuery, Timestamp } from "../schemas.ts";
+import { runWrite } from "../write.ts";
 import { ContactSchema, contactOut } from "./contact-representation.ts";
 
 const PhoneNumberId = Type.String({
@@ -170,13 +171,12 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
       async (request, reply) => {
         const scope = scopeOf(request);
         const body = request.body as Parameters<typeof createInput>[0] & { from?: string };
-        const contact = await store.transaction(async (tx) => {
+        return runWrite(request, reply, async (tx) => {
           const txScope = { ...scope, db: tx };
           const account = (await accountOf(request, txScope)) ?? (await resolveAccount(txScope, body.from));
-          return createContact(txScope, account, createInput(body), "api", NATIVE_PARAMS);
+          const contact = await createContact(txScope, account, createInput(body), "api", NATIVE_PARAMS);
+          return { status: 201, body: { data: contactOut(contact), request_id: request.id } };
         });
-        reply.status(201);
-        return { data: contactOut(contact), request_id: request.id };
       },
     );
 
@@ -214,7 +214,7 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
           response: { 200: DataEnvelope(ContactSchema), ...NATIVE_ERROR_RESPONSES },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const body = request.body;
         if (Object.keys(body).length === 0) {
           throw new ApiError(
@@ -223,10 +223,10 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
           );
         }
         const scope = scopeOf(request);
-        const { contact } = await store.transaction(async (tx) => {
+        return runWrite(request, reply, async (tx) => {
           const txScope = { ...scope, db: tx };
           const account = await accountOf(request, txScope);
-          return updateContact(
+          const { contact } = await updateContact(
             txScope,
             (request.params as { id: string }).id,
             {
@@ -239,8 +239,8 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
             account?.id,
             NATIVE_PARAMS,
           );
+          return { status: 200, body: { data: contactOut(contact), request_id: request.id } };
         });
-        return { data: contactOut(contact), request_id: request.id };
       },
     );
 
@@ -263,15 +263,21 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
           },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const scope = scopeOf(request);
         const id = (request.params as { id: string }).id;
-        await store.transaction(async (tx) => {
+        return runWrite(request, reply, async (tx) => {
           const txScope = { ...scope, db: tx };
           const account = await accountOf(request, txScope);
           await deleteContact(txScope, id, account?.id);
+          return {
+            status: 200,
+            body: {
+              data: { id, object: "contact" as const, deleted: true as const },
+              request_id: request.id,
+            },
+          };
         });
-        return { data: { id, object: "contact" as const, deleted: true as const }, request_id: request.id };
       },
     );
   }

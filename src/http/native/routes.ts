@@ -3,7 +3,7 @@ import { Type } from "typebox";
 import { rateLimitsOf } from "../../domain/organizations.ts";
 import { ApiError } from "../../errors.ts";
 import { listAccounts } from "../../store/repositories/accounts.ts";
-import { apiKeyHook, principalOf } from "../auth.ts";
+import { principalOf, protect } from "../auth.ts";
 import { AccountSchema, accountOut } from "../representations.ts";
 import { DataEnvelope, ErrorBody, NATIVE_ERROR_RESPONSES, NullableString, Timestamp } from "../schemas.ts";
 import { contactRoutes } from "./contacts.ts";
@@ -56,7 +56,7 @@ export const nativeRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   // Everything below needs an API key.
   const protectedRoutes: FastifyPluginAsyncTypebox = async (protectedApp) => {
-    protectedApp.addHook("onRequest", apiKeyHook(app.services.authenticator));
+    protect(protectedApp);
 
     protectedApp.get(
       "/me",
