@@ -40,7 +40,11 @@ function fromValidation(errors: AjvError[], context: string): ApiError {
     const name = join(String(first.params.missingProperty));
     return new ApiError("missing_required_field", `${name} is required.`, { param: name });
   }
-  const declared = first.parentSchema?.["x-error-code"];
+  // A failure inside a union reports each branch first; the code may be declared on any schema at that path.
+  const declared = errors
+    .filter((e) => e.instancePath === first.instancePath)
+    .map((e) => e.parentSchema?.["x-error-code"])
+    .find((code) => typeof code === "string");
   const code = (typeof declared === "string" ? declared : "invalid_field_value") as ErrorCode;
   const param = base || undefined;
   const subject = param ?? (context === "body" ? "The request body" : "The request");
