@@ -45,35 +45,19 @@ function parsePort(env: Env): number {
   return Number(raw);
 }
 
-function parseDatabaseUrl(env: Env): string | undefined {
-  const raw = optional(env, "DATABASE_URL");
+/** An optional URL whose scheme must be one of `schemes`. */
+function parseUrl(env: Env, name: string, schemes: string[], example: string, hint = ""): string | undefined {
+  const raw = optional(env, name);
   if (raw === undefined) return undefined;
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new ConfigError("DATABASE_URL", "is not a URL; expected postgres://user@host:5432/database.");
+    throw new ConfigError(name, `is not a URL; expected ${example}.`);
   }
-  if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") {
-    throw new ConfigError(
-      "DATABASE_URL",
-      `must start with postgres:// or postgresql:// (got "${url.protocol}//"); leave it unset for the embedded store.`,
-    );
-  }
-  return raw;
-}
-
-function parseRedisUrl(env: Env): string | undefined {
-  const raw = optional(env, "REDIS_URL");
-  if (raw === undefined) return undefined;
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new ConfigError("REDIS_URL", "is not a URL; expected redis://host:6379.");
-  }
-  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
-    throw new ConfigError("REDIS_URL", `must start with redis:// or rediss:// (got "${url.protocol}//").`);
+  if (!schemes.includes(url.protocol)) {
+    const allowed = schemes.map((s) => `${s}//`).join(" or ");
+    throw new ConfigError(name, `must start with ${allowed} (got "${url.protocol}//")${hint}.`);
   }
   return raw;
 }
@@ -101,8 +85,14 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     port: parsePort(env),
     host: optional(env, "HOST") ?? "127.0.0.1",
     dataDir: isAbsolute(dataDir) ? dataDir : resolve(process.cwd(), dataDir),
-    databaseUrl: parseDatabaseUrl(env),
-    redisUrl: parseRedisUrl(env),
+    databaseUrl: parseUrl(
+      env,
+      "DATABASE_URL",
+      ["postgres:", "postgresql:"],
+      "postgres://user@host:5432/database",
+      "; leave it unset for the embedded store",
+    ),
+    redisUrl: parseUrl(env, "REDIS_URL", ["redis:", "rediss:"], "redis://host:6379"),
     adminToken: parseSecret(env, "PHONEBOOK_ADMIN_TOKEN", 16),
     cursorSecret: parseSecret(env, "PHONEBOOK_CURSOR_SECRET", 16),
     metaAppSecret: optional(env, "META_APP_SECRET"),
