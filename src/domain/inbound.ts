@@ -83,8 +83,6 @@ export interface DeliveryChange {
 export interface Delivery {
   object: string;
   changes: DeliveryChange[];
-  /** Changes of fields this service does not act on (statuses-only changes count as acted-on but empty). */
-  ignored_fields: number;
 }
 
 export const WHATSAPP_OBJECT = "whatsapp_business_account";
@@ -272,17 +270,15 @@ export function parseDelivery(raw: Buffer): Delivery {
     throw new ApiError("missing_required_field", "object is required.", { param: "object" });
   }
   const changes: DeliveryChange[] = [];
-  let ignored = 0;
-  if (object !== WHATSAPP_OBJECT) return { object, changes, ignored_fields: 0 };
+  if (object !== WHATSAPP_OBJECT) return { object, changes };
   arrayAt(root.entry, "entry", true).forEach((entryValue, i) => {
     const entry = objectAt(entryValue, `entry[${i}]`);
     arrayAt(entry.changes, `entry[${i}].changes`, true).forEach((changeValue, j) => {
       const change = parseChange(changeValue, `entry[${i}].changes[${j}]`);
       if (change) changes.push(change);
-      else ignored += 1;
     });
   });
-  return { object, changes, ignored_fields: ignored };
+  return { object, changes };
 }
 
 // ---------------------------------------------------------------- ingestion
@@ -441,6 +437,9 @@ async function observe(ctx: Ctx, raw: ContactInput): Promise<void> {
  * previous identity takes the new one and keeps its id, labels, metadata and
  * everything else. A system message about a person never seen creates nothing
  * (the next message from them does), and a replay after the move is a no-op.
+ * When another contact already holds the new identity, the two become one if
+ * either is an untouched webhook contact; otherwise both are kept and the
+ * conflict is reported.
  */
 async function moveIdentity(ctx: Ctx, change: IdentityChange): Promise<void> {
   const previous = normalizeInput(
@@ -477,6 +476,9 @@ async function moveIdentity(ctx: Ctx, change: IdentityChange): Promise<void> {
     if (!holder || holder.id === source.id) continue;
     if (await isWebhookShell(ctx, holder)) {
       source = await absorb(ctx, source, holder);
+    } else if (await isWebhookShell(ctx, source)) {
+      // The business already keeps a contact under the new identity: it becomes the person's contact.
+      source = await absorb(ctx, holder, source);
     } else {
       conflict(ctx, source.id, holder.id, part);
       input = { ...input, [part]: undefined };

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
+import fc from "fast-check";
 import { buildApp } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
 import { createAccount } from "../../src/domain/accounts.ts";
@@ -491,6 +492,29 @@ for (const kind of storeKinds()) {
       assert.equal(all[0].marketing_opt_out, true, "the newer opt-out seen on the new number is kept");
     });
 
+    test("a number change onto a number the business already keeps joins the two", async () => {
+      const ctx = await newAccount();
+      const kept = await h.inject({
+        method: "POST",
+        url: `/v1/${ctx.pnid}/contacts`,
+        headers: ctx.auth,
+        payload: { phone_number: "+6289876543210", name: "Siti (new phone)", metadata: { crm: "9" } },
+      });
+      assert.equal(kept.statusCode, 201, kept.body);
+      await postOk(h, fixture("inbound-text", ctx.pnid));
+      await postOk(h, preference(ctx.pnid, "6281234567890", "stop", 1763799000));
+      assert.equal((await contactsOf(ctx)).length, 2);
+      const body = await postOk(h, fixture("system-user-changed-number", ctx.pnid));
+      assert.equal(body.merged, 1);
+      const all = await contactsOf(ctx);
+      assert.equal(all.length, 1, JSON.stringify(all));
+      assert.equal(all[0].id, kept.json().data.id);
+      assert.equal(all[0].business_scoped_user_id, "ID.77700000000000000001");
+      assert.equal(all[0].profile_name, "Siti Rahma");
+      assert.equal(all[0].marketing_opt_out, true);
+      assert.deepEqual(all[0].metadata, { crm: "9" });
+    });
+
     test("BSUID-only, then the same person with a phone: one contact", async () => {
       const ctx = await newAccount();
       await postOk(h, fixture("inbound-bsuid-only", ctx.pnid));
@@ -702,6 +726,76 @@ for (const kind of storeKinds()) {
       }
       assert.equal((await contactsOf(ctx)).length, 0, "the valid first change was rolled back with the rest");
       assert.equal((await postOk(h, JSON.stringify(good))).created, 1);
+    });
+
+    test("arbitrary near-valid deliveries are answered 200 or 400, never 500", async () => {
+      const ctx = await newAccount();
+      const id = fc.oneof(
+        fc.constantFrom("6281300000071", "6281300000072", "ID.F1", "ID.F2", "", " ", "12", "x".repeat(300)),
+        fc.string({ maxLength: 20 }),
+        fc.integer(),
+        fc.constant(null),
+      );
+      const person = fc.record(
+        {
+          wa_id: id,
+          user_id: id,
+          parent_user_id: id,
+          profile: fc.record({ name: id, username: id }, { requiredKeys: [] }),
+        },
+        { requiredKeys: [] },
+      );
+      const system = fc.record(
+        {
+          type: fc.constantFrom("system"),
+          from: id,
+          from_user_id: id,
+          system: fc.record(
+            {
+              type: fc.constantFrom("user_changed_number", "user_changed_user_id", "other"),
+              wa_id: id,
+              user_id: id,
+              previous_user_id: id,
+              parent_user_id: id,
+            },
+            { requiredKeys: ["type"] },
+          ),
+        },
+        { requiredKeys: ["type"] },
+      );
+      const pref = fc.record({
+        wa_id: id,
+        user_id: id,
+        category: fc.constantFrom("marketing_messages", "other"),
+        value: fc.constantFrom("stop", "resume", "maybe"),
+        timestamp: fc.oneof(fc.integer({ min: -5, max: 2_000_000_000 }), fc.constantFrom("1763790000", "x")),
+      });
+      const change = fc.record({
+        field: fc.constantFrom("messages", "user_preferences"),
+        value: fc.record({
+          metadata: fc.constant({ phone_number_id: ctx.pnid }),
+          contacts: fc.array(person, { maxLength: 3 }),
+          messages: fc.array(system, { maxLength: 2 }),
+          user_preferences: fc.array(pref, { maxLength: 2 }),
+        }),
+      });
+      const delivery = fc.record({
+        object: fc.constant("whatsapp_business_account"),
+        entry: fc.array(fc.record({ id: fc.constant("1"), changes: fc.array(change, { maxLength: 3 }) }), {
+          minLength: 1,
+          maxLength: 2,
+        }),
+      });
+      const seen = new Set<number>();
+      await fc.assert(
+        fc.asyncProperty(delivery, async (body) => {
+          const res = await post(h, JSON.stringify(body));
+          seen.add(res.statusCode);
+          assert.ok(res.statusCode === 200 || res.statusCode === 400, `${res.statusCode} ${res.body}`);
+        }),
+        { numRuns: 150 },
+      );
+      assert.ok(seen.has(200) && seen.has(400), `both outcomes were exercised: ${[...seen]}`);
     });
 
     test("concurrent deliveries about one new person create one contact", async () => {

@@ -8,6 +8,7 @@ import {
   parseDelivery,
   pruneInboundReceipts,
   verifyMetaSignature,
+  WHATSAPP_OBJECT,
 } from "../../domain/inbound.ts";
 import { ApiError } from "../../errors.ts";
 import { isRetryableConflict } from "../../store/driver-errors.ts";
@@ -118,7 +119,7 @@ export const whatsappWebhookRoutes: FastifyPluginAsyncTypebox<WhatsappWebhookOpt
         );
       }
       const delivery = parseDelivery(raw);
-      if (delivery.object !== "whatsapp_business_account") {
+      if (delivery.object !== WHATSAPP_OBJECT) {
         request.log.info({ object: delivery.object }, "webhook for another object ignored");
       }
       let report: IngestReport | undefined;
