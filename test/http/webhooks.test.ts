@@ -798,6 +798,24 @@ for (const kind of storeKinds()) {
       assert.ok(seen.has(200) && seen.has(400), `both outcomes were exercised: ${[...seen]}`);
     });
 
+    test("an oversized body is 413; the routes are in the generated reference", async () => {
+      const big = JSON.stringify({
+        object: "whatsapp_business_account",
+        entry: [],
+        pad: "x".repeat(1024 * 1024),
+      });
+      const res = await post(h, big);
+      assert.equal(res.statusCode, 413, res.body.slice(0, 200));
+      assert.equal(res.json().error.code, "payload_too_large");
+      const doc = await h.inject({ method: "GET", url: "/docs/json" });
+      assert.equal(doc.statusCode, 200);
+      const paths = doc.json().paths as Record<string, Record<string, unknown>>;
+      assert.ok(
+        paths["/webhooks/whatsapp"]?.get && paths["/webhooks/whatsapp"]?.post,
+        Object.keys(paths).join(),
+      );
+    });
+
     test("concurrent deliveries about one new person create one contact", async () => {
       const ctx = await newAccount();
       const deliveries = Array.from({ length: 20 }, (_, i) =>
