@@ -5,6 +5,7 @@ import * as repo from "../store/repositories/contacts.ts";
 import { pruneReceipts, recordReceipt } from "../store/repositories/inbound-receipts.ts";
 import type { Dialect, Executor } from "../store/store.ts";
 import { constantTimeEqual } from "./auth.ts";
+import { NAME_MAX } from "./contact-fields.ts";
 import {
   applyChanges,
   buildRow,
@@ -118,10 +119,26 @@ function stringAt(value: unknown, param: string, max = MAX_ID): string | undefin
   return value;
 }
 
-/** Meta sends empty strings for absent names; they mean "not given". */
+/** Meta sends empty strings for absent values; they mean "not given". */
 function textAt(value: unknown, param: string, max: number): string | undefined {
   const text = stringAt(value, param, max);
   return text === undefined || text.trim() === "" ? undefined : text;
+}
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it replaces
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]+/g;
+
+/**
+ * A profile name is whatever the person typed into WhatsApp: it is kept as
+ * far as the name rules allow (control characters become spaces, the length
+ * is cut to NAME_MAX) rather than failing the whole delivery, which Meta would
+ * then retry for days.
+ */
+function profileNameAt(value: unknown, param: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "string") throw malformed(param, "must be a string.");
+  const name = value.replace(CONTROL_CHARACTERS, " ").trim().slice(0, NAME_MAX).trim();
+  return name === "" ? undefined : name;
 }
 
 /** Unix seconds as a number or a digit string (Meta uses both) → ms. */
@@ -145,7 +162,7 @@ function parsePerson(value: unknown, param: string): ObservedPerson {
     wa_id: stringAt(item.wa_id, `${param}.wa_id`, 40),
     user_id: stringAt(item.user_id, `${param}.user_id`),
     parent_user_id: stringAt(item.parent_user_id, `${param}.parent_user_id`),
-    profile_name: textAt(profile.name, `${param}.profile.name`, 256),
+    profile_name: profileNameAt(profile.name, `${param}.profile.name`),
     username: textAt(profile.username, `${param}.profile.username`, MAX_ID),
   };
   if (person.wa_id === undefined && person.user_id === undefined) {
