@@ -1,6 +1,6 @@
 import { createHash, createHmac } from "node:crypto";
 import { ApiError } from "../errors.ts";
-import { findAccountByPhoneNumberId } from "../store/repositories/accounts.ts";
+import { type AccountRow, findAccountByPhoneNumberId } from "../store/repositories/accounts.ts";
 import * as repo from "../store/repositories/contacts.ts";
 import { pruneReceipts, recordReceipt } from "../store/repositories/inbound-receipts.ts";
 import type { Dialect, Executor } from "../store/store.ts";
@@ -8,8 +8,9 @@ import { constantTimeEqual } from "./auth.ts";
 import { NAME_MAX } from "./contact-fields.ts";
 import {
   applyChanges,
-  buildRow,
   type ContactInput,
+  createContact,
+  deleteContact,
   diffContact,
   type FieldParams,
   type MarketingPreference,
@@ -366,7 +367,7 @@ export async function ingestDelivery(
     }
     const ctx: Ctx = {
       scope: { db, dialect, organizationId: account.organization_id },
-      accountId: account.id,
+      account,
       at,
       report,
     };
@@ -398,19 +399,19 @@ export async function pruneInboundReceipts(db: Executor, at: number): Promise<nu
 
 interface Ctx {
   scope: Scope;
-  accountId: string;
+  account: AccountRow;
   at: number;
   report: IngestReport;
 }
 
 function byBsuid(ctx: Ctx, bsuid: string | null | undefined): Promise<repo.ContactRow | undefined> {
   if (!bsuid) return Promise.resolve(undefined);
-  return repo.findByIdentity(ctx.scope.db, ctx.accountId, { business_scoped_user_id: bsuid });
+  return repo.findByIdentity(ctx.scope.db, ctx.account.id, { business_scoped_user_id: bsuid });
 }
 
 function byPhone(ctx: Ctx, phone: string | null | undefined): Promise<repo.ContactRow | undefined> {
   if (!phone) return Promise.resolve(undefined);
-  return repo.findByIdentity(ctx.scope.db, ctx.accountId, { phone_number: phone });
+  return repo.findByIdentity(ctx.scope.db, ctx.account.id, { phone_number: phone });
 }
 
 /**
@@ -425,12 +426,16 @@ async function observe(ctx: Ctx, raw: ContactInput): Promise<void> {
     const holderOfBsuid = await byBsuid(ctx, input.business_scoped_user_id);
     const holderOfPhone = await byPhone(ctx, input.phone_number);
     if (!holderOfBsuid && !holderOfPhone) {
-      const row = buildRow(ctx.scope.organizationId, ctx.accountId, input, "inbound", ctx.at);
-      if (await repo.insertContactIfAbsent(ctx.scope.db, row)) {
+      try {
+        // The one create path (insert if absent on the unique identity indexes).
+        await createContact(ctx.scope, ctx.account, input, "inbound", WEBHOOK_PARAMS);
         ctx.report.created += 1;
         return;
+      } catch (error) {
+        // A concurrent delivery created this person first: update its row instead.
+        if (error instanceof ApiError && error.code === "contact_exists") continue;
+        throw error;
       }
-      continue; // a concurrent delivery created this person first: update its row instead
     }
     let keeper = (holderOfBsuid ?? holderOfPhone)!;
     let next = input;
@@ -550,7 +555,7 @@ async function mergePair(
  * stored now. The caller then gives the keeper the shell's identity.
  */
 async function absorb(ctx: Ctx, keeper: repo.ContactRow, shell: repo.ContactRow): Promise<repo.ContactRow> {
-  await repo.deleteContactRow(ctx.scope.db, ctx.scope.organizationId, shell.id);
+  await deleteContact(ctx.scope, shell.id, shell.account_id);
   ctx.report.merged += 1;
   const carried: ContactInput = {};
   for (const field of ["profile_name", "username", "parent_business_scoped_user_id"] as const) {

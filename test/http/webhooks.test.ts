@@ -7,7 +7,7 @@ import fc from "fast-check";
 import { buildApp } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
 import { createAccount } from "../../src/domain/accounts.ts";
-import { signMetaPayload } from "../../src/domain/inbound.ts";
+import { pruneInboundReceipts, RECEIPT_RETENTION_MS, signMetaPayload } from "../../src/domain/inbound.ts";
 import { createOrganization } from "../../src/domain/organizations.ts";
 import { newId } from "../../src/ids.ts";
 import { attachLabels } from "../../src/store/repositories/contacts.ts";
@@ -318,6 +318,31 @@ for (const kind of storeKinds()) {
         1,
       );
       assert.equal((await contactsOf(ctx, "&search=parallel")).length, 1);
+    });
+
+    test("receipts past their retention are pruned; a later redelivery is still harmless", async () => {
+      const ctx = await newAccount();
+      const raw = fixture("inbound-text", ctx.pnid);
+      await postOk(h, raw);
+      const ofAccount = () =>
+        h.store.db
+          .selectFrom("inbound_receipts")
+          .select("digest")
+          .where("account_id", "=", ctx.accountId)
+          .execute();
+      assert.equal((await ofAccount()).length, 1);
+      await h.store.db
+        .updateTable("inbound_receipts")
+        .set({ received_at: Date.now() - RECEIPT_RETENTION_MS - 1000 })
+        .where("account_id", "=", ctx.accountId)
+        .execute();
+      assert.ok((await pruneInboundReceipts(h.store.db, Date.now())) >= 1);
+      assert.equal((await ofAccount()).length, 0);
+      const again = await postOk(h, raw);
+      assert.equal(again.duplicates, 0);
+      assert.equal(again.created, 0);
+      assert.equal(again.updated, 0);
+      assert.equal((await contactsOf(ctx)).length, 1);
     });
 
     test("a profile change is kept current without touching what the business set", async () => {
