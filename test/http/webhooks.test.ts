@@ -345,6 +345,29 @@ for (const kind of storeKinds()) {
       assert.equal((await contactsOf(ctx)).length, 1);
     });
 
+    test("the same person on two numbers is two contacts, each with its own preference", async () => {
+      const ctx = await newAccount();
+      const second = await h.account(ctx.orgId);
+      await postOk(h, fixture("inbound-text", ctx.pnid));
+      await postOk(h, fixture("inbound-text", second.phoneNumberId));
+      await postOk(h, fixture("user-preferences-stop", ctx.pnid));
+      const res = await h.inject({
+        method: "GET",
+        url: "/v1/contacts?phone=%2B6281234567890",
+        headers: ctx.auth,
+      });
+      assert.equal(res.statusCode, 200, res.body);
+      const byNumber = new Map<string, Json>(
+        res.json().data.map((c: Json) => [c.whatsapp_account.phone_number_id, c]),
+      );
+      assert.equal(byNumber.size, 2);
+      assert.equal(byNumber.get(ctx.pnid).marketing_opt_out, true);
+      assert.equal(byNumber.get(second.phoneNumberId).marketing_opt_out, false);
+      await postOk(h, fixture("system-user-changed-number", ctx.pnid));
+      const [other] = await contactsOf({ ...ctx, pnid: second.phoneNumberId });
+      assert.equal(other.phone_number, "+6281234567890", "a change on one number leaves the other alone");
+    });
+
     test("a profile change is kept current without touching what the business set", async () => {
       const ctx = await newAccount();
       await postOk(h, inbound(ctx.pnid, { wa_id: "6281300000002", user_id: "ID.P1", name: "Old Name" }));
