@@ -567,7 +567,6 @@ async function absorb(ctx: Ctx, keeper: repo.ContactRow, shell: repo.ContactRow)
       : { opt_out: shell.marketing_opt_out === 1, at: shell.marketing_opt_out_at };
   if (preference) carried.marketing_preference = preference;
   const changes = diffContact(keeper, carried, ctx.at);
-  if (Object.keys(changes.set).length === 0) return keeper;
-  await repo.updateContactRow(ctx.scope.db, keeper.id, changes.set);
+  await applyChanges(ctx.scope, keeper, changes, WEBHOOK_PARAMS);
   return { ...keeper, ...changes.set };
 }
