@@ -10,6 +10,7 @@ import { ApiError, renderNativeError } from "./errors.ts";
 import { adminRoutes } from "./http/admin/routes.ts";
 import { toApiError } from "./http/errors.ts";
 import { nativeRoutes } from "./http/native/routes.ts";
+import { whatsappWebhookRoutes } from "./http/webhooks/whatsapp.ts";
 import { newId } from "./ids.ts";
 import { loggerOptions } from "./logger.ts";
 import { getOrInitSetting } from "./store/repositories/settings.ts";
@@ -139,6 +140,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   await app.register(nativeRoutes, { prefix: "/v1" });
   await app.register(adminRoutes, { prefix: "/admin/v1" });
+  // Meta webhook ingestion exists only when both secrets are configured; otherwise 404.
+  if (config.metaAppSecret !== undefined && config.metaVerifyToken !== undefined) {
+    await app.register(whatsappWebhookRoutes, {
+      prefix: "/webhooks",
+      appSecret: config.metaAppSecret,
+      verifyToken: config.metaVerifyToken,
+    });
+  }
   return app;
 }
 

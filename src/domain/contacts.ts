@@ -47,6 +47,18 @@ export interface ContactInput {
   /** Replaces the whole document (`metadata: null` on the wire clears it). */
   replace_metadata?: boolean | undefined;
   label_ids?: string[] | undefined;
+  /**
+   * A marketing preference event (WhatsApp `user_preferences`): applied only
+   * when newer than the one already recorded, so events may arrive in any order.
+   */
+  marketing_preference?: MarketingPreference | undefined;
+}
+
+export interface MarketingPreference {
+  /** true: the person stopped marketing messages; false: resumed them. */
+  opt_out: boolean;
+  /** When the person made the choice (ms). */
+  at: number;
 }
 
 export interface FieldParams {
@@ -94,6 +106,15 @@ export function normalizeInput(input: ContactInput, params?: FieldParams): Conta
   }
   if (input.replace_metadata) out.replace_metadata = true;
   if (input.label_ids !== undefined) out.label_ids = [...new Set(input.label_ids)];
+  if (input.marketing_preference !== undefined) {
+    const { opt_out, at } = input.marketing_preference;
+    if (!Number.isSafeInteger(at) || at < 0) {
+      throw new ApiError("invalid_field_value", "A marketing preference needs a valid timestamp.", {
+        param: paramOf(params, "marketing_preference"),
+      });
+    }
+    out.marketing_preference = { opt_out, at };
+  }
   return out;
 }
 
@@ -203,8 +224,8 @@ export function buildRow(
     ...fields,
     metadata: metadataText(withoutNulls((input.metadata as Metadata | undefined) ?? {})),
     source,
-    marketing_opt_out: 0,
-    marketing_opt_out_at: null,
+    marketing_opt_out: input.marketing_preference?.opt_out ? 1 : 0,
+    marketing_opt_out_at: input.marketing_preference?.at ?? null,
     search_text: searchTextOf(fields),
     created_at: at,
     updated_at: at,
@@ -222,7 +243,11 @@ const PLAIN_FIELDS = [
 ] as const;
 
 export interface ContactChanges {
-  /** Column values to write; empty when nothing changes. */
+  /**
+   * Column values to write; empty when nothing changes. It may hold only
+   * `marketing_opt_out_at` (a newer event repeating the recorded choice), in
+   * which case `changed` is empty and `updated_at` is left alone.
+   */
   set: Partial<repo.ContactRow>;
   /** Names of the fields whose values change. */
   changed: string[];
@@ -254,6 +279,9 @@ export function diffContact(row: repo.ContactRow, input: ContactInput, at: numbe
       changed.push("metadata");
     }
   }
+  applyMarketingPreference(row, input.marketing_preference, set, changed);
+  // Only the preference's timestamp moved (a newer event repeating the same
+  // choice): it is recorded, but nothing a client sees changed.
   if (changed.length === 0) return { set, changed };
   const merged = { ...row, ...set };
   if (merged.phone_number === null && merged.business_scoped_user_id === null) {
@@ -272,6 +300,31 @@ export function diffContact(row: repo.ContactRow, input: ContactInput, at: numbe
 }
 
 /**
+ * Newest event wins: an event older than the recorded one is ignored; on a tie
+ * "stop" wins, because honouring an opt-out is the safe side.
+ */
+function applyMarketingPreference(
+  row: repo.ContactRow,
+  preference: MarketingPreference | undefined,
+  set: Partial<repo.ContactRow>,
+  changed: string[],
+): void {
+  if (preference === undefined) return;
+  const recorded = row.marketing_opt_out_at;
+  const flag = preference.opt_out ? 1 : 0;
+  const newer =
+    recorded === null ||
+    preference.at > recorded ||
+    (preference.at === recorded && flag === 1 && row.marketing_opt_out === 0);
+  if (!newer) return;
+  if (preference.at !== recorded) set.marketing_opt_out_at = preference.at;
+  if (flag !== row.marketing_opt_out) {
+    set.marketing_opt_out = flag;
+    changed.push("marketing_opt_out");
+  }
+}
+
+/**
  * Applies changes to a stored contact; an identity already held by another
  * contact of the account is 409 `contact_exists`.
  */
@@ -281,7 +334,7 @@ export async function applyChanges(
   changes: ContactChanges,
   params?: FieldParams,
 ): Promise<void> {
-  if (changes.changed.length === 0) return;
+  if (Object.keys(changes.set).length === 0) return;
   const identity = {
     phone_number: changes.set.phone_number ?? undefined,
     business_scoped_user_id: changes.set.business_scoped_user_id ?? undefined,

@@ -23,6 +23,20 @@ export function uniqueViolation(error: unknown): { index: string; columns: strin
   return undefined;
 }
 
+/**
+ * True when a transaction lost a race and may simply be run again: a unique
+ * violation (another writer took the identity first), a PostgreSQL
+ * serialization failure or deadlock, or SQLite busy (another process holds
+ * the write lock, or wrote after this transaction's snapshot).
+ */
+export function isRetryableConflict(error: unknown): boolean {
+  if (uniqueViolation(error)) return true;
+  if (typeof error !== "object" || error === null) return false;
+  const code = (error as DriverError).code;
+  // SQLITE_BUSY_SNAPSHOT: another process wrote after this transaction's snapshot (WAL).
+  return code === "40001" || code === "40P01" || (typeof code === "string" && code.startsWith("SQLITE_BUSY"));
+}
+
 const CONNECTION_CODES = new Set([
   "ECONNREFUSED",
   "ECONNRESET",

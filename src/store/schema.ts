@@ -13,6 +13,7 @@ export interface Database {
   contacts: ContactsTable;
   labels: LabelsTable;
   contact_labels: ContactLabelsTable;
+  inbound_receipts: InboundReceiptsTable;
 }
 
 export interface SettingsTable {
@@ -94,4 +95,12 @@ export interface ContactLabelsTable {
   contact_id: string;
   label_id: string;
   created_at: number;
+}
+
+/** One applied Meta webhook change (spec §6), so that a redelivery is skipped. */
+export interface InboundReceiptsTable {
+  /** SHA-256 (hex) of the change's field and value. */
+  digest: string;
+  account_id: string;
+  received_at: number;
 }

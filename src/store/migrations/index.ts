@@ -1,6 +1,8 @@
 import type { Migration, MigrationProvider } from "kysely";
 import * as pg0001 from "./postgres/0001_foundation.ts";
+import * as pg0005 from "./postgres/0005_inbound_receipts.ts";
 import * as sqlite0001 from "./sqlite/0001_foundation.ts";
+import * as sqlite0005 from "./sqlite/0005_inbound_receipts.ts";
 
 /**
  * Ordered, immutable migrations per dialect. Add a file per change, named
@@ -8,10 +10,12 @@ import * as sqlite0001 from "./sqlite/0001_foundation.ts";
  */
 const SQLITE: Record<string, Migration> = {
   "0001_foundation": sqlite0001,
+  "0005_inbound_receipts": sqlite0005,
 };
 
 const POSTGRES: Record<string, Migration> = {
   "0001_foundation": pg0001,
+  "0005_inbound_receipts": pg0005,
 };
 
 export function migrationProvider(dialect: "sqlite" | "postgres"): MigrationProvider {

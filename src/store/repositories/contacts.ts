@@ -296,6 +296,16 @@ export async function attachLabels(
     .execute();
 }
 
+export async function contactHasLabels(db: Executor, contactId: string): Promise<boolean> {
+  const row = await db
+    .selectFrom("contact_labels")
+    .select("label_id")
+    .where("contact_id", "=", contactId)
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
 /** Which of these label ids exist in the organisation. */
 export async function existingLabelIds(
   db: Executor,
