@@ -13,6 +13,7 @@ export interface Database {
   contacts: ContactsTable;
   labels: LabelsTable;
   contact_labels: ContactLabelsTable;
+  customers: CustomersTable;
 }
 
 export interface SettingsTable {
@@ -76,6 +77,8 @@ export interface ContactsTable {
   marketing_opt_out_at: number | null;
   /** Lower-cased searchable fields joined by U+001F; maintained by the contacts repository. */
   search_text: string;
+  /** The customer (platform surface) this contact is linked to, if any. */
+  customer_id: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -94,4 +97,14 @@ export interface ContactLabelsTable {
   contact_id: string;
   label_id: string;
   created_at: number;
+}
+
+/** Kapso-style customers (platform surface); ids are lower-case UUIDs. */
+export interface CustomersTable {
+  id: string;
+  organization_id: string;
+  name: string;
+  external_customer_id: string | null;
+  created_at: number;
+  updated_at: number;
 }

@@ -1,6 +1,8 @@
 import type { Migration, MigrationProvider } from "kysely";
 import * as pg0001 from "./postgres/0001_foundation.ts";
+import * as pg0004 from "./postgres/0004_customers.ts";
 import * as sqlite0001 from "./sqlite/0001_foundation.ts";
+import * as sqlite0004 from "./sqlite/0004_customers.ts";
 
 /**
  * Ordered, immutable migrations per dialect. Add a file per change, named
@@ -8,10 +10,12 @@ import * as sqlite0001 from "./sqlite/0001_foundation.ts";
  */
 const SQLITE: Record<string, Migration> = {
   "0001_foundation": sqlite0001,
+  "0004_customers": sqlite0004,
 };
 
 const POSTGRES: Record<string, Migration> = {
   "0001_foundation": pg0001,
+  "0004_customers": pg0004,
 };
 
 export function migrationProvider(dialect: "sqlite" | "postgres"): MigrationProvider {

@@ -37,6 +37,16 @@ export interface ContactFilters {
   updatedAfter?: number | undefined;
   marketingOptOut?: boolean | undefined;
   businessScopedUserId?: string | undefined;
+  /** Linked to this customer (a lower-case UUID). */
+  customerId?: string | undefined;
+  /** Linked to the organisation's customer with this `external_customer_id`. */
+  customerExternalId?: string | undefined;
+  /** true: linked to any customer; false: linked to none. */
+  hasCustomer?: boolean | undefined;
+  /** Case-insensitive substring of profile_name; already lower-cased. */
+  profileNameContains?: string | undefined;
+  /** Substring of the phone digits (`wa_id`); digits only. */
+  waIdContains?: string | undefined;
 }
 
 export interface Keyset {
@@ -60,6 +70,7 @@ const CONTACT_COLUMNS = [
   "marketing_opt_out",
   "marketing_opt_out_at",
   "search_text",
+  "customer_id",
   "created_at",
   "updated_at",
 ] as const satisfies ReadonlyArray<keyof ContactRow>;
@@ -69,7 +80,18 @@ export const SEARCH_WALK_BUDGET = 2000;
 
 type ContactsEb = ExpressionBuilder<Database, "contacts">;
 
-function filterConditions(eb: ContactsEb, f: ContactFilters, after: Keyset | undefined): Expression<SqlBool> {
+/** Where a page starts: strictly after (older than) or strictly before (newer than) a position. */
+export interface Bound {
+  after?: Keyset | undefined;
+  before?: Keyset | undefined;
+}
+
+function filterConditions(
+  eb: ContactsEb,
+  f: ContactFilters,
+  after: Keyset | undefined,
+  before?: Keyset,
+): Expression<SqlBool> {
   const c: Expression<SqlBool>[] = [eb("contacts.organization_id", "=", f.organizationId)];
   if (f.accountId !== undefined) c.push(eb("contacts.account_id", "=", f.accountId));
   if (f.phone !== undefined) c.push(eb("contacts.phone_number", "=", f.phone));
@@ -92,9 +114,42 @@ function filterConditions(eb: ContactsEb, f: ContactFilters, after: Keyset | und
       ),
     );
   }
+  if (f.customerId !== undefined) c.push(eb("contacts.customer_id", "=", f.customerId));
+  if (f.customerExternalId !== undefined) {
+    c.push(
+      eb(
+        "contacts.customer_id",
+        "in",
+        eb
+          .selectFrom("customers")
+          .select("customers.id")
+          .where("customers.organization_id", "=", f.organizationId)
+          .where("customers.external_customer_id", "=", f.customerExternalId),
+      ),
+    );
+  }
+  if (f.hasCustomer !== undefined) {
+    c.push(eb("contacts.customer_id", f.hasCustomer ? "is not" : "is", null));
+  }
+  // LIKE with an escaped pattern reads the same on both dialects.
+  if (f.profileNameContains !== undefined) {
+    c.push(sql<SqlBool>`lower(contacts.profile_name) LIKE ${likePattern(f.profileNameContains)} ESCAPE '\\'`);
+  }
+  if (f.waIdContains !== undefined) {
+    c.push(sql<SqlBool>`contacts.phone_number LIKE ${likePattern(f.waIdContains)} ESCAPE '\\'`);
+  }
   if (after)
     c.push(eb(eb.refTuple("contacts.created_at", "contacts.id"), "<", eb.tuple(after.created_at, after.id)));
+  if (before)
+    c.push(
+      eb(eb.refTuple("contacts.created_at", "contacts.id"), ">", eb.tuple(before.created_at, before.id)),
+    );
   return eb.and(c);
+}
+
+/** `%term%` with LIKE's wildcards and the escape character escaped. */
+function likePattern(term: string): string {
+  return `%${term.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
 }
 
 /** Exact substring test on the lower-cased search text (no index). */
@@ -146,14 +201,18 @@ async function selectViews(
   where: (eb: ContactsEb) => Expression<SqlBool>,
   limit: number,
   outerTerm?: string,
+  window: ViewWindow = {},
 ): Promise<ContactView[]> {
-  const inner = db
+  // Ascending order reads the rows just before a position (then reversed below).
+  const order = window.ascending ? "asc" : "desc";
+  let inner = db
     .selectFrom("contacts")
     .select(CONTACT_COLUMNS)
     .where(where)
-    .orderBy("contacts.created_at", "desc")
-    .orderBy("contacts.id", "desc")
+    .orderBy("contacts.created_at", order)
+    .orderBy("contacts.id", order)
     .limit(outerTerm === undefined ? limit : SEARCH_WALK_BUDGET);
+  if (window.offset) inner = inner.offset(window.offset);
   let outer = db
     .selectFrom(inner.as("c"))
     .innerJoin("accounts as a", "a.id", "c.account_id")
@@ -168,11 +227,17 @@ async function selectViews(
     );
   }
   const rows = (await outer
-    .orderBy("c.created_at", "desc")
-    .orderBy("c.id", "desc")
+    .orderBy("c.created_at", order)
+    .orderBy("c.id", order)
     .limit(limit)
     .execute()) as ViewRow[];
+  if (window.ascending) rows.reverse();
   return rows.map(toView);
+}
+
+interface ViewWindow {
+  ascending?: boolean;
+  offset?: number;
 }
 
 /**
@@ -202,6 +267,107 @@ export async function listContactViews(
     (eb) => eb.and([filterConditions(eb, filters, after), indexedSearchCondition(dialect, term)]),
     limit,
   );
+}
+
+/** The condition of a filter set, the search term included (answered by its index). */
+function allConditions(eb: ContactsEb, dialect: Dialect, filters: ContactFilters, bound: Bound = {}) {
+  const base = filterConditions(eb, filters, bound.after, bound.before);
+  const term = filters.searchTerm;
+  return term === undefined ? base : eb.and([base, indexedSearchCondition(dialect, term)]);
+}
+
+/**
+ * The `limit` contacts just before (newer than) `before`, returned in the usual
+ * `created_at desc, id desc` order: the page a client walking backwards asks for.
+ */
+export async function listContactViewsBefore(
+  db: Executor,
+  dialect: Dialect,
+  filters: ContactFilters,
+  before: Keyset,
+  limit: number,
+): Promise<ContactView[]> {
+  return selectViews(db, dialect, (eb) => allConditions(eb, dialect, filters, { before }), limit, undefined, {
+    ascending: true,
+  });
+}
+
+/** Offset pagination (bounded by the caller): `limit` contacts after skipping `offset`. */
+export async function listContactViewsAt(
+  db: Executor,
+  dialect: Dialect,
+  filters: ContactFilters,
+  offset: number,
+  limit: number,
+): Promise<ContactView[]> {
+  return selectViews(db, dialect, (eb) => allConditions(eb, dialect, filters), limit, undefined, { offset });
+}
+
+/** How many contacts match the filters. */
+export async function countContacts(
+  db: Executor,
+  dialect: Dialect,
+  filters: ContactFilters,
+): Promise<number> {
+  const row = await db
+    .selectFrom("contacts")
+    .select((eb) => eb.fn.countAll<number | string>().as("n"))
+    .where((eb) => allConditions(eb, dialect, filters))
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+/** Whether any contact matching the filters lies beyond the bound (a page exists there). */
+export async function contactsExist(
+  db: Executor,
+  dialect: Dialect,
+  filters: ContactFilters,
+  bound: Bound,
+): Promise<boolean> {
+  const row = await db
+    .selectFrom("contacts")
+    .select("contacts.id")
+    .where((eb) => allConditions(eb, dialect, filters, bound))
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+export type IdentifierColumn = "phone_number" | "business_scoped_user_id" | "parent_business_scoped_user_id";
+
+/** The id of the newest contact of the organisation (or one account) whose column has this value. */
+export async function findNewestContactIdBy(
+  db: Executor,
+  organizationId: string,
+  accountId: string | undefined,
+  column: IdentifierColumn,
+  value: string,
+): Promise<string | undefined> {
+  let query = db
+    .selectFrom("contacts")
+    .select("contacts.id")
+    .where("contacts.organization_id", "=", organizationId)
+    .where(`contacts.${column}`, "=", value);
+  if (accountId !== undefined) query = query.where("contacts.account_id", "=", accountId);
+  const row = await query
+    .orderBy("contacts.created_at", "desc")
+    .orderBy("contacts.id", "desc")
+    .limit(1)
+    .executeTakeFirst();
+  return row?.id;
+}
+
+/** Unlinks every contact from a customer, bumping `updated_at` so that syncs see the change. */
+export async function unlinkCustomer(db: Executor, customerId: string, at: number): Promise<number> {
+  const result = await db
+    .updateTable("contacts")
+    .set((eb) => ({
+      customer_id: null,
+      updated_at: sql<number>`CASE WHEN ${eb.ref("updated_at")} >= ${at} THEN ${eb.ref("updated_at")} + 1 ELSE ${at} END`,
+    }))
+    .where("customer_id", "=", customerId)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
 }
 
 export async function findContactView(
