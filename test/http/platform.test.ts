@@ -458,6 +458,9 @@ for (const kind of storeKinds()) {
       // A filter holds across pages, and unencoded cursors (+ read as space) still work.
       const half = await get(`limit=2&profile_name_contains=p1`);
       const rest = await get(`limit=50&profile_name_contains=p1&after=${half.paging.cursors.after}`);
+      const back = await get(`limit=2&profile_name_contains=p1&before=${rest.paging.cursors.before}`);
+      assert.deepEqual(back.data, half.data, "before walks back through the same filter");
+      assert.equal(back.paging.cursors.before, null);
       const names = [...half.data, ...rest.data].map((c: { profile_name: string }) => c.profile_name);
       assert.deepEqual(
         names.sort(),

@@ -200,7 +200,7 @@ async function selectViews(
   dialect: Dialect,
   where: (eb: ContactsEb) => Expression<SqlBool>,
   limit: number,
-  outerTerm?: string,
+  outer?: SubstringFilters,
   window: ViewWindow = {},
 ): Promise<ContactView[]> {
   // Ascending order reads the rows just before a position (then reversed below).
@@ -211,22 +211,16 @@ async function selectViews(
     .where(where)
     .orderBy("contacts.created_at", order)
     .orderBy("contacts.id", order)
-    .limit(outerTerm === undefined ? limit : SEARCH_WALK_BUDGET);
+    .limit(outer === undefined ? limit : SEARCH_WALK_BUDGET);
   if (window.offset) inner = inner.offset(window.offset);
-  let outer = db
+  let query = db
     .selectFrom(inner.as("c"))
     .innerJoin("accounts as a", "a.id", "c.account_id")
     .selectAll("c")
     .select(["a.phone_number as account_phone_number", "a.phone_number_id as account_phone_number_id"])
     .select(labelsJson(dialect).as("labels_json"));
-  if (outerTerm !== undefined) {
-    outer = outer.where(
-      dialect === "sqlite"
-        ? sql<SqlBool>`instr(c.search_text, ${outerTerm}) > 0`
-        : sql<SqlBool>`strpos(c.search_text, ${outerTerm}) > 0`,
-    );
-  }
-  const rows = (await outer
+  if (outer !== undefined) query = query.where(outerConditions(dialect, outer));
+  const rows = (await query
     .orderBy("c.created_at", order)
     .orderBy("c.id", order)
     .limit(limit)
@@ -240,14 +234,93 @@ interface ViewWindow {
   offset?: number;
 }
 
+/** The substring filters: their selectivity is unknown to the planners, so they are applied by walking. */
+interface SubstringFilters {
+  searchTerm?: string | undefined;
+  profileNameContains?: string | undefined;
+  waIdContains?: string | undefined;
+}
+
+function substringFiltersOf(filters: ContactFilters): SubstringFilters | undefined {
+  const { searchTerm, profileNameContains, waIdContains } = filters;
+  if (searchTerm === undefined && profileNameContains === undefined && waIdContains === undefined) {
+    return undefined;
+  }
+  return { searchTerm, profileNameContains, waIdContains };
+}
+
+/** The substring filters over the walked rows (`c`), exact tests without an index. */
+function outerConditions(dialect: Dialect, outer: SubstringFilters) {
+  const parts = [];
+  if (outer.searchTerm !== undefined) {
+    parts.push(
+      dialect === "sqlite"
+        ? sql<SqlBool>`instr(c.search_text, ${outer.searchTerm}) > 0`
+        : sql<SqlBool>`strpos(c.search_text, ${outer.searchTerm}) > 0`,
+    );
+  }
+  if (outer.profileNameContains !== undefined) {
+    parts.push(
+      sql<SqlBool>`lower(c.profile_name) LIKE ${likePattern(outer.profileNameContains)} ESCAPE '\\'`,
+    );
+  }
+  if (outer.waIdContains !== undefined) {
+    parts.push(sql<SqlBool>`c.phone_number LIKE ${likePattern(outer.waIdContains)} ESCAPE '\\'`);
+  }
+  return sql<SqlBool>`(${sql.join(parts, sql` AND `)})`;
+}
+
 /**
- * A page of contacts in `created_at desc, id desc` order after `after`.
+ * A page of contacts in `created_at desc, id desc` order after `after` (or,
+ * ascending = the page just before a position, see listContactViewsBefore).
  *
- * A search first walks the ordered index for up to SEARCH_WALK_BUDGET rows and
- * filters them: a common term fills the page there, touching a few hundred
- * rows. Only when the page is not full does it ask the trigram index (FTS5 on
- * SQLite, pg_trgm on PostgreSQL), which is fast exactly when the term is rare.
+ * Substring filters (search, profile_name_contains, wa_id_contains) first walk
+ * the ordered index for up to SEARCH_WALK_BUDGET rows and filter them: a
+ * common term fills the page there, touching a few hundred rows. Only when the
+ * page is not full does the query ask for every match (the search's trigram
+ * index: FTS5 on SQLite, pg_trgm on PostgreSQL), which is fast exactly when
+ * the term is rare. Without that walk, a planner that underestimates how
+ * common a term is sorts every match of the organisation.
  */
+async function walkOrQuery(
+  db: Executor,
+  dialect: Dialect,
+  filters: ContactFilters,
+  bound: Bound,
+  limit: number,
+  window: ViewWindow = {},
+): Promise<ContactView[]> {
+  const outer = substringFiltersOf(filters);
+  if (outer === undefined) {
+    return selectViews(
+      db,
+      dialect,
+      (eb) => filterConditions(eb, filters, bound.after, bound.before),
+      limit,
+      undefined,
+      window,
+    );
+  }
+  const plain = { ...filters, profileNameContains: undefined, waIdContains: undefined };
+  const walked = await selectViews(
+    db,
+    dialect,
+    (eb) => filterConditions(eb, plain, bound.after, bound.before),
+    limit,
+    outer,
+    window,
+  );
+  if (walked.length >= limit) return walked;
+  return selectViews(
+    db,
+    dialect,
+    (eb) => allConditions(eb, dialect, filters, bound),
+    limit,
+    undefined,
+    window,
+  );
+}
+
 export async function listContactViews(
   db: Executor,
   dialect: Dialect,
@@ -255,18 +328,7 @@ export async function listContactViews(
   after: Keyset | undefined,
   limit: number,
 ): Promise<ContactView[]> {
-  const term = filters.searchTerm;
-  if (term === undefined) {
-    return selectViews(db, dialect, (eb) => filterConditions(eb, filters, after), limit);
-  }
-  const walked = await selectViews(db, dialect, (eb) => filterConditions(eb, filters, after), limit, term);
-  if (walked.length >= limit) return walked;
-  return selectViews(
-    db,
-    dialect,
-    (eb) => eb.and([filterConditions(eb, filters, after), indexedSearchCondition(dialect, term)]),
-    limit,
-  );
+  return walkOrQuery(db, dialect, filters, { after }, limit);
 }
 
 /** The condition of a filter set, the search term included (answered by its index). */
@@ -287,9 +349,7 @@ export async function listContactViewsBefore(
   before: Keyset,
   limit: number,
 ): Promise<ContactView[]> {
-  return selectViews(db, dialect, (eb) => allConditions(eb, dialect, filters, { before }), limit, undefined, {
-    ascending: true,
-  });
+  return walkOrQuery(db, dialect, filters, { before }, limit, { ascending: true });
 }
 
 /** Offset pagination (bounded by the caller): `limit` contacts after skipping `offset`. */
@@ -335,7 +395,13 @@ export async function contactsExist(
 
 export type IdentifierColumn = "phone_number" | "business_scoped_user_id" | "parent_business_scoped_user_id";
 
-/** The id of the newest contact of the organisation (or one account) whose column has this value. */
+/**
+ * The id of the newest contact of the organisation (or one account) whose
+ * column has this value. The matches are few (phone and BSUID are unique per
+ * account), so they are read through the identifier's index and the newest is
+ * picked here: an ORDER BY would tempt the planner into walking the
+ * organisation's (created_at, id) index instead.
+ */
 export async function findNewestContactIdBy(
   db: Executor,
   organizationId: string,
@@ -345,16 +411,21 @@ export async function findNewestContactIdBy(
 ): Promise<string | undefined> {
   let query = db
     .selectFrom("contacts")
-    .select("contacts.id")
+    .select(["contacts.id", "contacts.created_at"])
     .where("contacts.organization_id", "=", organizationId)
     .where(`contacts.${column}`, "=", value);
   if (accountId !== undefined) query = query.where("contacts.account_id", "=", accountId);
-  const row = await query
-    .orderBy("contacts.created_at", "desc")
-    .orderBy("contacts.id", "desc")
-    .limit(1)
-    .executeTakeFirst();
-  return row?.id;
+  let newest: { id: string; created_at: number } | undefined;
+  for (const row of await query.limit(10_000).execute()) {
+    if (
+      !newest ||
+      row.created_at > newest.created_at ||
+      (row.created_at === newest.created_at && row.id > newest.id)
+    ) {
+      newest = row;
+    }
+  }
+  return newest?.id;
 }
 
 /** Unlinks every contact from a customer, bumping `updated_at` so that syncs see the change. */
