@@ -331,11 +331,24 @@ export async function listContactViews(
   return walkOrQuery(db, dialect, filters, { after }, limit);
 }
 
-/** The condition of a filter set, the search term included (answered by its index). */
+/**
+ * The condition of a filter set with the substring filters answered by the
+ * trigram index. `profile_name_contains` and `wa_id_contains` are substrings
+ * of the search text too (it holds the lower-cased profile name and the phone
+ * digits), so the index narrows them and the exact tests of filterConditions
+ * decide.
+ */
 function allConditions(eb: ContactsEb, dialect: Dialect, filters: ContactFilters, bound: Bound = {}) {
   const base = filterConditions(eb, filters, bound.after, bound.before);
-  const term = filters.searchTerm;
-  return term === undefined ? base : eb.and([base, indexedSearchCondition(dialect, term)]);
+  // The search term's condition is also its exact test, so it always applies.
+  if (filters.searchTerm !== undefined)
+    return eb.and([base, indexedSearchCondition(dialect, filters.searchTerm)]);
+  const terms = [filters.profileNameContains, filters.waIdContains].filter(
+    (t): t is string => t !== undefined,
+  );
+  if (terms.length === 0) return base;
+  const longest = terms.reduce((a, b) => (b.length > a.length ? b : a));
+  return eb.and([base, indexedSearchCondition(dialect, longest)]);
 }
 
 /**
