@@ -9,7 +9,11 @@ import { CursorCodec } from "./domain/pagination.ts";
 import { ApiError, renderNativeError } from "./errors.ts";
 import { adminRoutes } from "./http/admin/routes.ts";
 import { toApiError } from "./http/errors.ts";
+import { renderGraphError } from "./http/graph/errors.ts";
+import { graphRoutes } from "./http/graph/routes.ts";
 import { nativeRoutes } from "./http/native/routes.ts";
+import { renderPlatformError } from "./http/platform/errors.ts";
+import { platformRoutes } from "./http/platform/routes.ts";
 import { whatsappWebhookRoutes } from "./http/webhooks/whatsapp.ts";
 import { newId } from "./ids.ts";
 import { loggerOptions } from "./logger.ts";
@@ -30,6 +34,7 @@ declare module "fastify" {
   }
 }
 
+/** Builds the body of an error response; may change the status (e.g. the platform's 422 on duplicates). */
 type ErrorRenderer = (error: ApiError, request: FastifyRequest, reply: FastifyReply) => unknown;
 
 /**
@@ -37,7 +42,10 @@ type ErrorRenderer = (error: ApiError, request: FastifyRequest, reply: FastifyRe
  * prefix so that failures before routing (unknown routes, bad bodies) match too.
  * Longest prefix first; the native envelope is the default.
  */
-const ERROR_RENDERERS: Array<{ prefix: string; render: ErrorRenderer }> = [];
+const ERROR_RENDERERS: Array<{ prefix: string; render: ErrorRenderer }> = [
+  { prefix: "/platform/", render: (error, _request, reply) => renderPlatformError(error, reply) },
+  { prefix: "/meta/", render: (error, request) => renderGraphError(error, request.id) },
+];
 
 function rendererFor(url: string): ErrorRenderer {
   for (const { prefix, render } of ERROR_RENDERERS) if (url.startsWith(prefix)) return render;
@@ -106,17 +114,21 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       request.log.error({ err: apiError.cause ?? error, code: apiError.code }, "request failed");
     }
     if (apiError.headers) reply.headers(apiError.headers);
-    reply.status(apiError.status).send(rendererFor(request.url)(apiError, request, reply));
+    reply.status(apiError.status);
+    const body = rendererFor(request.url)(apiError, request, reply);
+    reply.send(body);
   });
 
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split("?")[0] ?? "/";
     const allowed = (["GET", "POST", "PATCH", "PUT", "DELETE"] as const).filter(
-      (method) => method !== request.method && app.hasRoute({ method, url: path }),
+      (method) => method !== request.method && app.findRoute({ method, url: path }) !== null,
     );
     if (allowed.length > 0) reply.header("allow", allowed.join(", "));
     const error = notFoundError(request.method, path, allowed);
-    reply.status(error.status).send(rendererFor(request.url)(error, request, reply));
+    reply.status(error.status);
+    const body = rendererFor(request.url)(error, request, reply);
+    reply.send(body);
   });
 
   await app.register(swagger, {
@@ -148,6 +160,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       verifyToken: config.metaVerifyToken,
     });
   }
+  await app.register(platformRoutes, { prefix: "/platform/v1" });
+  await app.register(graphRoutes, { prefix: "/meta/whatsapp" });
   return app;
 }
 

@@ -1,5 +1,5 @@
 import { ApiError, notFound } from "../errors.ts";
-import { newId } from "../ids.ts";
+import { isId, newId } from "../ids.ts";
 import { type AccountRow, findAccountByPhoneNumberId, listAccounts } from "../store/repositories/accounts.ts";
 import * as repo from "../store/repositories/contacts.ts";
 import type { ContactSource } from "../store/schema.ts";
@@ -18,6 +18,8 @@ import {
   validateMetadata,
   withoutNulls,
 } from "./contact-fields.ts";
+import { getCustomer, requireExternalId, requireUuid } from "./customers.ts";
+import { type Bound, type KeysetPage, walkKeyset } from "./pagination.ts";
 import { normalizePhone, requirePhone } from "./phone.ts";
 
 export type { ContactRow, ContactView } from "../store/repositories/contacts.ts";
@@ -47,6 +49,8 @@ export interface ContactInput {
   /** Replaces the whole document (`metadata: null` on the wire clears it). */
   replace_metadata?: boolean | undefined;
   label_ids?: string[] | undefined;
+  /** A customer of the organisation (UUID); null unlinks. */
+  customer_id?: string | null | undefined;
   /**
    * A marketing preference event (WhatsApp `user_preferences`): applied only
    * when newer than the one already recorded, so events may arrive in any order.
@@ -105,6 +109,10 @@ export function normalizeInput(input: ContactInput, params?: FieldParams): Conta
     out.metadata = validateMetadata(input.metadata, paramOf(params, "metadata"));
   }
   if (input.replace_metadata) out.replace_metadata = true;
+  if (input.customer_id !== undefined) {
+    out.customer_id =
+      input.customer_id === null ? null : requireUuid(input.customer_id, paramOf(params, "customer_id"));
+  }
   if (input.label_ids !== undefined) out.label_ids = [...new Set(input.label_ids)];
   if (input.marketing_preference !== undefined) {
     const { opt_out, at } = input.marketing_preference;
@@ -158,6 +166,12 @@ async function requireLabels(scope: Scope, ids: string[] | undefined, param = "l
   return ids;
 }
 
+/** A customer_id must name a customer of the same organisation (404 otherwise). */
+async function requireCustomerOf(scope: Scope, input: ContactInput, params?: FieldParams): Promise<void> {
+  if (input.customer_id === undefined || input.customer_id === null) return;
+  await getCustomer(scope.db, scope.organizationId, input.customer_id, paramOf(params, "customer_id"));
+}
+
 function conflict(existingId: string, param: string): ApiError {
   return new ApiError("contact_exists", "A contact with this identity already exists in this account.", {
     param,
@@ -188,6 +202,7 @@ export async function createContact(
     });
   }
   const labelIds = await requireLabels(scope, input.label_ids, paramOf(params, "labels"));
+  await requireCustomerOf(scope, input, params);
   const row = buildRow(scope.organizationId, account.id, input, source, now());
   for (let attempt = 0; attempt < 3; attempt++) {
     if (await repo.insertContactIfAbsent(scope.db, row)) {
@@ -218,6 +233,7 @@ export function buildRow(
     email: input.email ?? null,
   };
   return {
+    customer_id: input.customer_id ?? null,
     id: newId("ctc"),
     organization_id: organizationId,
     account_id: accountId,
@@ -240,6 +256,7 @@ const PLAIN_FIELDS = [
   "profile_name",
   "display_name",
   "email",
+  "customer_id",
 ] as const;
 
 export interface ContactChanges {
@@ -374,6 +391,7 @@ export async function updateContact(
 ): Promise<{ contact: repo.ContactView; changed: string[] }> {
   const input = normalizeInput(raw, params);
   const current = await getContact(scope, id, accountId);
+  await requireCustomerOf(scope, input, params);
   const changes = diffContact(current, input, now());
   await applyChanges(scope, current, changes, params);
   const labelIds = await requireLabels(scope, input.label_ids, paramOf(params, "labels"));
@@ -396,6 +414,45 @@ export interface ListQuery {
   created_before?: string | undefined;
   updated_after?: string | undefined;
   marketing_opt_out?: "true" | "false" | undefined;
+  /** Kapso surfaces: exact phone named `wa_id` (with or without `+`). */
+  wa_id?: string | undefined;
+  business_scoped_user_id?: string | undefined;
+  customer_id?: string | undefined;
+  customer_external_id?: string | undefined;
+  has_customer?: string | undefined;
+  profile_name_contains?: string | undefined;
+  wa_id_contains?: string | undefined;
+}
+
+function parseBoolean(value: string | undefined, param: string): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (value === "true") return true;
+  if (value === "false") return false;
+  throw new ApiError("invalid_field_value", `${param} must be true or false.`, { param });
+}
+
+/** A free-text filter: 1–200 characters without control characters. */
+function requireFilterText(value: string | undefined, param: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (value.length < 1 || value.length > 200 || hasControlCharacters(value)) {
+    throw new ApiError(
+      "invalid_field_value",
+      `${param} must be 1 to 200 characters without control characters.`,
+      {
+        param,
+      },
+    );
+  }
+  return value;
+}
+
+/** `wa_id_contains`: digits, optionally with `+` and phone formatting; matched on the digits. */
+function digitsFilter(value: string | undefined, param: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (!/^[\d\s\-.()+]{1,40}$/.test(value) || !/\d/.test(value)) {
+    throw new ApiError("invalid_field_value", `${param} must be digits of a phone number.`, { param });
+  }
+  return value.replace(/\D/g, "");
 }
 
 function parseInstant(value: string | undefined, param: string): number | undefined {
@@ -429,16 +486,32 @@ export function contactFilters(
       },
     );
   }
+  if (query.phone !== undefined && query.wa_id !== undefined) {
+    throw new ApiError("invalid_field_value", "Pass either phone or wa_id, not both.", { param: "wa_id" });
+  }
+  const phone = query.phone ?? query.wa_id;
+  const profileName = requireFilterText(query.profile_name_contains, "profile_name_contains");
+  const bsuid = requireFilterText(query.business_scoped_user_id, "business_scoped_user_id");
   return {
     organizationId,
     accountId,
-    phone: query.phone === undefined ? undefined : requirePhone(query.phone, "phone"),
+    phone:
+      phone === undefined ? undefined : requirePhone(phone, query.phone === undefined ? "wa_id" : "phone"),
     searchTerm: search === undefined ? undefined : searchTermOfQuery(search),
     labelId: query.label,
     createdAfter: parseInstant(query.created_after, "created_after"),
     createdBefore: parseInstant(query.created_before, "created_before"),
     updatedAfter: parseInstant(query.updated_after, "updated_after"),
     marketingOptOut: query.marketing_opt_out === undefined ? undefined : query.marketing_opt_out === "true",
+    businessScopedUserId: bsuid,
+    customerId: query.customer_id === undefined ? undefined : requireUuid(query.customer_id, "customer_id"),
+    customerExternalId:
+      query.customer_external_id === undefined
+        ? undefined
+        : requireExternalId(query.customer_external_id, "customer_external_id"),
+    hasCustomer: parseBoolean(query.has_customer, "has_customer"),
+    profileNameContains: profileName?.toLowerCase(),
+    waIdContains: digitsFilter(query.wa_id_contains, "wa_id_contains"),
   };
 }
 
@@ -449,4 +522,77 @@ export async function listContacts(
   limit: number,
 ): Promise<repo.ContactView[]> {
   return repo.listContactViews(scope.db, scope.dialect, filters, after, limit);
+}
+
+/**
+ * A page that can be walked both ways (`after` → older, `before` → newer),
+ * with exact ends: the page's `before`/`after` positions are null when
+ * nothing lies on that side.
+ */
+export async function listContactsPage(
+  scope: Scope,
+  filters: repo.ContactFilters,
+  bound: Bound,
+  limit: number,
+): Promise<KeysetPage<repo.ContactView>> {
+  return walkKeyset(
+    bound,
+    limit,
+    (b, n) =>
+      b.before
+        ? repo.listContactViewsBefore(scope.db, scope.dialect, filters, b.before, n)
+        : repo.listContactViews(scope.db, scope.dialect, filters, b.after, n),
+    (b) => repo.contactsExist(scope.db, scope.dialect, filters, b),
+  );
+}
+
+/** Offset pagination (the caller bounds the window): one page and the total count. */
+export async function listContactsAtOffset(
+  scope: Scope,
+  filters: repo.ContactFilters,
+  offset: number,
+  limit: number,
+): Promise<{ rows: repo.ContactView[]; total: number }> {
+  const total = await repo.countContacts(scope.db, scope.dialect, filters);
+  const rows =
+    offset >= total ? [] : await repo.listContactViewsAt(scope.db, scope.dialect, filters, offset, limit);
+  return { rows, total };
+}
+
+const PHONE_LIKE = /^\+?[\d\s\-.()]{6,40}$/;
+
+/**
+ * A contact by any identifier a client may hold: its id (`ctc_…`), its phone
+ * (with or without `+`), its business-scoped user id, or a parent BSUID. Phone
+ * and BSUIDs are unique per account, so across an organisation's accounts (or
+ * for a parent BSUID, shared by design) the newest match wins; `accountId`
+ * restricts the lookup to one account. Nothing found (or another
+ * organisation's) is 404.
+ */
+export async function findContactByIdentifier(
+  scope: Scope,
+  identifier: string,
+  accountId?: string,
+  param = "identifier",
+): Promise<repo.ContactView> {
+  const missing = () => notFound("contact", param);
+  let id: string | undefined;
+  if (isId("ctc", identifier)) {
+    id = identifier;
+  } else if (identifier.length <= 128) {
+    const phone = PHONE_LIKE.test(identifier) ? normalizePhone(identifier) : undefined;
+    const lookups: Array<[repo.IdentifierColumn, string]> = phone ? [["phone_number", phone]] : [];
+    // BSUIDs never contain spaces (see normalizeInput).
+    if (!/\s/.test(identifier)) {
+      lookups.push(["business_scoped_user_id", identifier], ["parent_business_scoped_user_id", identifier]);
+    }
+    for (const [column, value] of lookups) {
+      id = await repo.findNewestContactIdBy(scope.db, scope.organizationId, accountId, column, value);
+      if (id) break;
+    }
+  }
+  if (!id) throw missing();
+  const view = await repo.findContactView(scope.db, scope.dialect, scope.organizationId, id, accountId);
+  if (!view) throw missing();
+  return view;
 }

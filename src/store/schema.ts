@@ -13,6 +13,7 @@ export interface Database {
   contacts: ContactsTable;
   labels: LabelsTable;
   contact_labels: ContactLabelsTable;
+  customers: CustomersTable;
   inbound_receipts: InboundReceiptsTable;
 }
 
@@ -77,6 +78,8 @@ export interface ContactsTable {
   marketing_opt_out_at: number | null;
   /** Lower-cased searchable fields joined by U+001F; maintained by the contacts repository. */
   search_text: string;
+  /** The customer (platform surface) this contact is linked to, if any. */
+  customer_id: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -95,6 +98,16 @@ export interface ContactLabelsTable {
   contact_id: string;
   label_id: string;
   created_at: number;
+}
+
+/** Kapso-style customers (platform surface); ids are lower-case UUIDs. */
+export interface CustomersTable {
+  id: string;
+  organization_id: string;
+  name: string;
+  external_customer_id: string | null;
+  created_at: number;
+  updated_at: number;
 }
 
 /** One applied Meta webhook change (spec §6), so that a redelivery is skipped. */

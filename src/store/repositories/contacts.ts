@@ -37,6 +37,16 @@ export interface ContactFilters {
   updatedAfter?: number | undefined;
   marketingOptOut?: boolean | undefined;
   businessScopedUserId?: string | undefined;
+  /** Linked to this customer (a lower-case UUID). */
+  customerId?: string | undefined;
+  /** Linked to the organisation's customer with this `external_customer_id`. */
+  customerExternalId?: string | undefined;
+  /** true: linked to any customer; false: linked to none. */
+  hasCustomer?: boolean | undefined;
+  /** Case-insensitive substring of profile_name; already lower-cased. */
+  profileNameContains?: string | undefined;
+  /** Substring of the phone digits (`wa_id`); digits only. */
+  waIdContains?: string | undefined;
 }
 
 export interface Keyset {
@@ -60,6 +70,7 @@ const CONTACT_COLUMNS = [
   "marketing_opt_out",
   "marketing_opt_out_at",
   "search_text",
+  "customer_id",
   "created_at",
   "updated_at",
 ] as const satisfies ReadonlyArray<keyof ContactRow>;
@@ -69,7 +80,18 @@ export const SEARCH_WALK_BUDGET = 2000;
 
 type ContactsEb = ExpressionBuilder<Database, "contacts">;
 
-function filterConditions(eb: ContactsEb, f: ContactFilters, after: Keyset | undefined): Expression<SqlBool> {
+/** Where a page starts: strictly after (older than) or strictly before (newer than) a position. */
+export interface Bound {
+  after?: Keyset | undefined;
+  before?: Keyset | undefined;
+}
+
+function filterConditions(
+  eb: ContactsEb,
+  f: ContactFilters,
+  after: Keyset | undefined,
+  before?: Keyset,
+): Expression<SqlBool> {
   const c: Expression<SqlBool>[] = [eb("contacts.organization_id", "=", f.organizationId)];
   if (f.accountId !== undefined) c.push(eb("contacts.account_id", "=", f.accountId));
   if (f.phone !== undefined) c.push(eb("contacts.phone_number", "=", f.phone));
@@ -92,9 +114,42 @@ function filterConditions(eb: ContactsEb, f: ContactFilters, after: Keyset | und
       ),
     );
   }
+  if (f.customerId !== undefined) c.push(eb("contacts.customer_id", "=", f.customerId));
+  if (f.customerExternalId !== undefined) {
+    c.push(
+      eb(
+        "contacts.customer_id",
+        "in",
+        eb
+          .selectFrom("customers")
+          .select("customers.id")
+          .where("customers.organization_id", "=", f.organizationId)
+          .where("customers.external_customer_id", "=", f.customerExternalId),
+      ),
+    );
+  }
+  if (f.hasCustomer !== undefined) {
+    c.push(eb("contacts.customer_id", f.hasCustomer ? "is not" : "is", null));
+  }
+  // LIKE with an escaped pattern reads the same on both dialects.
+  if (f.profileNameContains !== undefined) {
+    c.push(sql<SqlBool>`lower(contacts.profile_name) LIKE ${likePattern(f.profileNameContains)} ESCAPE '\\'`);
+  }
+  if (f.waIdContains !== undefined) {
+    c.push(sql<SqlBool>`contacts.phone_number LIKE ${likePattern(f.waIdContains)} ESCAPE '\\'`);
+  }
   if (after)
     c.push(eb(eb.refTuple("contacts.created_at", "contacts.id"), "<", eb.tuple(after.created_at, after.id)));
+  if (before)
+    c.push(
+      eb(eb.refTuple("contacts.created_at", "contacts.id"), ">", eb.tuple(before.created_at, before.id)),
+    );
   return eb.and(c);
+}
+
+/** `%term%` with LIKE's wildcards and the escape character escaped. */
+function likePattern(term: string): string {
+  return `%${term.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
 }
 
 /** Exact substring test on the lower-cased search text (no index). */
@@ -145,44 +200,127 @@ async function selectViews(
   dialect: Dialect,
   where: (eb: ContactsEb) => Expression<SqlBool>,
   limit: number,
-  outerTerm?: string,
+  outer?: SubstringFilters,
+  window: ViewWindow = {},
 ): Promise<ContactView[]> {
-  const inner = db
+  // Ascending order reads the rows just before a position (then reversed below).
+  const order = window.ascending ? "asc" : "desc";
+  let inner = db
     .selectFrom("contacts")
     .select(CONTACT_COLUMNS)
     .where(where)
-    .orderBy("contacts.created_at", "desc")
-    .orderBy("contacts.id", "desc")
-    .limit(outerTerm === undefined ? limit : SEARCH_WALK_BUDGET);
-  let outer = db
+    .orderBy("contacts.created_at", order)
+    .orderBy("contacts.id", order)
+    .limit(outer === undefined ? limit : SEARCH_WALK_BUDGET);
+  if (window.offset) inner = inner.offset(window.offset);
+  let query = db
     .selectFrom(inner.as("c"))
     .innerJoin("accounts as a", "a.id", "c.account_id")
     .selectAll("c")
     .select(["a.phone_number as account_phone_number", "a.phone_number_id as account_phone_number_id"])
     .select(labelsJson(dialect).as("labels_json"));
-  if (outerTerm !== undefined) {
-    outer = outer.where(
-      dialect === "sqlite"
-        ? sql<SqlBool>`instr(c.search_text, ${outerTerm}) > 0`
-        : sql<SqlBool>`strpos(c.search_text, ${outerTerm}) > 0`,
-    );
-  }
-  const rows = (await outer
-    .orderBy("c.created_at", "desc")
-    .orderBy("c.id", "desc")
+  if (outer !== undefined) query = query.where(outerConditions(dialect, outer));
+  const rows = (await query
+    .orderBy("c.created_at", order)
+    .orderBy("c.id", order)
     .limit(limit)
     .execute()) as ViewRow[];
+  if (window.ascending) rows.reverse();
   return rows.map(toView);
 }
 
+interface ViewWindow {
+  ascending?: boolean;
+  offset?: number;
+}
+
+/** The substring filters: their selectivity is unknown to the planners, so they are applied by walking. */
+interface SubstringFilters {
+  searchTerm?: string | undefined;
+  profileNameContains?: string | undefined;
+  waIdContains?: string | undefined;
+}
+
+function substringFiltersOf(filters: ContactFilters): SubstringFilters | undefined {
+  const { searchTerm, profileNameContains, waIdContains } = filters;
+  if (searchTerm === undefined && profileNameContains === undefined && waIdContains === undefined) {
+    return undefined;
+  }
+  return { searchTerm, profileNameContains, waIdContains };
+}
+
+/** The substring filters over the walked rows (`c`), exact tests without an index. */
+function outerConditions(dialect: Dialect, outer: SubstringFilters) {
+  const parts = [];
+  if (outer.searchTerm !== undefined) {
+    parts.push(
+      dialect === "sqlite"
+        ? sql<SqlBool>`instr(c.search_text, ${outer.searchTerm}) > 0`
+        : sql<SqlBool>`strpos(c.search_text, ${outer.searchTerm}) > 0`,
+    );
+  }
+  if (outer.profileNameContains !== undefined) {
+    parts.push(
+      sql<SqlBool>`lower(c.profile_name) LIKE ${likePattern(outer.profileNameContains)} ESCAPE '\\'`,
+    );
+  }
+  if (outer.waIdContains !== undefined) {
+    parts.push(sql<SqlBool>`c.phone_number LIKE ${likePattern(outer.waIdContains)} ESCAPE '\\'`);
+  }
+  return sql<SqlBool>`(${sql.join(parts, sql` AND `)})`;
+}
+
 /**
- * A page of contacts in `created_at desc, id desc` order after `after`.
+ * A page of contacts in `created_at desc, id desc` order after `after` (or,
+ * ascending = the page just before a position, see listContactViewsBefore).
  *
- * A search first walks the ordered index for up to SEARCH_WALK_BUDGET rows and
- * filters them: a common term fills the page there, touching a few hundred
- * rows. Only when the page is not full does it ask the trigram index (FTS5 on
- * SQLite, pg_trgm on PostgreSQL), which is fast exactly when the term is rare.
+ * Substring filters (search, profile_name_contains, wa_id_contains) first walk
+ * the ordered index for up to SEARCH_WALK_BUDGET rows and filter them: a
+ * common term fills the page there, touching a few hundred rows. Only when the
+ * page is not full does the query ask for every match (the search's trigram
+ * index: FTS5 on SQLite, pg_trgm on PostgreSQL), which is fast exactly when
+ * the term is rare. Without that walk, a planner that underestimates how
+ * common a term is sorts every match of the organisation.
  */
+async function walkOrQuery(
+  db: Executor,
+  dialect: Dialect,
+  filters: ContactFilters,
+  bound: Bound,
+  limit: number,
+  window: ViewWindow = {},
+): Promise<ContactView[]> {
+  const outer = substringFiltersOf(filters);
+  if (outer === undefined) {
+    return selectViews(
+      db,
+      dialect,
+      (eb) => filterConditions(eb, filters, bound.after, bound.before),
+      limit,
+      undefined,
+      window,
+    );
+  }
+  const plain = { ...filters, profileNameContains: undefined, waIdContains: undefined };
+  const walked = await selectViews(
+    db,
+    dialect,
+    (eb) => filterConditions(eb, plain, bound.after, bound.before),
+    limit,
+    outer,
+    window,
+  );
+  if (walked.length >= limit) return walked;
+  return selectViews(
+    db,
+    dialect,
+    (eb) => allConditions(eb, dialect, filters, bound),
+    limit,
+    undefined,
+    window,
+  );
+}
+
 export async function listContactViews(
   db: Executor,
   dialect: Dialect,
@@ -190,18 +328,130 @@ export async function listContactViews(
   after: Keyset | undefined,
   limit: number,
 ): Promise<ContactView[]> {
-  const term = filters.searchTerm;
-  if (term === undefined) {
-    return selectViews(db, dialect, (eb) => filterConditions(eb, filters, after), limit);
-  }
-  const walked = await selectViews(db, dialect, (eb) => filterConditions(eb, filters, after), limit, term);
-  if (walked.length >= limit) return walked;
-  return selectViews(
-    db,
-    dialect,
-    (eb) => eb.and([filterConditions(eb, filters, after), indexedSearchCondition(dialect, term)]),
-    limit,
+  return walkOrQuery(db, dialect, filters, { after }, limit);
+}
+
+/**
+ * The condition of a filter set with the substring filters answered by the
+ * trigram index. `profile_name_contains` and `wa_id_contains` are substrings
+ * of the search text too (it holds the lower-cased profile name and the phone
+ * digits), so the index narrows them and the exact tests of filterConditions
+ * decide.
+ */
+function allConditions(eb: ContactsEb, dialect: Dialect, filters: ContactFilters, bound: Bound = {}) {
+  const base = filterConditions(eb, filters, bound.after, bound.before);
+  // The search term's condition is also its exact test, so it always applies.
+  if (filters.searchTerm !== undefined)
+    return eb.and([base, indexedSearchCondition(dialect, filters.searchTerm)]);
+  const terms = [filters.profileNameContains, filters.waIdContains].filter(
+    (t): t is string => t !== undefined,
   );
+  if (terms.length === 0) return base;
+  const longest = terms.reduce((a, b) => (b.length > a.length ? b : a));
+  return eb.and([base, indexedSearchCondition(dialect, longest)]);
+}
+
+/**
+ * The `limit` contacts just before (newer than) `before`, returned in the usual
+ * `created_at desc, id desc` order: the page a client walking backwards asks for.
+ */
+export async function listContactViewsBefore(
+  db: Executor,
+  dialect: Dialect,
+  filters: ContactFilters,
+  before: Keyset,
+  limit: number,
+): Promise<ContactView[]> {
+  return walkOrQuery(db, dialect, filters, { before }, limit, { ascending: true });
+}
+
+/** Offset pagination (bounded by the caller): `limit` contacts after skipping `offset`. */
+export async function listContactViewsAt(
+  db: Executor,
+  dialect: Dialect,
+  filters: ContactFilters,
+  offset: number,
+  limit: number,
+): Promise<ContactView[]> {
+  return selectViews(db, dialect, (eb) => allConditions(eb, dialect, filters), limit, undefined, { offset });
+}
+
+/** How many contacts match the filters. */
+export async function countContacts(
+  db: Executor,
+  dialect: Dialect,
+  filters: ContactFilters,
+): Promise<number> {
+  const row = await db
+    .selectFrom("contacts")
+    .select((eb) => eb.fn.countAll<number | string>().as("n"))
+    .where((eb) => allConditions(eb, dialect, filters))
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+/** Whether any contact matching the filters lies beyond the bound (a page exists there). */
+export async function contactsExist(
+  db: Executor,
+  dialect: Dialect,
+  filters: ContactFilters,
+  bound: Bound,
+): Promise<boolean> {
+  const row = await db
+    .selectFrom("contacts")
+    .select("contacts.id")
+    .where((eb) => allConditions(eb, dialect, filters, bound))
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+export type IdentifierColumn = "phone_number" | "business_scoped_user_id" | "parent_business_scoped_user_id";
+
+/**
+ * The id of the newest contact of the organisation (or one account) whose
+ * column has this value. The matches are few (phone and BSUID are unique per
+ * account), so they are read through the identifier's index and the newest is
+ * picked here: an ORDER BY would tempt the planner into walking the
+ * organisation's (created_at, id) index instead.
+ */
+export async function findNewestContactIdBy(
+  db: Executor,
+  organizationId: string,
+  accountId: string | undefined,
+  column: IdentifierColumn,
+  value: string,
+): Promise<string | undefined> {
+  let query = db
+    .selectFrom("contacts")
+    .select(["contacts.id", "contacts.created_at"])
+    .where("contacts.organization_id", "=", organizationId)
+    .where(`contacts.${column}`, "=", value);
+  if (accountId !== undefined) query = query.where("contacts.account_id", "=", accountId);
+  let newest: { id: string; created_at: number } | undefined;
+  for (const row of await query.limit(10_000).execute()) {
+    if (
+      !newest ||
+      row.created_at > newest.created_at ||
+      (row.created_at === newest.created_at && row.id > newest.id)
+    ) {
+      newest = row;
+    }
+  }
+  return newest?.id;
+}
+
+/** Unlinks every contact from a customer, bumping `updated_at` so that syncs see the change. */
+export async function unlinkCustomer(db: Executor, customerId: string, at: number): Promise<number> {
+  const result = await db
+    .updateTable("contacts")
+    .set((eb) => ({
+      customer_id: null,
+      updated_at: sql<number>`CASE WHEN ${eb.ref("updated_at")} >= ${at} THEN ${eb.ref("updated_at")} + 1 ELSE ${at} END`,
+    }))
+    .where("customer_id", "=", customerId)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
 }
 
 export async function findContactView(

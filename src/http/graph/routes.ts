@@ -1,0 +1,169 @@
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import type { FastifyRequest } from "fastify";
+import { Type } from "typebox";
+import { requireAccountByPhoneNumberId } from "../../domain/accounts.ts";
+import {
+  contactFilters,
+  findContactByIdentifier,
+  listContactsPage,
+  type Scope,
+  updateContact,
+} from "../../domain/contacts.ts";
+import { boundOf, parseLimit } from "../../domain/pagination.ts";
+import { ApiError } from "../../errors.ts";
+import { principalOf, protect } from "../auth.ts";
+import { PLATFORM_DEFAULT_LIMIT } from "../platform/contacts.ts";
+import { Cursors, cursorsOf, KapsoContactSchema, kapsoContactOut } from "../platform/representation.ts";
+import { runWrite } from "../write.ts";
+import { GRAPH_ERROR_RESPONSES } from "./errors.ts";
+
+const AccountParams = {
+  version: Type.String({ pattern: "^v\\d+\\.\\d+$", description: "Any Graph version, e.g. v23.0" }),
+  phone_number_id: Type.String({
+    pattern: "^\\d{6,20}$",
+    description: "Meta phone_number_id of the account",
+  }),
+};
+const ContactParams = Type.Object({
+  ...AccountParams,
+  wa_id: Type.String({
+    maxLength: 200,
+    description: "wa_id (phone without +); a BSUID or contact id works too",
+  }),
+});
+const Metadata = Type.Union(
+  [Type.Unsafe<Record<string, unknown>>({ type: "object", "x-error-code": "invalid_metadata" }), Type.Null()],
+  { "x-error-code": "invalid_metadata" },
+);
+
+/**
+ * The graph surface (`/meta/whatsapp/{version}/{phone_number_id}/contacts`):
+ * Kapso's Meta-proxy contacts extension, as `@kapso/whatsapp-cloud-api`'s
+ * `client.contacts` calls it. Scoped to the account in the path.
+ */
+export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  protect(app);
+  const { store } = app.services;
+  const tags = ["graph"];
+  const scopeOf = (request: FastifyRequest): Scope => ({
+    db: store.db,
+    dialect: store.dialect,
+    organizationId: principalOf(request).organization.id,
+  });
+
+  app.get(
+    "/:version/:phone_number_id/contacts",
+    {
+      schema: {
+        tags,
+        summary: "List the account's contacts",
+        params: Type.Object(AccountParams),
+        querystring: Type.Object(
+          {
+            wa_id: Type.Optional(Type.String({ maxLength: 40, description: "Exact wa_id" })),
+            customer_id: Type.Optional(Type.String({ maxLength: 64 })),
+            has_customer: Type.Optional(Type.String({ description: "true | false" })),
+            limit: Type.Optional(Type.String({ description: "1–100, default 20" })),
+            after: Type.Optional(Type.String()),
+            before: Type.Optional(Type.String()),
+            fields: Type.Optional(Type.String({ description: "Accepted and ignored" })),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            data: Type.Array(KapsoContactSchema),
+            paging: Type.Object({ cursors: Cursors }),
+          }),
+          ...GRAPH_ERROR_RESPONSES,
+        },
+      },
+    },
+    async (request) => {
+      const scope = scopeOf(request);
+      const { limit, after, before, fields: _ignored, ...query } = request.query;
+      const account = await requireAccountByPhoneNumberId(
+        scope.db,
+        scope.organizationId,
+        request.params.phone_number_id,
+      );
+      const filters = contactFilters(scope.organizationId, account.id, query);
+      const page = await listContactsPage(
+        scope,
+        filters,
+        boundOf(after, before),
+        parseLimit(limit, 100, PLATFORM_DEFAULT_LIMIT),
+      );
+      return { data: page.rows.map(kapsoContactOut), paging: { cursors: cursorsOf(page) } };
+    },
+  );
+
+  app.get(
+    "/:version/:phone_number_id/contacts/:wa_id",
+    {
+      schema: {
+        tags,
+        summary: "Fetch a contact by wa_id (the bare object)",
+        params: ContactParams,
+        response: { 200: KapsoContactSchema, ...GRAPH_ERROR_RESPONSES },
+      },
+    },
+    async (request) => {
+      const scope = scopeOf(request);
+      const account = await requireAccountByPhoneNumberId(
+        scope.db,
+        scope.organizationId,
+        request.params.phone_number_id,
+      );
+      return kapsoContactOut(await findContactByIdentifier(scope, request.params.wa_id, account.id, "wa_id"));
+    },
+  );
+
+  app.patch(
+    "/:version/:phone_number_id/contacts/:wa_id",
+    {
+      schema: {
+        tags,
+        summary: "Update a contact",
+        description:
+          "Flat body: any of profile_name, display_name, metadata (merged; a key set to null is removed; null clears all).",
+        params: ContactParams,
+        body: Type.Object(
+          {
+            profile_name: Type.Optional(Type.Union([Type.String({ maxLength: 256 }), Type.Null()])),
+            display_name: Type.Optional(Type.Union([Type.String({ maxLength: 256 }), Type.Null()])),
+            metadata: Type.Optional(Metadata),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ success: Type.Literal(true) }), ...GRAPH_ERROR_RESPONSES },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      if (Object.keys(body).length === 0) {
+        throw new ApiError(
+          "missing_required_field",
+          "Give at least one of profile_name, display_name, metadata.",
+        );
+      }
+      const scope = scopeOf(request);
+      return runWrite(request, reply, async (tx) => {
+        const txScope = { ...scope, db: tx };
+        const account = await requireAccountByPhoneNumberId(
+          tx,
+          scope.organizationId,
+          request.params.phone_number_id,
+        );
+        const found = await findContactByIdentifier(txScope, request.params.wa_id, account.id, "wa_id");
+        await updateContact(txScope, found.id, {
+          profile_name: body.profile_name,
+          display_name: body.display_name,
+          metadata: body.metadata ?? undefined,
+          replace_metadata: body.metadata === null ? true : undefined,
+        });
+        return { status: 200, body: { success: true as const } };
+      });
+    },
+  );
+};

@@ -1,0 +1,335 @@
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { Type } from "typebox";
+import { requireAccountByPhoneNumberId } from "../../domain/accounts.ts";
+import {
+  type ContactInput,
+  contactFilters,
+  createContact,
+  deleteContact,
+  type FieldParams,
+  findContactByIdentifier,
+  listContactsAtOffset,
+  listContactsPage,
+  resolveAccount,
+  type Scope,
+  updateContact,
+} from "../../domain/contacts.ts";
+import { boundOf, offsetWindow, parseLimit } from "../../domain/pagination.ts";
+import { ApiError } from "../../errors.ts";
+import { principalOf } from "../auth.ts";
+import { Timestamp } from "../schemas.ts";
+import { runWrite } from "../write.ts";
+import { PLATFORM_ERROR_RESPONSES } from "./errors.ts";
+import {
+  KapsoContactSchema,
+  kapsoContactOut,
+  linkTo,
+  PlatformPaging,
+  platformPaging,
+} from "./representation.ts";
+
+export const PLATFORM_DEFAULT_LIMIT = 20;
+
+const PhoneNumberId = Type.String({
+  pattern: "^\\d{6,20}$",
+  description: "Meta phone_number_id of one of your accounts",
+});
+const Name = Type.Union([Type.String({ maxLength: 256 }), Type.Null()]);
+const LooseObject = Type.Unsafe<Record<string, unknown>>({
+  type: "object",
+  "x-error-code": "invalid_metadata",
+  description: "Flat object: ≤ 50 keys of 1–40 characters; values strings (≤ 500), numbers, booleans or null",
+});
+const Metadata = Type.Union([LooseObject, Type.Null()], { "x-error-code": "invalid_metadata" });
+const CustomerId = Type.Union([
+  Type.String({ maxLength: 64, description: "A customer's UUID" }),
+  Type.Null(),
+]);
+
+const ListQuery = Type.Object(
+  {
+    customer_id: Type.Optional(Type.String({ maxLength: 64, description: "Linked to this customer (UUID)" })),
+    customer_external_id: Type.Optional(
+      Type.String({ maxLength: 256, description: "Linked to the customer with this external_customer_id" }),
+    ),
+    has_customer: Type.Optional(Type.String({ description: "true | false" })),
+    profile_name_contains: Type.Optional(
+      Type.String({ description: "Case-insensitive substring of profile_name" }),
+    ),
+    wa_id_contains: Type.Optional(Type.String({ description: "Substring of the wa_id digits" })),
+    business_scoped_user_id: Type.Optional(Type.String({ description: "Exact BSUID" })),
+    phone_number_id: Type.Optional(PhoneNumberId),
+    created_after: Type.Optional(Timestamp),
+    created_before: Type.Optional(Timestamp),
+    limit: Type.Optional(Type.String({ description: "Cursor mode: 1–100, default 20" })),
+    after: Type.Optional(
+      Type.String({ description: "Cursor mode: paging.cursors.after of the previous page" }),
+    ),
+    before: Type.Optional(
+      Type.String({ description: "Cursor mode: paging.cursors.before of the next page" }),
+    ),
+    page: Type.Optional(Type.String({ description: "Offset mode (deprecated): page ≥ 1, at most 50" })),
+    per_page: Type.Optional(Type.String({ description: "Offset mode (deprecated): 1–100, default 20" })),
+  },
+  { additionalProperties: false },
+);
+
+const ContactFields = {
+  wa_id: Type.Optional(Type.String({ maxLength: 40, description: "Phone, E.164 with or without +" })),
+  profile_name: Type.Optional(Name),
+  display_name: Type.Optional(Name),
+  customer_id: Type.Optional(CustomerId),
+  metadata: Type.Optional(Metadata),
+};
+
+const CreateBody = Type.Object(
+  {
+    contact: Type.Object(
+      {
+        ...ContactFields,
+        wa_id: Type.String({ maxLength: 40 }),
+        phone_number_id: Type.Optional(PhoneNumberId),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const UpdateBody = Type.Object(
+  { contact: Type.Object(ContactFields, { additionalProperties: false }) },
+  { additionalProperties: false },
+);
+
+const IdentifierParams = Type.Object({
+  identifier: Type.String({
+    maxLength: 200,
+    description: "Contact id, phone (with or without +, URL-encoded), BSUID or parent BSUID (newest match)",
+  }),
+});
+const IdentifierQuery = Type.Object(
+  { phone_number_id: Type.Optional(PhoneNumberId) },
+  { additionalProperties: false },
+);
+
+/** Error `param`s and messages use the platform's field names. */
+const PLATFORM_PARAMS: FieldParams = { phone_number: "wa_id" };
+
+type ContactBody = {
+  wa_id?: string | undefined;
+  profile_name?: string | null | undefined;
+  display_name?: string | null | undefined;
+  customer_id?: string | null | undefined;
+  metadata?: Record<string, unknown> | null | undefined;
+};
+
+/** Kapso's contact fields → the domain's ContactInput. */
+function contactInput(body: ContactBody): ContactInput {
+  return {
+    phone_number: body.wa_id,
+    profile_name: body.profile_name,
+    display_name: body.display_name,
+    customer_id: body.customer_id,
+    metadata: body.metadata ?? undefined,
+    replace_metadata: body.metadata === null ? true : undefined,
+  };
+}
+
+const CURSOR_EXAMPLE = "/platform/v1/whatsapp/contacts?limit=100&after=<paging.cursors.after>";
+
+/** `/platform/v1/whatsapp/contacts…` (Kapso's platform API), over the same domain as `/v1`. */
+export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { store } = app.services;
+  const tags = ["platform"];
+  const scopeOf = (request: FastifyRequest): Scope => ({
+    db: store.db,
+    dialect: store.dialect,
+    organizationId: principalOf(request).organization.id,
+  });
+  const accountIdOf = async (scope: Scope, phoneNumberId: string | undefined) =>
+    phoneNumberId === undefined
+      ? undefined
+      : (await requireAccountByPhoneNumberId(scope.db, scope.organizationId, phoneNumberId)).id;
+
+  app.get(
+    "/contacts",
+    {
+      schema: {
+        tags,
+        summary: "List contacts (cursor mode, or deprecated offset mode with page/per_page)",
+        querystring: ListQuery,
+        response: {
+          200: Type.Union([
+            Type.Object({ data: Type.Array(KapsoContactSchema), paging: PlatformPaging }),
+            Type.Object({
+              data: Type.Array(KapsoContactSchema),
+              meta: Type.Object({
+                page: Type.Integer(),
+                per_page: Type.Integer(),
+                total_pages: Type.Integer(),
+                total_count: Type.Integer(),
+              }),
+            }),
+          ]),
+          ...PLATFORM_ERROR_RESPONSES,
+        },
+      },
+    },
+    async (request, reply) => {
+      const scope = scopeOf(request);
+      const { limit: rawLimit, after, before, page, per_page, phone_number_id, ...query } = request.query;
+      const offsetMode = page !== undefined || per_page !== undefined;
+      if (offsetMode && (rawLimit !== undefined || after !== undefined || before !== undefined)) {
+        throw new ApiError(
+          "invalid_field_value",
+          "page/per_page (offset mode) cannot be combined with limit, after or before (cursor mode).",
+          { param: rawLimit !== undefined ? "limit" : after !== undefined ? "after" : "before" },
+        );
+      }
+      const filters = contactFilters(scope.organizationId, await accountIdOf(scope, phone_number_id), query);
+      if (offsetMode) {
+        const window = offsetWindow(page, per_page, PLATFORM_DEFAULT_LIMIT, CURSOR_EXAMPLE);
+        const { rows, total } = await listContactsAtOffset(scope, filters, window.offset, window.perPage);
+        return offsetPage(request, reply, rows.map(kapsoContactOut), window.page, window.perPage, total);
+      }
+      const limit = parseLimit(rawLimit, 100, PLATFORM_DEFAULT_LIMIT);
+      const result = await listContactsPage(scope, filters, boundOf(after, before), limit);
+      return { data: result.rows.map(kapsoContactOut), paging: platformPaging(request, result) };
+    },
+  );
+
+  app.post(
+    "/contacts",
+    {
+      schema: {
+        tags,
+        summary: "Create a contact",
+        description:
+          "Body `{ contact: { wa_id, profile_name?, display_name?, customer_id?, metadata?, phone_number_id? } }`. " +
+          "Without phone_number_id the organisation's only connected number is used. A duplicate is 422.",
+        body: CreateBody,
+        response: { 201: Type.Object({ data: KapsoContactSchema }), ...PLATFORM_ERROR_RESPONSES },
+      },
+    },
+    async (request, reply) => {
+      const scope = scopeOf(request);
+      const { phone_number_id, ...fields } = request.body.contact;
+      return runWrite(request, reply, async (tx) => {
+        const txScope = { ...scope, db: tx };
+        const account = await resolveAccount(txScope, phone_number_id, "phone_number_id");
+        const contact = await createContact(txScope, account, contactInput(fields), "api", PLATFORM_PARAMS);
+        return { status: 201, body: { data: kapsoContactOut(contact) } };
+      });
+    },
+  );
+
+  app.get(
+    "/contacts/:identifier",
+    {
+      schema: {
+        tags,
+        summary: "Fetch a contact by id, phone, BSUID or parent BSUID",
+        params: IdentifierParams,
+        querystring: IdentifierQuery,
+        response: { 200: Type.Object({ data: KapsoContactSchema }), ...PLATFORM_ERROR_RESPONSES },
+      },
+    },
+    async (request) => {
+      const scope = scopeOf(request);
+      const accountId = await accountIdOf(scope, request.query.phone_number_id);
+      const contact = await findContactByIdentifier(scope, request.params.identifier, accountId);
+      return { data: kapsoContactOut(contact) };
+    },
+  );
+
+  app.patch(
+    "/contacts/:identifier",
+    {
+      schema: {
+        tags,
+        summary: "Update a contact",
+        description:
+          "Body `{ contact: { wa_id?, profile_name?, display_name?, customer_id?, metadata? } }`; metadata merges " +
+          "(a key set to null is removed; null clears all); customer_id null unlinks.",
+        params: IdentifierParams,
+        querystring: IdentifierQuery,
+        body: UpdateBody,
+        response: { 200: Type.Object({ data: KapsoContactSchema }), ...PLATFORM_ERROR_RESPONSES },
+      },
+    },
+    async (request, reply) => {
+      const fields = request.body.contact;
+      if (Object.keys(fields).length === 0) {
+        throw new ApiError(
+          "missing_required_field",
+          "Give at least one of wa_id, profile_name, display_name, customer_id, metadata.",
+          { param: "contact" },
+        );
+      }
+      const scope = scopeOf(request);
+      return runWrite(request, reply, async (tx) => {
+        const txScope = { ...scope, db: tx };
+        const accountId = await accountIdOf(txScope, request.query.phone_number_id);
+        const found = await findContactByIdentifier(txScope, request.params.identifier, accountId);
+        const { contact } = await updateContact(
+          txScope,
+          found.id,
+          contactInput(fields),
+          undefined,
+          PLATFORM_PARAMS,
+        );
+        return { status: 200, body: { data: kapsoContactOut(contact) } };
+      });
+    },
+  );
+
+  app.delete(
+    "/contacts/:identifier",
+    {
+      schema: {
+        tags,
+        summary: "Delete a contact (204)",
+        params: IdentifierParams,
+        querystring: IdentifierQuery,
+        response: { 204: Type.Null(), ...PLATFORM_ERROR_RESPONSES },
+      },
+    },
+    async (request, reply) => {
+      const scope = scopeOf(request);
+      await runWrite(request, reply, async (tx) => {
+        const txScope = { ...scope, db: tx };
+        const accountId = await accountIdOf(txScope, request.query.phone_number_id);
+        const found = await findContactByIdentifier(txScope, request.params.identifier, accountId);
+        await deleteContact(txScope, found.id);
+        return { status: 204, body: null };
+      });
+      return reply.send(null);
+    },
+  );
+};
+
+/** The deprecated offset page: `meta` in the body, totals and RFC 8288 links in headers. */
+function offsetPage<T>(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  data: T[],
+  page: number,
+  perPage: number,
+  total: number,
+) {
+  const totalPages = Math.ceil(total / perPage);
+  const link = (n: number) => linkTo(request, { page: String(n), per_page: String(perPage) });
+  const links = [`<${link(1)}>; rel="first"`];
+  if (page > 1) links.push(`<${link(Math.min(page - 1, Math.max(totalPages, 1)))}>; rel="prev"`);
+  if (page < totalPages) links.push(`<${link(page + 1)}>; rel="next"`);
+  links.push(`<${link(Math.max(totalPages, 1))}>; rel="last"`);
+  reply.headers({
+    "x-total": String(total),
+    "x-total-pages": String(totalPages),
+    "x-per-page": String(perPage),
+    "x-page": String(page),
+    link: links.join(", "),
+  });
+  return { data, meta: { page, per_page: perPage, total_pages: totalPages, total_count: total } };
+}

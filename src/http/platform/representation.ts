@@ -1,0 +1,110 @@
+import type { FastifyRequest } from "fastify";
+import { Type } from "typebox";
+import { toIso } from "../../domain/clock.ts";
+import { parseStoredMetadata } from "../../domain/contact-fields.ts";
+import type { ContactView } from "../../domain/contacts.ts";
+import type { CustomerRow } from "../../domain/customers.ts";
+import { encodeKeysetCursor, type Keyset } from "../../domain/pagination.ts";
+import { waIdOf } from "../../domain/phone.ts";
+import { MetadataSchema } from "../native/contact-representation.ts";
+import { NullableString, Timestamp } from "../schemas.ts";
+
+/** The contact as Kapso's platform and graph surfaces show it (spec §4). */
+export const KapsoContactSchema = Type.Object(
+  {
+    id: Type.String(),
+    wa_id: NullableString(),
+    business_scoped_user_id: NullableString(),
+    parent_business_scoped_user_id: NullableString(),
+    username: NullableString(),
+    profile_name: NullableString(),
+    display_name: NullableString(),
+    customer_id: NullableString(),
+    metadata: MetadataSchema,
+    phone_number_id: Type.String(),
+    created_at: Timestamp,
+    updated_at: Timestamp,
+  },
+  { title: "Kapso contact" },
+);
+
+export function kapsoContactOut(view: ContactView) {
+  return {
+    id: view.id,
+    wa_id: waIdOf(view.phone_number),
+    business_scoped_user_id: view.business_scoped_user_id,
+    parent_business_scoped_user_id: view.parent_business_scoped_user_id,
+    username: view.username,
+    profile_name: view.profile_name,
+    display_name: view.display_name,
+    customer_id: view.customer_id,
+    metadata: parseStoredMetadata(view.metadata),
+    phone_number_id: view.account_phone_number_id,
+    created_at: toIso(view.created_at),
+    updated_at: toIso(view.updated_at),
+  };
+}
+
+export const CustomerSchema = Type.Object(
+  {
+    id: Type.String({ format: "uuid" }),
+    name: Type.String(),
+    external_customer_id: NullableString(),
+    created_at: Timestamp,
+    updated_at: Timestamp,
+  },
+  { title: "Customer" },
+);
+
+export function customerOut(row: CustomerRow) {
+  return {
+    id: row.id,
+    name: row.name,
+    external_customer_id: row.external_customer_id,
+    created_at: toIso(row.created_at),
+    updated_at: toIso(row.updated_at),
+  };
+}
+
+export const NullableCursor = Type.Union([Type.String(), Type.Null()]);
+
+export const Cursors = Type.Object({ before: NullableCursor, after: NullableCursor });
+
+/** `paging` of a cursor page: the cursors and, on the platform surface, full URLs of the neighbours. */
+export const PlatformPaging = Type.Object({
+  cursors: Cursors,
+  next: NullableCursor,
+  previous: NullableCursor,
+});
+
+export function cursorsOf(page: { before: Keyset | null; after: Keyset | null }) {
+  return {
+    before: page.before ? encodeKeysetCursor(page.before) : null,
+    after: page.after ? encodeKeysetCursor(page.after) : null,
+  };
+}
+
+/**
+ * The URL of this request with some query parameters replaced (undefined
+ * removes one), absolute, as clients follow `next`, `previous` and `Link`.
+ */
+export function linkTo(request: FastifyRequest, changes: Record<string, string | undefined>): string {
+  const url = new URL(request.url, `${request.protocol}://${request.host}`);
+  for (const [key, value] of Object.entries(changes)) {
+    if (value === undefined) url.searchParams.delete(key);
+    else url.searchParams.set(key, value);
+  }
+  return url.toString();
+}
+
+export function platformPaging(
+  request: FastifyRequest,
+  page: { before: Keyset | null; after: Keyset | null },
+) {
+  const cursors = cursorsOf(page);
+  return {
+    cursors,
+    next: cursors.after ? linkTo(request, { after: cursors.after, before: undefined }) : null,
+    previous: cursors.before ? linkTo(request, { before: cursors.before, after: undefined }) : null,
+  };
+}
