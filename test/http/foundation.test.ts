@@ -124,6 +124,13 @@ for (const kind of storeKinds()) {
       const wrong = await h.inject({ method: "DELETE", url: "/v1/me", headers: tenant.auth });
       assertEnvelope(wrong, 405, "method_not_allowed");
       assert.equal(wrong.headers.allow, "GET");
+      const withParam = await h.inject({
+        method: "PUT",
+        url: "/v1/contacts/ctc_01J0000000000000000000000A",
+        headers: tenant.auth,
+      });
+      assertEnvelope(withParam, 405, "method_not_allowed");
+      assert.equal(withParam.headers.allow, "GET, PATCH, DELETE");
       const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
       const badJson = await h.inject({
         method: "POST",

