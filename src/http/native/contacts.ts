@@ -73,7 +73,7 @@ const UpdateBody = Type.Object(
   { additionalProperties: false },
 );
 
-const NATIVE_PARAMS = { display_name: "name", label_ids: "labels" };
+export const NATIVE_PARAMS = { display_name: "name", label_ids: "labels" };
 
 function createInput(body: {
   phone_number?: string | undefined;
