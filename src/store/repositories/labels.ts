@@ -130,9 +130,9 @@ export async function labelIdsOf(db: Executor, contactIds: string[]): Promise<Ma
     .where("contact_id", "in", contactIds)
     .execute();
   for (const row of rows) {
-    let set = out.get(row.contact_id);
-    if (!set) out.set(row.contact_id, (set = new Set()));
+    const set = out.get(row.contact_id) ?? new Set<string>();
     set.add(row.label_id);
+    out.set(row.contact_id, set);
   }
   return out;
 }
