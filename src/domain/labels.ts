@@ -253,7 +253,7 @@ export async function resolveLabelRefs(
     }
     try {
       const name = requireLabelName(ref, "labels");
-      names.set(labelKey(name), name);
+      if (!names.has(labelKey(name))) names.set(labelKey(name), name);
     } catch (error) {
       out.set(ref, { error: error as ApiError });
     }

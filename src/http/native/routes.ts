@@ -8,6 +8,7 @@ import { AccountSchema, accountOut } from "../representations.ts";
 import { DataEnvelope, ErrorBody, NATIVE_ERROR_RESPONSES, NullableString, Timestamp } from "../schemas.ts";
 import { contactBulkRoutes } from "./contact-bulk.ts";
 import { contactRoutes } from "./contacts.ts";
+import { importRoutes } from "./imports.ts";
 import { labelRoutes } from "./labels.ts";
 
 /** The native `/v1` surface (kirim.chat style). */
@@ -151,6 +152,7 @@ export const nativeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     await protectedApp.register(contactRoutes);
     await protectedApp.register(contactBulkRoutes);
     await protectedApp.register(labelRoutes);
+    await protectedApp.register(importRoutes);
   };
   await app.register(protectedRoutes);
 };
