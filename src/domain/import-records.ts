@@ -381,8 +381,9 @@ function ndjsonInput(fields: Record<string, unknown>): RecordInput {
     if (KNOWN_FIELDS.has(key) || IGNORED_FIELDS.has(key)) continue;
     Object.defineProperty(extra, key, { value, enumerable: true, writable: true });
   }
-  input.phone_number = str("phone_number", false) ?? (str("phone", false) as string | undefined);
-  input.business_scoped_user_id = str("business_scoped_user_id", false) as string | undefined;
+  // An identity given as null (as the export writes a missing one) is simply not given.
+  input.phone_number = (str("phone_number", true) ?? str("phone", true)) || undefined;
+  input.business_scoped_user_id = str("business_scoped_user_id", true) || undefined;
   input.email = str("email", true);
   input.display_name = "display_name" in fields ? str("display_name", true) : str("name", true);
   const metadata = fields.metadata;

@@ -201,11 +201,11 @@ for (const kind of storeKinds()) {
       // Count the statements one batch of 1,000 (new, updated and unchanged) costs.
       let statements = 0;
       const counting = h.store.db.withPlugin({
-        transformQuery: (args) => {
+        transformQuery: (args) => args.node,
+        transformResult: async (args) => {
           statements++;
-          return args.node;
+          return args.result;
         },
-        transformResult: async (args) => args.result,
       });
       const account = await findAccountByPhoneNumberId(h.store.db, pnid);
       const mixed: BatchItem[] = contacts.map((c, i) => ({

@@ -2,18 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { storeKinds } from "../helpers/env.ts";
 import { createHarness, type Harness, type Json, type Tenant } from "../helpers/harness.ts";
-
-export async function waitForImport(h: Harness, id: string, auth: Record<string, string>): Promise<Json> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const res = await h.inject({ method: "GET", url: `/v1/imports/${id}`, headers: auth });
-    assert.equal(res.statusCode, 200, res.body);
-    const data = res.json().data;
-    if (data.status === "completed" || data.status === "failed") return data;
-    if (Date.now() > deadline) throw new Error(`import ${id} did not finish: ${res.body}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+import { waitForImport } from "../helpers/imports.ts";
 
 function assertCounts(imp: Json, expected: Record<string, number>) {
   const counts = {

@@ -32,7 +32,7 @@ const LooseObject = Type.Unsafe<Record<string, unknown>>({
 const Metadata = Type.Union([LooseObject, Type.Null()], { "x-error-code": "invalid_metadata" });
 const Name = Type.String({ maxLength: 256 });
 
-const ListQuery = Type.Object(
+export const ListQuery = Type.Object(
   {
     phone: Type.Optional(
       Type.String({ maxLength: 40, description: "Exact phone; formatting characters allowed" }),

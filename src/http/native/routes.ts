@@ -8,6 +8,7 @@ import { AccountSchema, accountOut } from "../representations.ts";
 import { DataEnvelope, ErrorBody, NATIVE_ERROR_RESPONSES, NullableString, Timestamp } from "../schemas.ts";
 import { contactBulkRoutes } from "./contact-bulk.ts";
 import { contactRoutes } from "./contacts.ts";
+import { exportRoutes } from "./export.ts";
 import { importRoutes } from "./imports.ts";
 import { labelRoutes } from "./labels.ts";
 
@@ -153,6 +154,7 @@ export const nativeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     await protectedApp.register(contactBulkRoutes);
     await protectedApp.register(labelRoutes);
     await protectedApp.register(importRoutes);
+    await protectedApp.register(exportRoutes);
   };
   await app.register(protectedRoutes);
 };
