@@ -60,7 +60,6 @@ async function* readCsv(source: AsyncIterable<Uint8Array>): AsyncGenerator<Impor
     relax_column_count: true,
     relax_quotes: true,
     skip_records_with_error: true,
-    info: true,
     raw: true,
     max_record_size: MAX_RECORD_BYTES,
     on_skip: (error) => {
@@ -78,6 +77,8 @@ async function* readCsv(source: AsyncIterable<Uint8Array>): AsyncGenerator<Impor
   let header: string[] | undefined;
   let row = 0;
   let line = 1;
+  /** Records the parser has emitted (skipped ones are not counted, as in its own `records`). */
+  let emitted = 0;
   function* problems(before: number): Generator<ImportRecord> {
     while (skipped.length > 0 && skipped[0]!.after < before) {
       const { code } = skipped.shift()!;
@@ -89,12 +90,9 @@ async function* readCsv(source: AsyncIterable<Uint8Array>): AsyncGenerator<Impor
     }
   }
   try {
-    for await (const { record, info, raw } of parser as AsyncIterable<{
-      record: string[];
-      info: { records: number };
-      raw: string;
-    }>) {
-      yield* problems(info.records);
+    for await (const { record, raw } of parser as AsyncIterable<{ record: string[]; raw: string }>) {
+      emitted++;
+      yield* problems(emitted);
       const start = line;
       line += lineBreaks(raw);
       if (record.every((cell) => cell.trim() === "")) continue;
