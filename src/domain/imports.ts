@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { ApiError, isApiError, notFound } from "../errors.ts";
 import type { AccountRow } from "../store/repositories/accounts.ts";
 import * as repo from "../store/repositories/imports.ts";
@@ -22,6 +23,8 @@ const IMPORT_PARAMS = { display_name: "name", label_ids: "labels" };
 
 export interface Upload {
   id: string;
+  /** Hex SHA-256 of the file: what identifies the body of the request (idempotency fingerprint). */
+  sha256: string;
   sizeBytes: number;
   chunkCount: number;
   totalRows: number;
@@ -54,6 +57,7 @@ export async function receiveUpload(
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let aborted = false;
+  const hash = createHash("sha256");
   const flush = async () => {
     if (pendingBytes === 0 || aborted) return;
     const data = Buffer.concat(pending, pendingBytes);
@@ -67,6 +71,7 @@ export async function receiveUpload(
       const chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw);
       size += chunk.length;
       if (size > maxBytes) throw tooLarge();
+      hash.update(chunk);
       for (let start = 0; start < chunk.length; ) {
         const piece = chunk.subarray(start, start + (CHUNK_BYTES - pendingBytes));
         pending.push(piece);
@@ -89,7 +94,7 @@ export async function receiveUpload(
     for await (const _chunk of unclosable) {
       // drain
     }
-    return { id: uploadId, sizeBytes: size, chunkCount: seq, totalRows };
+    return { id: uploadId, sha256: hash.digest("hex"), sizeBytes: size, chunkCount: seq, totalRows };
   } catch (error) {
     // The reader may still be pulling the file: stop the storing first, then remove what it stored.
     aborted = true;

@@ -127,7 +127,6 @@ export const importRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     "/imports",
     {
-      bodyLimit: IMPORT_MAX_BYTES,
       schema: {
         tags,
         summary: "Start a file import (CSV or NDJSON body, up to 100 MiB)",
@@ -165,6 +164,15 @@ export const importRoutes: FastifyPluginAsyncTypebox = async (app) => {
             : await requireAccountByPhoneNumberId(scope.db, scope.organizationId, phone_number_id);
         if (Number(request.headers["content-length"] ?? 0) > IMPORT_MAX_BYTES) throw tooLarge();
         const upload = await receiveUpload(store.db, newId("imp"), request.body as Readable, format);
+        // The stream is consumed: what stands for the body from here on (for the
+        // idempotency fingerprint in runWrite) is the file's digest and the options.
+        (request as { body: unknown }).body = {
+          file_sha256: upload.sha256,
+          size_bytes: upload.sizeBytes,
+          format,
+          mode,
+          phone_number_id: account.phone_number_id,
+        };
         const body = await runWrite(request, reply, async (tx) => {
           const row = await createImport(tx, scope.organizationId, account, upload, { format, mode });
           return {
