@@ -86,7 +86,7 @@ for (const kind of storeKinds()) {
       assert.equal(await runCli(["export", "--account", pnid], env, csv.io), 0);
       const text = csv.written.join("");
       assert.equal(text.trimEnd().split("\r\n").length, 1201, "header + 1,200 contacts");
-      assert.match(text, /\+628400000007,Person 7,Person 7,,p7@example\.com,,"\{""city"":""Bandung""\}"/);
+      assert.match(text, /\+628400000007,Person 7,,p7@example\.com,,"\{""city"":""Bandung""\}"/);
       const nd = capture();
       assert.equal(await runCli(["export", "--account", pnid, "--json"], env, nd.io), 0);
       const lines = nd.written.join("").trimEnd().split("\n");

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { parse } from "csv-parse/sync";
-import { contactFilters } from "../../src/domain/contacts.ts";
+import { contactFilters, createContact } from "../../src/domain/contacts.ts";
 import { CSV_COLUMNS, exportContacts } from "../../src/http/native/export.ts";
+import { findAccountByPhoneNumberId } from "../../src/store/repositories/accounts.ts";
 import { storeKinds } from "../helpers/env.ts";
 import { createHarness, type Harness, type Json, type Tenant } from "../helpers/harness.ts";
 import { waitForImport } from "../helpers/imports.ts";
@@ -45,6 +46,14 @@ for (const kind of storeKinds()) {
         payload: { mode: "create", contacts },
       });
       assert.deepEqual(res.json().summary, { created: 34, updated: 0, unchanged: 0, failed: 0 });
+      // A contact known only by its WhatsApp profile name (as the webhook creates them).
+      const account = (await findAccountByPhoneNumberId(h.store.db, source.phoneNumberId))!;
+      await createContact(
+        { db: h.store.db, dialect: h.store.dialect, organizationId: t.orgId },
+        account,
+        { phone_number: "+628300000099", profile_name: "Johnny WA" },
+        "inbound",
+      );
     });
     after(async () => {
       await h.close();
@@ -86,8 +95,14 @@ for (const kind of storeKinds()) {
       assert.match(String(res.headers["content-disposition"]), /attachment; filename="contacts-.*\.csv"/);
       const rows = parse(res.body, { columns: true }) as Record<string, string>[];
       assert.deepEqual(Object.keys(rows[0]!), [...CSV_COLUMNS]);
-      assert.equal(rows.length, 34);
-      assert.equal(new Set(rows.map((r) => r.id)).size, 34);
+      assert.equal(rows.length, 35);
+      assert.equal(new Set(rows.map((r) => r.id)).size, 35);
+      const wa = rows.find((r) => r.phone_number === "+628300000099")!;
+      assert.deepEqual(
+        [wa.name, wa.profile_name],
+        ["", "Johnny WA"],
+        "name is the name set; the profile name has its column",
+      );
       const john = rows.find((r) => r.phone_number === "+628300000001")!;
       assert.equal(john.name, 'Doe, "Johnny", the second');
       assert.deepEqual(JSON.parse(john.metadata!), {
@@ -121,7 +136,7 @@ for (const kind of storeKinds()) {
         .trimEnd()
         .split("\n")
         .map((l) => JSON.parse(l));
-      assert.equal(lines.length, 34);
+      assert.equal(lines.length, 35);
       const page = await h.inject({ method: "GET", url: `/v1/contacts?limit=1`, headers: t.auth });
       assert.deepEqual(lines[0], page.json().data[0], "the same representation as the API, newest first");
     });
@@ -133,7 +148,7 @@ for (const kind of storeKinds()) {
         const same = await importText(first.body, type, source.phoneNumberId);
         assert.deepEqual(
           [same.created, same.updated, same.unchanged, same.failed_rows],
-          [0, 0, 34, 0],
+          [0, 0, 35, 0],
           JSON.stringify(same.errors),
         );
         const again = await exportOf(`format=${format}`);
@@ -141,7 +156,7 @@ for (const kind of storeKinds()) {
 
         const target = await h.account(t.orgId);
         const copy = await importText(first.body, type, target.phoneNumberId, "create");
-        assert.deepEqual([copy.created, copy.failed_rows], [34, 0], JSON.stringify(copy.errors));
+        assert.deepEqual([copy.created, copy.failed_rows], [35, 0], JSON.stringify(copy.errors));
         const original = (await exportOf("format=ndjson")).body
           .trimEnd()
           .split("\n")
@@ -152,9 +167,23 @@ for (const kind of storeKinds()) {
           .map((l) => essence(JSON.parse(l)));
         const key = (c: Json) => c.phone_number ?? c.business_scoped_user_id;
         const sort = (list: Json[]) => [...list].sort((a, b) => (key(a) < key(b) ? -1 : 1));
-        assert.deepEqual(sort(copied), sort(original));
+        // The profile name comes from WhatsApp, not from files: the copy has none.
+        const withoutProfile = original.map((c) =>
+          c.phone_number === "+628300000099" ? { ...c, name: null } : c,
+        );
+        assert.deepEqual(sort(copied), sort(withoutProfile));
       });
     }
+
+    test("editing the name column of a CSV export and importing it renames", async () => {
+      const csv = (await exportOf("format=csv")).body;
+      const edited = csv.replace(",Bulk 3,", ",Renamed Three,");
+      assert.notEqual(edited, csv);
+      const result = await importText(edited, "text/csv", source.phoneNumberId);
+      assert.deepEqual([result.updated, result.unchanged, result.failed_rows], [1, 34, 0]);
+      const listed = await h.inject({ method: "GET", url: "/v1/contacts?search=renamed", headers: t.auth });
+      assert.equal(listed.json().data[0].name, "Renamed Three");
+    });
 
     test("export is pulled batch by batch: one query per batch, only as fast as it is read", async () => {
       let queries = 0;
@@ -172,7 +201,7 @@ for (const kind of storeKinds()) {
       assert.equal(queries, 1, "nothing is read ahead of the consumer");
       let lines = 10;
       for await (const chunk of generator) lines += chunk.split("\n").length - 1;
-      assert.equal(lines, 34);
+      assert.equal(lines, 35);
       assert.equal(queries, 4);
     });
   });

@@ -24,16 +24,17 @@ export type ExportFormat = "csv" | "ndjson";
 export const EXPORT_BATCH = 500;
 
 /**
- * CSV columns of the export. Import reads `phone_number`, `display_name`
- * (which then wins over `name`), `email`, `labels`, `metadata` and
- * `business_scoped_user_id`, and ignores the read-only rest, so that an export
- * imports back unchanged (docs/imports-and-export.md).
+ * CSV columns of the export. `name` is the name set on the contact (its
+ * display name; the WhatsApp profile name has its own column), so editing it
+ * and importing the file renames. Import reads `phone_number`, `name`,
+ * `email`, `labels`, `metadata` and `business_scoped_user_id`, and ignores the
+ * read-only rest, so that an export imports back unchanged
+ * (docs/imports-and-export.md).
  */
 export const CSV_COLUMNS = [
   "id",
   "phone_number",
   "name",
-  "display_name",
   "profile_name",
   "email",
   "labels",
@@ -60,8 +61,7 @@ function csvRow(view: ContactView): string {
   const values: Record<(typeof CSV_COLUMNS)[number], string | null> = {
     id: view.id,
     phone_number: view.phone_number,
-    name: view.display_name ?? view.profile_name,
-    display_name: view.display_name,
+    name: view.display_name,
     profile_name: view.profile_name,
     email: view.email,
     labels,
