@@ -19,7 +19,7 @@ import {
 import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
 import { newId } from "../../ids.ts";
-import { findAccount } from "../../store/repositories/accounts.ts";
+import { findAccount, listAccounts } from "../../store/repositories/accounts.ts";
 import { principalOf } from "../auth.ts";
 import { DataEnvelope, Id, ListEnvelope, NATIVE_ERROR_RESPONSES, PageQuery, Timestamp } from "../schemas.ts";
 import { runWrite } from "../write.ts";
@@ -205,11 +205,15 @@ export const importRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const cursorScope = canonicalScope("native.imports", {});
       const { cursor } = request.query;
       const after = cursor === undefined ? undefined : cursors.decode(cursorScope, cursor);
-      const rows = await listImports(store.db, principalOf(request).organization.id, after, limit + 1);
-      const page = pageOf(rows, limit, cursors, cursorScope, (row) => row);
-      const data = [];
-      for (const row of page.data) data.push(importOut(row, [], await phoneNumberIdOf(row)));
-      return { ...page, data, request_id: request.id };
+      const organizationId = principalOf(request).organization.id;
+      const rows = await listImports(store.db, organizationId, after, limit + 1);
+      const numbers = new Map(
+        (await listAccounts(store.db, organizationId)).map((a) => [a.id, a.phone_number_id]),
+      );
+      const page = pageOf(rows, limit, cursors, cursorScope, (row) =>
+        importOut(row, [], numbers.get(row.account_id) ?? null),
+      );
+      return { ...page, request_id: request.id };
     },
   );
 
