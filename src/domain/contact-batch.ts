@@ -116,7 +116,7 @@ export async function writeContactBatch(
       prepared.flatMap((p) => (p.input.business_scoped_user_id ? [p.input.business_scoped_user_id] : [])),
     ),
   ];
-  const stored = await batchRepo.findByIdentities(scope.db, account.id, phones, bsuids);
+  const stored = await batchRepo.findByIdentities(scope.db, scope.dialect, account.id, phones, bsuids);
   const storedLabels = await labelsRepo.labelIdsOf(
     scope.db,
     stored.map((r) => r.id),

@@ -1,6 +1,6 @@
 import type { Insertable } from "kysely";
 import type { ContactsTable } from "../schema.ts";
-import type { Executor } from "../store.ts";
+import type { Dialect, Executor } from "../store.ts";
 import { CONTACT_COLUMNS, type ContactRow } from "./contacts.ts";
 
 /**
@@ -10,9 +10,16 @@ import { CONTACT_COLUMNS, type ContactRow } from "./contacts.ts";
  */
 const SLICE = 500;
 
-/** Every contact of the account holding one of these phones or business-scoped user ids. */
+/**
+ * Every contact of the account holding one of these phones or business-scoped
+ * user ids. On PostgreSQL the rows are locked (FOR UPDATE, in id order) until
+ * the transaction ends: the batch writes whole rows back, so a concurrent
+ * writer must not change them between this read and that write. SQLite runs
+ * one transaction at a time and needs no lock.
+ */
 export async function findByIdentities(
   db: Executor,
+  dialect: Dialect,
   accountId: string,
   phones: string[],
   bsuids: string[],
@@ -21,7 +28,7 @@ export async function findByIdentities(
   for (let i = 0; i < Math.max(phones.length, bsuids.length); i += SLICE) {
     const p = phones.slice(i, i + SLICE);
     const b = bsuids.slice(i, i + SLICE);
-    const rows = await db
+    let query = db
       .selectFrom("contacts")
       .select(CONTACT_COLUMNS)
       .where("account_id", "=", accountId)
@@ -30,9 +37,9 @@ export async function findByIdentities(
           ...(p.length > 0 ? [eb("phone_number", "in", p)] : []),
           ...(b.length > 0 ? [eb("business_scoped_user_id", "in", b)] : []),
         ]),
-      )
-      .execute();
-    out.push(...rows);
+      );
+    if (dialect === "postgres") query = query.orderBy("id").forUpdate();
+    out.push(...(await query.execute()));
   }
   return out;
 }
