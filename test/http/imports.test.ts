@@ -247,6 +247,14 @@ for (const kind of storeKinds()) {
         `phone_number_id=${pnid}&mode=merge`,
       );
       assert.equal(badMode.json().error.param, "mode");
+      const declared = await h.inject({
+        method: "POST",
+        url: `/v1/imports?phone_number_id=${pnid}`,
+        headers: { ...t.auth, "content-type": "text/csv", "content-length": String(101 * 1024 * 1024) },
+        payload: "phone_number\n+628240000001\n",
+      });
+      assert.equal(declared.statusCode, 413, declared.body);
+      assert.equal(declared.json().error.code, "payload_too_large");
       const missing = await h.inject({
         method: "GET",
         url: "/v1/imports/imp_01J0000000000000000000000A",
