@@ -143,6 +143,19 @@ export const importRoutes: FastifyPluginAsyncTypebox = async (app) => {
           },
           { additionalProperties: false },
         ),
+        // Documents the raw file body in OpenAPI; the schemas accept anything (the handler reads the stream).
+        body: {
+          content: Object.fromEntries(
+            Object.entries(CONTENT_TYPES).map(([type, format]) => [
+              type,
+              {
+                schema: {
+                  description: format === "csv" ? "A CSV file with a header row" : "One JSON object per line",
+                },
+              },
+            ]),
+          ),
+        },
         response: { 202: DataEnvelope(ImportSchema), ...NATIVE_ERROR_RESPONSES },
       },
     },
