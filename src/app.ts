@@ -16,6 +16,7 @@ import { renderPlatformError } from "./http/platform/errors.ts";
 import { platformRoutes } from "./http/platform/routes.ts";
 import { whatsappWebhookRoutes } from "./http/webhooks/whatsapp.ts";
 import { newId } from "./ids.ts";
+import { ImportRunner, type ImportRunnerOptions } from "./jobs/import-runner.ts";
 import { loggerOptions } from "./logger.ts";
 import { getOrInitSetting } from "./store/repositories/settings.ts";
 import { createStore, type Store } from "./store/store.ts";
@@ -57,6 +58,8 @@ export interface BuildOptions {
   store?: Store;
   /** Pino destination stream (tests capture logs with it). */
   logStream?: NodeJS.WritableStream;
+  /** Background jobs (the import runner): on by default; false for none, or runner options. */
+  jobs?: boolean | ImportRunnerOptions;
 }
 
 /** Builds the application: store migrated, routes registered. Never listens. */
@@ -104,6 +107,15 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
   });
+  // Imports run in the background from start (resuming any a crash interrupted) until close.
+  const jobs = options.jobs ?? true;
+  const importRunner =
+    jobs === false
+      ? null
+      : new ImportRunner(store, { log: app.log, ...(typeof jobs === "object" ? jobs : {}) });
+  app.decorate("importRunner", importRunner);
+  app.addHook("onReady", async () => importRunner?.start());
+  app.addHook("preClose", async () => importRunner?.stop());
   app.addHook("onClose", async () => {
     if (!options.store) await store.close();
   });

@@ -14,6 +14,8 @@ export const ERROR_CATALOGUE = {
   invalid_cursor: { status: 400, type: "invalid_request_error" },
   invalid_idempotency_key: { status: 400, type: "invalid_request_error" },
   legacy_offset_pagination_limit_exceeded: { status: 400, type: "invalid_request_error" },
+  // A row of an import file that cannot be read (reported in the import's errors, not as an HTTP error).
+  malformed_row: { status: 400, type: "invalid_request_error" },
   missing_api_key: { status: 401, type: "authentication_error" },
   invalid_api_key: { status: 401, type: "authentication_error" },
   expired_api_key: { status: 401, type: "authentication_error" },

@@ -40,7 +40,9 @@ export async function startServer(
       );
     }
   }
-  app.server.requestTimeout = 60_000;
+  // Long enough to upload a 100 MiB import over a slow link (≈ 170 KB/s); the
+  // runner sweeps pieces of unfinished uploads only after an hour.
+  app.server.requestTimeout = 10 * 60_000;
   app.server.keepAliveTimeout = 65_000;
   const url = await app.listen({ port: config.port, host: config.host });
 

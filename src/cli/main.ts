@@ -8,6 +8,7 @@ import { startServer } from "../server.ts";
 import { listAccounts } from "../store/repositories/accounts.ts";
 import { listOrganizations } from "../store/repositories/organizations.ts";
 import { createStore, type Store } from "../store/store.ts";
+import { exportCommand, importCommand } from "./transfer.ts";
 
 const USAGE = `Usage: phonebook <command> [options]   (every command takes --json)
 
@@ -21,12 +22,30 @@ const USAGE = `Usage: phonebook <command> [options]   (every command takes --jso
   account add --org ORG_ID --phone-number-id ID --phone-number E164 [--name N] [--status S]
                                                 connect a WhatsApp number
   account list --org ORG_ID                     list an organisation's accounts
+  import FILE --account PHONE_NUMBER_ID [--mode create|upsert] [--format csv|ndjson]
+                                                import contacts from a file, with a progress bar
+  export --account PHONE_NUMBER_ID [--format csv|ndjson]
+                                                write every contact of the account to stdout
 
 Configuration comes from the environment (see README.md): DATA_DIR, DATABASE_URL, ...`;
 
 export interface CliIo {
   out: (line: string) => void;
   err: (line: string) => void;
+  /** Progress line of long commands (stderr, terminals only); optional. */
+  progress?: (line: string) => void;
+  /** Raw stdout with backpressure (export); optional. */
+  write?: (chunk: string) => Promise<void>;
+}
+
+function terminalProgress(line: string): void {
+  if (process.stderr.isTTY) process.stderr.write(`\r\x1b[2K${line}`);
+}
+
+function writeStdout(chunk: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    process.stdout.write(chunk, (error) => (error ? reject(error) : resolve()));
+  });
 }
 
 class UsageError extends Error {}
@@ -68,7 +87,7 @@ export async function runCli(
       if (typeof value !== "string" || value === "") throw new UsageError(`--${name} is required.`);
       return value;
     };
-    switch (`${command} ${sub ?? ""}`.trim()) {
+    switch (command === "import" || command === "export" ? command : `${command} ${sub ?? ""}`.trim()) {
       case "migrate": {
         print("Migrations are up to date.", { ok: true });
         return 0;
@@ -136,6 +155,21 @@ export async function runCli(
         );
         return 0;
       }
+      case "import": {
+        if (!sub) throw new UsageError("import needs a FILE.");
+        return await importCommand(
+          store,
+          { file: sub, account: need("account"), mode: values.mode, format: values.format, json },
+          { out: io.out, progress: io.progress ?? terminalProgress, write: io.write ?? writeStdout },
+        );
+      }
+      case "export": {
+        return await exportCommand(
+          store,
+          { account: need("account"), format: values.format, json },
+          { out: io.out, progress: io.progress ?? terminalProgress, write: io.write ?? writeStdout },
+        );
+      }
       case "account list": {
         const rows = await listAccounts(db, need("org"));
         print(
@@ -188,6 +222,9 @@ function parse(argv: string[]) {
       "phone-number-id": { type: "string" },
       "phone-number": { type: "string" },
       status: { type: "string" },
+      account: { type: "string" },
+      mode: { type: "string" },
+      format: { type: "string" },
     },
   });
 }

@@ -15,6 +15,10 @@ export interface Database {
   contact_labels: ContactLabelsTable;
   customers: CustomersTable;
   inbound_receipts: InboundReceiptsTable;
+  imports: ImportsTable;
+  import_chunks: ImportChunksTable;
+  import_errors: ImportErrorsTable;
+  import_created: ImportCreatedTable;
 }
 
 export interface SettingsTable {
@@ -116,4 +120,59 @@ export interface InboundReceiptsTable {
   digest: string;
   account_id: string;
   received_at: number;
+}
+
+export type ImportFormat = "csv" | "ndjson";
+export type ImportMode = "create" | "upsert";
+export type ImportStatus = "queued" | "running" | "completed" | "failed";
+
+export interface ImportsTable {
+  id: string;
+  organization_id: string;
+  account_id: string;
+  format: ImportFormat;
+  mode: ImportMode;
+  status: ImportStatus;
+  size_bytes: number;
+  chunk_count: number;
+  total_rows: number;
+  /** Rows committed so far: the checkpoint a resumed import starts after. */
+  processed_rows: number;
+  created: number;
+  updated: number;
+  unchanged: number;
+  failed_rows: number;
+  /** Why a failed import stopped (not a row error). */
+  failure: string | null;
+  /** Times a runner claimed it; an import interrupted too often is failed. */
+  attempts: number;
+  lease_owner: string | null;
+  lease_until: number | null;
+  created_at: number;
+  updated_at: number;
+  started_at: number | null;
+  completed_at: number | null;
+}
+
+/** The uploaded file, in order; `upload_id` is the import's id (chunks are written before the import row). */
+export interface ImportChunksTable {
+  upload_id: string;
+  seq: number;
+  data: Uint8Array;
+  created_at: number;
+}
+
+export interface ImportErrorsTable {
+  import_id: string;
+  row_no: number;
+  line: number;
+  code: string;
+  message: string;
+  param: string | null;
+}
+
+/** Contacts an import created, so that a later duplicate row of the same file merges (mode create). */
+export interface ImportCreatedTable {
+  import_id: string;
+  contact_id: string;
 }

@@ -32,7 +32,7 @@ const LooseObject = Type.Unsafe<Record<string, unknown>>({
 const Metadata = Type.Union([LooseObject, Type.Null()], { "x-error-code": "invalid_metadata" });
 const Name = Type.String({ maxLength: 256 });
 
-const ListQuery = Type.Object(
+export const ListQuery = Type.Object(
   {
     phone: Type.Optional(
       Type.String({ maxLength: 40, description: "Exact phone; formatting characters allowed" }),
@@ -73,7 +73,7 @@ const UpdateBody = Type.Object(
   { additionalProperties: false },
 );
 
-const NATIVE_PARAMS = { display_name: "name", label_ids: "labels" };
+export const NATIVE_PARAMS = { display_name: "name", label_ids: "labels" };
 
 function createInput(body: {
   phone_number?: string | undefined;

@@ -6,7 +6,11 @@ import { listAccounts } from "../../store/repositories/accounts.ts";
 import { principalOf, protect } from "../auth.ts";
 import { AccountSchema, accountOut } from "../representations.ts";
 import { DataEnvelope, ErrorBody, NATIVE_ERROR_RESPONSES, NullableString, Timestamp } from "../schemas.ts";
+import { contactBulkRoutes } from "./contact-bulk.ts";
 import { contactRoutes } from "./contacts.ts";
+import { exportRoutes } from "./export.ts";
+import { importRoutes } from "./imports.ts";
+import { labelRoutes } from "./labels.ts";
 
 /** The native `/v1` surface (kirim.chat style). */
 export const nativeRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -147,6 +151,10 @@ export const nativeRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     );
     await protectedApp.register(contactRoutes);
+    await protectedApp.register(contactBulkRoutes);
+    await protectedApp.register(labelRoutes);
+    await protectedApp.register(importRoutes);
+    await protectedApp.register(exportRoutes);
   };
   await app.register(protectedRoutes);
 };

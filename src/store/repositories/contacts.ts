@@ -54,7 +54,7 @@ export interface Keyset {
   id: string;
 }
 
-const CONTACT_COLUMNS = [
+export const CONTACT_COLUMNS = [
   "id",
   "organization_id",
   "account_id",

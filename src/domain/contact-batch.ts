@@ -1,0 +1,304 @@
+import { ApiError, isApiError } from "../errors.ts";
+import type { AccountRow } from "../store/repositories/accounts.ts";
+import * as batchRepo from "../store/repositories/contact-batch.ts";
+import type { ContactRow } from "../store/repositories/contacts.ts";
+import * as contactsRepo from "../store/repositories/contacts.ts";
+import * as labelsRepo from "../store/repositories/labels.ts";
+import type { ContactSource } from "../store/schema.ts";
+import { now } from "./clock.ts";
+import {
+  buildRow,
+  type ContactInput,
+  diffContact,
+  type FieldParams,
+  normalizeInput,
+  type Scope,
+} from "./contacts.ts";
+
+export const BATCH_MAX = 1000;
+export type BatchMode = "create" | "upsert";
+
+/** One input of a batch: a contact input, or an error found while reading it (wrong types, bad CSV row). */
+export type BatchItem = { input: ContactInput } | { error: ApiError };
+
+export interface BatchResult {
+  status: "created" | "updated" | "unchanged" | "error";
+  id?: string;
+  error?: ApiError;
+}
+
+export interface BatchOptions {
+  mode: BatchMode;
+  source: ContactSource;
+  params?: FieldParams;
+  /**
+   * Of these existing contacts, the ones created earlier by the same job (an
+   * import): in mode create, a later row of the same file with their identity
+   * merges like upsert instead of failing with contact_exists.
+   */
+  ownContacts?: (ids: string[]) => Promise<Set<string>>;
+}
+
+/** A contact as this batch sees it: loaded from the store or created by an earlier item. */
+interface Entry {
+  row: ContactRow;
+  isNew: boolean;
+  rowChanged: boolean;
+  labelsBefore: Set<string>;
+  labels: Set<string>;
+}
+
+function phoneKey(phone: string): string {
+  return `p:${phone}`;
+}
+function bsuidKey(bsuid: string): string {
+  return `b:${bsuid}`;
+}
+
+function conflict(existingId: string, param: string): ApiError {
+  return new ApiError("contact_exists", "A contact with this identity already exists in this account.", {
+    param,
+    extra: { existing_id: existingId },
+  });
+}
+
+/**
+ * Creates or upserts many contacts of one account in the caller's transaction,
+ * with a handful of multi-row statements however many items there are.
+ *
+ * Items are decided in input order against the store and against the items
+ * before them, with the same rules as single writes (`normalizeInput`,
+ * `buildRow`, `diffContact`): upsert matches on phone first, then on
+ * business-scoped user id, and merges like PATCH; labels given are attached
+ * (never detached). Two items of one batch with the same identity resolve like
+ * upsert in both modes: the first creates, the later ones merge into it. In
+ * mode create an identity already stored is `contact_exists`. One bad item is
+ * an error result; it never fails the others.
+ */
+export async function writeContactBatch(
+  scope: Scope,
+  account: AccountRow,
+  items: BatchItem[],
+  options: BatchOptions,
+  depth = 0,
+): Promise<BatchResult[]> {
+  const params = options.params;
+  const param = (field: string) => params?.[field] ?? field;
+  const at = now();
+  const results: BatchResult[] = new Array(items.length);
+  const prepared: Array<{ index: number; input: ContactInput }> = [];
+  items.forEach((item, index) => {
+    if ("error" in item) {
+      results[index] = { status: "error", error: item.error };
+      return;
+    }
+    try {
+      const input = normalizeInput(item.input, params);
+      if (!input.phone_number && !input.business_scoped_user_id) {
+        throw new ApiError("missing_required_field", `${param("phone_number")} is required.`, {
+          param: param("phone_number"),
+        });
+      }
+      prepared.push({ index, input });
+    } catch (error) {
+      if (!isApiError(error)) throw error;
+      results[index] = { status: "error", error };
+    }
+  });
+
+  // Labels: one query for every id the batch names.
+  const labelIds = [...new Set(prepared.flatMap((p) => p.input.label_ids ?? []))];
+  const knownLabels = await contactsRepo.existingLabelIds(scope.db, scope.organizationId, labelIds);
+  // Existing contacts: one query for every identity the batch names.
+  const phones = [...new Set(prepared.flatMap((p) => (p.input.phone_number ? [p.input.phone_number] : [])))];
+  const bsuids = [
+    ...new Set(
+      prepared.flatMap((p) => (p.input.business_scoped_user_id ? [p.input.business_scoped_user_id] : [])),
+    ),
+  ];
+  const stored = await batchRepo.findByIdentities(scope.db, scope.dialect, account.id, phones, bsuids);
+  const storedLabels = await labelsRepo.labelIdsOf(
+    scope.db,
+    stored.map((r) => r.id),
+  );
+  const own =
+    options.mode === "create" && options.ownContacts && stored.length > 0
+      ? await options.ownContacts(stored.map((r) => r.id))
+      : new Set<string>();
+
+  const byKey = new Map<string, Entry>();
+  const entries: Entry[] = [];
+  const register = (entry: Entry) => {
+    if (entry.row.phone_number) byKey.set(phoneKey(entry.row.phone_number), entry);
+    if (entry.row.business_scoped_user_id) byKey.set(bsuidKey(entry.row.business_scoped_user_id), entry);
+  };
+  const unregister = (entry: Entry) => {
+    for (const key of [
+      entry.row.phone_number && phoneKey(entry.row.phone_number),
+      entry.row.business_scoped_user_id && bsuidKey(entry.row.business_scoped_user_id),
+    ]) {
+      if (key && byKey.get(key) === entry) byKey.delete(key);
+    }
+  };
+  for (const row of stored) {
+    const labels = storedLabels.get(row.id) ?? new Set<string>();
+    const entry: Entry = {
+      row,
+      isNew: false,
+      rowChanged: false,
+      labelsBefore: labels,
+      labels: new Set(labels),
+    };
+    entries.push(entry);
+    register(entry);
+  }
+  /** Which entry each prepared item ended on, to redo items whose insert lost a race. */
+  const touched = new Map<number, Entry>();
+
+  for (const { index, input } of prepared) {
+    const missingLabel = (input.label_ids ?? []).find((id) => !knownLabels.has(id));
+    if (missingLabel) {
+      results[index] = {
+        status: "error",
+        error: new ApiError("resource_not_found", `No such label: ${missingLabel}.`, {
+          param: param("labels"),
+        }),
+      };
+      continue;
+    }
+    const target =
+      (input.phone_number ? byKey.get(phoneKey(input.phone_number)) : undefined) ??
+      (input.business_scoped_user_id ? byKey.get(bsuidKey(input.business_scoped_user_id)) : undefined);
+    if (!target) {
+      const row = buildRow(scope.organizationId, account.id, input, options.source, at);
+      const entry: Entry = {
+        row,
+        isNew: true,
+        rowChanged: true,
+        labelsBefore: new Set(),
+        labels: new Set(input.label_ids ?? []),
+      };
+      entries.push(entry);
+      register(entry);
+      touched.set(index, entry);
+      results[index] = { status: "created", id: row.id };
+      continue;
+    }
+    if (options.mode === "create" && !target.isNew && !own.has(target.row.id)) {
+      results[index] = {
+        status: "error",
+        error: conflict(
+          target.row.id,
+          input.phone_number ? param("phone_number") : param("business_scoped_user_id"),
+        ),
+      };
+      continue;
+    }
+    let changes: ReturnType<typeof diffContact>;
+    try {
+      changes = diffContact(target.row, input, at);
+    } catch (error) {
+      if (!isApiError(error)) throw error;
+      results[index] = { status: "error", error };
+      continue;
+    }
+    const newPhone = changes.set.phone_number;
+    const newBsuid = changes.set.business_scoped_user_id;
+    const holder =
+      (newPhone ? byKey.get(phoneKey(newPhone)) : undefined) ??
+      (newBsuid ? byKey.get(bsuidKey(newBsuid)) : undefined);
+    if (holder && holder !== target) {
+      results[index] = {
+        status: "error",
+        error: conflict(
+          holder.row.id,
+          newPhone && byKey.get(phoneKey(newPhone))
+            ? param("phone_number")
+            : param("business_scoped_user_id"),
+        ),
+      };
+      continue;
+    }
+    const newLabels = (input.label_ids ?? []).filter((id) => !target.labels.has(id));
+    if (changes.changed.length === 0 && newLabels.length === 0) {
+      results[index] = { status: "unchanged", id: target.row.id };
+      touched.set(index, target);
+      continue;
+    }
+    if (changes.changed.length > 0) {
+      unregister(target);
+      target.row = { ...target.row, ...changes.set };
+      register(target);
+    } else if (!target.isNew) {
+      // A label change is a change: `updated_after` syncs must see it.
+      target.row = { ...target.row, updated_at: Math.max(at, target.row.updated_at + 1) };
+    }
+    target.rowChanged = true;
+    for (const id of newLabels) target.labels.add(id);
+    touched.set(index, target);
+    results[index] = { status: "updated", id: target.row.id };
+  }
+
+  const inserts = entries.filter((e) => e.isNew);
+  const written = await batchRepo.insertContactRows(
+    scope.db,
+    inserts.map((e) => e.row),
+  );
+  await batchRepo.updateContactRows(
+    scope.db,
+    entries.filter((e) => !e.isNew && e.rowChanged).map((e) => e.row),
+  );
+  const lost = new Set(inserts.filter((e) => !written.has(e.row.id)));
+  const pairs = entries
+    .filter((e) => !lost.has(e))
+    .flatMap((e) =>
+      [...e.labels]
+        .filter((id) => !e.labelsBefore.has(id))
+        .map((label_id) => ({ contact_id: e.row.id, label_id })),
+    );
+  await labelsRepo.insertContactLabels(scope.db, pairs, at);
+
+  if (lost.size > 0) {
+    // Another writer stored one of these identities between our read and our
+    // insert: decide those items again against what is stored now.
+    const redo = [...touched].filter(([, entry]) => lost.has(entry)).map(([index]) => index);
+    if (depth >= 2) {
+      for (const index of redo) {
+        results[index] = {
+          status: "error",
+          error: new ApiError(
+            "service_unavailable",
+            "The contact was being written concurrently; try again.",
+          ),
+        };
+      }
+    } else {
+      const again = await writeContactBatch(
+        scope,
+        account,
+        redo.map((index) => items[index]!),
+        options,
+        depth + 1,
+      );
+      redo.forEach((index, i) => {
+        results[index] = again[i]!;
+      });
+    }
+  }
+  return results;
+}
+
+/** Counts of a batch's results. */
+export function countResults(results: BatchResult[]): {
+  created: number;
+  updated: number;
+  unchanged: number;
+  failed: number;
+} {
+  const counts = { created: 0, updated: 0, unchanged: 0, failed: 0 };
+  for (const r of results) {
+    if (r.status === "error") counts.failed++;
+    else counts[r.status]++;
+  }
+  return counts;
+}

@@ -1,0 +1,252 @@
+import type { Readable } from "node:stream";
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import type { FastifyRequest } from "fastify";
+import { Type } from "typebox";
+import { requireAccountByPhoneNumberId } from "../../domain/accounts.ts";
+import { toIso, toIsoOrNull } from "../../domain/clock.ts";
+import { resolveAccount, type Scope } from "../../domain/contacts.ts";
+import type { ImportFormat } from "../../domain/import-records.ts";
+import {
+  createImport,
+  getImport,
+  IMPORT_MAX_BYTES,
+  type ImportErrorRow,
+  type ImportRow,
+  listImports,
+  receiveUpload,
+  tooLarge,
+} from "../../domain/imports.ts";
+import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
+import { ApiError } from "../../errors.ts";
+import { newId } from "../../ids.ts";
+import { findAccount, listAccounts } from "../../store/repositories/accounts.ts";
+import { principalOf } from "../auth.ts";
+import { DataEnvelope, Id, ListEnvelope, NATIVE_ERROR_RESPONSES, PageQuery, Timestamp } from "../schemas.ts";
+import { runWrite } from "../write.ts";
+
+const CONTENT_TYPES: Record<string, ImportFormat> = {
+  "text/csv": "csv",
+  "application/csv": "csv",
+  "application/x-ndjson": "ndjson",
+  "application/ndjson": "ndjson",
+  "application/jsonl": "ndjson",
+};
+
+function formatOf(contentType: string | undefined): ImportFormat | undefined {
+  const type = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
+  return CONTENT_TYPES[type];
+}
+
+const ImportErrorSchema = Type.Object({
+  row: Type.Integer({ description: "1-based data row (the CSV header and blank lines are not rows)" }),
+  line: Type.Integer({ description: "Line of the file where the row starts" }),
+  code: Type.String(),
+  message: Type.String(),
+  param: Type.Optional(Type.String()),
+});
+
+export const ImportSchema = Type.Object(
+  {
+    object: Type.Literal("import"),
+    id: Type.String(),
+    status: Type.Union([
+      Type.Literal("queued"),
+      Type.Literal("running"),
+      Type.Literal("completed"),
+      Type.Literal("failed"),
+    ]),
+    format: Type.String(),
+    mode: Type.String(),
+    phone_number_id: Type.Union([Type.String(), Type.Null()]),
+    size_bytes: Type.Integer(),
+    total_rows: Type.Integer(),
+    processed_rows: Type.Integer(),
+    created: Type.Integer(),
+    updated: Type.Integer(),
+    unchanged: Type.Integer(),
+    failed_rows: Type.Integer(),
+    errors: Type.Array(ImportErrorSchema, { description: "The first 1,000 row errors, in row order" }),
+    failure: Type.Union([Type.String(), Type.Null()], { description: "Why a failed import stopped" }),
+    created_at: Timestamp,
+    started_at: Type.Union([Timestamp, Type.Null()]),
+    completed_at: Type.Union([Timestamp, Type.Null()]),
+  },
+  { $id: "Import" },
+);
+
+export function importOut(row: ImportRow, errors: ImportErrorRow[], phoneNumberId: string | null) {
+  return {
+    object: "import" as const,
+    id: row.id,
+    status: row.status,
+    format: row.format,
+    mode: row.mode,
+    phone_number_id: phoneNumberId,
+    size_bytes: row.size_bytes,
+    total_rows: row.total_rows,
+    processed_rows: row.processed_rows,
+    created: row.created,
+    updated: row.updated,
+    unchanged: row.unchanged,
+    failed_rows: row.failed_rows,
+    errors: errors.map((e) => ({
+      row: e.row_no,
+      line: e.line,
+      code: e.code,
+      message: e.message,
+      ...(e.param === null ? {} : { param: e.param }),
+    })),
+    failure: row.failure,
+    created_at: toIso(row.created_at),
+    started_at: toIsoOrNull(row.started_at),
+    completed_at: toIsoOrNull(row.completed_at),
+  };
+}
+
+/**
+ * `/v1/imports`: file imports. The CSV and NDJSON body parsers exist only in
+ * this plugin's context, with the import size limit; they hand the handler the
+ * raw stream, which is stored piece by piece as it arrives.
+ */
+export const importRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { store, cursors } = app.services;
+  const tags = ["imports"];
+  app.addContentTypeParser(
+    Object.keys(CONTENT_TYPES),
+    { bodyLimit: IMPORT_MAX_BYTES },
+    (_request, payload, done) => done(null, payload),
+  );
+  const scopeOf = (request: FastifyRequest): Scope => ({
+    db: store.db,
+    dialect: store.dialect,
+    organizationId: principalOf(request).organization.id,
+  });
+  const phoneNumberIdOf = async (row: ImportRow) =>
+    (await findAccount(store.db, row.account_id))?.phone_number_id ?? null;
+
+  app.post(
+    "/imports",
+    {
+      schema: {
+        tags,
+        summary: "Start a file import (CSV or NDJSON body, up to 100 MiB)",
+        description:
+          "The raw file is the body: Content-Type text/csv or application/x-ndjson. Rows are processed in batches in the background; poll GET /v1/imports/{id}. See docs/imports-and-export.md for columns.",
+        querystring: Type.Object(
+          {
+            phone_number_id: Type.Optional(
+              Type.String({ pattern: "^\\d{6,20}$", description: "The account; optional when you have one" }),
+            ),
+            mode: Type.Optional(
+              Type.Union([Type.Literal("create"), Type.Literal("upsert")], { default: "create" }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        // Documents the raw file body in OpenAPI; the schemas accept anything (the handler reads the stream).
+        body: {
+          content: Object.fromEntries(
+            Object.entries(CONTENT_TYPES).map(([type, format]) => [
+              type,
+              {
+                schema: {
+                  description: format === "csv" ? "A CSV file with a header row" : "One JSON object per line",
+                },
+              },
+            ]),
+          ),
+        },
+        response: { 202: DataEnvelope(ImportSchema), ...NATIVE_ERROR_RESPONSES },
+      },
+    },
+    async (request, reply) => {
+      try {
+        const format = formatOf(request.headers["content-type"]);
+        if (!format) {
+          throw new ApiError(
+            "unsupported_media_type",
+            "Send the file as the body with Content-Type text/csv or application/x-ndjson.",
+            { param: "Content-Type" },
+          );
+        }
+        const scope = scopeOf(request);
+        const { phone_number_id, mode = "create" } = request.query;
+        const account =
+          phone_number_id === undefined
+            ? await resolveAccount(scope, undefined, "phone_number_id")
+            : await requireAccountByPhoneNumberId(scope.db, scope.organizationId, phone_number_id);
+        if (Number(request.headers["content-length"] ?? 0) > IMPORT_MAX_BYTES) throw tooLarge();
+        const upload = await receiveUpload(store.db, newId("imp"), request.body as Readable, format);
+        // The stream is consumed: what stands for the body from here on (for the
+        // idempotency fingerprint in runWrite) is the file's digest and the options.
+        (request as { body: unknown }).body = {
+          file_sha256: upload.sha256,
+          size_bytes: upload.sizeBytes,
+          format,
+          mode,
+          phone_number_id: account.phone_number_id,
+        };
+        const body = await runWrite(request, reply, async (tx) => {
+          const row = await createImport(tx, scope.organizationId, account, upload, { format, mode });
+          return {
+            status: 202,
+            body: { data: importOut(row, [], account.phone_number_id), request_id: request.id },
+          };
+        });
+        app.importRunner?.notify();
+        return body;
+      } catch (error) {
+        // The body may be unread: do not keep the connection for another request.
+        reply.header("connection", "close");
+        throw error;
+      }
+    },
+  );
+
+  app.get(
+    "/imports",
+    {
+      schema: {
+        tags,
+        summary: "List imports (newest first; errors are omitted here)",
+        querystring: Type.Object({ ...PageQuery }, { additionalProperties: false }),
+        response: { 200: ListEnvelope(ImportSchema), ...NATIVE_ERROR_RESPONSES },
+      },
+    },
+    async (request) => {
+      const limit = parseLimit(request.query.limit);
+      const cursorScope = canonicalScope("native.imports", {});
+      const { cursor } = request.query;
+      const after = cursor === undefined ? undefined : cursors.decode(cursorScope, cursor);
+      const organizationId = principalOf(request).organization.id;
+      const rows = await listImports(store.db, organizationId, after, limit + 1);
+      const numbers = new Map(
+        (await listAccounts(store.db, organizationId)).map((a) => [a.id, a.phone_number_id]),
+      );
+      const page = pageOf(rows, limit, cursors, cursorScope, (row) =>
+        importOut(row, [], numbers.get(row.account_id) ?? null),
+      );
+      return { ...page, request_id: request.id };
+    },
+  );
+
+  app.get(
+    "/imports/:id",
+    {
+      schema: {
+        tags,
+        summary: "An import's progress, counts and first 1,000 row errors",
+        params: Type.Object({ id: Id("imp") }),
+        response: { 200: DataEnvelope(ImportSchema), ...NATIVE_ERROR_RESPONSES },
+      },
+    },
+    async (request) => {
+      const { row, errors } = await getImport(
+        store.db,
+        principalOf(request).organization.id,
+        request.params.id,
+      );
+      return { data: importOut(row, errors, await phoneNumberIdOf(row)), request_id: request.id };
+    },
+  );
+};
