@@ -1,6 +1,8 @@
 import type { Migration, MigrationProvider } from "kysely";
 import * as pg0001 from "./postgres/0001_foundation.ts";
+import * as pg0002 from "./postgres/0002_idempotency.ts";
 import * as sqlite0001 from "./sqlite/0001_foundation.ts";
+import * as sqlite0002 from "./sqlite/0002_idempotency.ts";
 
 /**
  * Ordered, immutable migrations per dialect. Add a file per change, named
@@ -8,10 +10,12 @@ import * as sqlite0001 from "./sqlite/0001_foundation.ts";
  */
 const SQLITE: Record<string, Migration> = {
   "0001_foundation": sqlite0001,
+  "0002_idempotency": sqlite0002,
 };
 
 const POSTGRES: Record<string, Migration> = {
   "0001_foundation": pg0001,
+  "0002_idempotency": pg0002,
 };
 
 export function migrationProvider(dialect: "sqlite" | "postgres"): MigrationProvider {

@@ -1,0 +1,96 @@
+/**
+ * Per-organisation token buckets (spec §2). A bucket holds up to `limit`
+ * tokens and refills continuously at `limit` per minute; each request takes
+ * one. Two implementations: in-process memory (default) and Redis (shared by
+ * every process, see redis.ts).
+ */
+
+export type BucketKind = "read" | "write";
+
+export interface RateDecision {
+  allowed: boolean;
+  /** Bucket size (requests per minute). */
+  limit: number;
+  /** Whole tokens left after this request. */
+  remaining: number;
+  /** Unix seconds at which the bucket is full again. */
+  resetAt: number;
+  /** Seconds until one token is available; 0 when allowed. */
+  retryAfter: number;
+}
+
+export interface RateLimiter {
+  /** Takes one token from the bucket `key` of size `limit` per minute. Never throws. */
+  take(key: string, limit: number): Promise<RateDecision>;
+  close(): Promise<void>;
+}
+
+const MINUTE_MS = 60_000;
+
+export interface BucketState {
+  tokens: number;
+  /** Milliseconds of the last update. */
+  at: number;
+}
+
+/** The bucket after refilling to `at` and trying to take one token. Pure. */
+export function takeToken(
+  state: BucketState | undefined,
+  limit: number,
+  at: number,
+): { state: BucketState; allowed: boolean } {
+  const perMs = limit / MINUTE_MS;
+  let tokens = state === undefined ? limit : state.tokens + Math.max(0, at - state.at) * perMs;
+  tokens = Math.min(limit, tokens);
+  const allowed = tokens >= 1;
+  if (allowed) tokens -= 1;
+  return { state: { tokens, at }, allowed };
+}
+
+/** Headers' worth of numbers for a bucket holding `tokens` at `at` (ms). */
+export function decisionOf(limit: number, tokens: number, at: number, allowed: boolean): RateDecision {
+  const perMs = limit / MINUTE_MS;
+  const fullInMs = Math.max(0, (limit - tokens) / perMs);
+  return {
+    allowed,
+    limit,
+    remaining: Math.max(0, Math.floor(tokens)),
+    resetAt: Math.ceil((at + fullInMs) / 1000),
+    retryAfter: allowed ? 0 : Math.max(1, Math.ceil((1 - tokens) / perMs / 1000)),
+  };
+}
+
+/** Buckets in this process's memory: the default, exact for a single process. */
+export class MemoryRateLimiter implements RateLimiter {
+  private readonly buckets = new Map<string, BucketState>();
+
+  constructor(
+    private readonly clock: () => number = Date.now,
+    private readonly maxBuckets = 100_000,
+  ) {}
+
+  async take(key: string, limit: number): Promise<RateDecision> {
+    return this.takeNow(key, limit);
+  }
+
+  /** Synchronous form, also used as the fallback of the Redis limiter. */
+  takeNow(key: string, limit: number): RateDecision {
+    const at = this.clock();
+    const { state, allowed } = takeToken(this.buckets.get(key), limit, at);
+    if (this.buckets.size >= this.maxBuckets && !this.buckets.has(key)) this.evictFull(at, limit);
+    this.buckets.set(key, state);
+    return decisionOf(limit, state.tokens, at, allowed);
+  }
+
+  async close(): Promise<void> {
+    this.buckets.clear();
+  }
+
+  /** A bucket that has refilled completely is the same as no bucket: forget those. */
+  private evictFull(at: number, limit: number): void {
+    for (const [key, state] of this.buckets) {
+      if (state.tokens + ((at - state.at) * limit) / MINUTE_MS >= limit) this.buckets.delete(key);
+    }
+    if (this.buckets.size >= this.maxBuckets) this.buckets.clear();
+  }
+}
