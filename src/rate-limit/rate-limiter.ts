@@ -1,7 +1,7 @@
 /**
  * Per-organisation token buckets (spec §2). A bucket holds up to `limit`
  * tokens and refills continuously at `limit` per minute; each request takes
- * one. Two implementations: in-process memory (default) and Redis (shared by
+ * one, and a request finding less than one token is refused. Two implementations: in-process memory (default) and Redis (shared by
  * every process, see redis.ts).
  */
 
@@ -27,24 +27,29 @@ export interface RateLimiter {
 
 const MINUTE_MS = 60_000;
 
+/**
+ * A bucket is kept as the tokens *used* (draining at `limit` per minute)
+ * rather than the tokens left, so that changing an organisation's limit takes
+ * effect at once: a raised limit gives room immediately, a lowered one
+ * removes it. Tokens left = limit − used.
+ */
 export interface BucketState {
-  tokens: number;
+  used: number;
   /** Milliseconds of the last update. */
   at: number;
 }
 
-/** The bucket after refilling to `at` and trying to take one token. Pure. */
+/** The bucket after draining to `at` and trying to take one token. Pure. */
 export function takeToken(
   state: BucketState | undefined,
   limit: number,
   at: number,
-): { state: BucketState; allowed: boolean } {
+): { state: BucketState; allowed: boolean; tokens: number } {
   const perMs = limit / MINUTE_MS;
-  let tokens = state === undefined ? limit : state.tokens + Math.max(0, at - state.at) * perMs;
-  tokens = Math.min(limit, tokens);
-  const allowed = tokens >= 1;
-  if (allowed) tokens -= 1;
-  return { state: { tokens, at }, allowed };
+  let used = state === undefined ? 0 : Math.max(0, state.used - Math.max(0, at - state.at) * perMs);
+  const allowed = used + 1 <= limit;
+  if (allowed) used += 1;
+  return { state: { used, at }, allowed, tokens: limit - used };
 }
 
 /** Headers' worth of numbers for a bucket holding `tokens` at `at` (ms). */
@@ -76,20 +81,20 @@ export class MemoryRateLimiter implements RateLimiter {
   /** Synchronous form, also used as the fallback of the Redis limiter. */
   takeNow(key: string, limit: number): RateDecision {
     const at = this.clock();
-    const { state, allowed } = takeToken(this.buckets.get(key), limit, at);
-    if (this.buckets.size >= this.maxBuckets && !this.buckets.has(key)) this.evictFull(at, limit);
+    const { state, allowed, tokens } = takeToken(this.buckets.get(key), limit, at);
+    if (this.buckets.size >= this.maxBuckets && !this.buckets.has(key)) this.evictDrained(at, limit);
     this.buckets.set(key, state);
-    return decisionOf(limit, state.tokens, at, allowed);
+    return decisionOf(limit, tokens, at, allowed);
   }
 
   async close(): Promise<void> {
     this.buckets.clear();
   }
 
-  /** A bucket that has refilled completely is the same as no bucket: forget those. */
-  private evictFull(at: number, limit: number): void {
+  /** A bucket that has drained completely is the same as no bucket: forget those. */
+  private evictDrained(at: number, limit: number): void {
     for (const [key, state] of this.buckets) {
-      if (state.tokens + ((at - state.at) * limit) / MINUTE_MS >= limit) this.buckets.delete(key);
+      if (state.used <= ((at - state.at) * limit) / MINUTE_MS) this.buckets.delete(key);
     }
     if (this.buckets.size >= this.maxBuckets) this.buckets.clear();
   }

@@ -3,33 +3,33 @@ import type { Logger } from "pino";
 import { decisionOf, MemoryRateLimiter, type RateDecision, type RateLimiter } from "./rate-limiter.ts";
 
 /**
- * The token bucket of rate-limiter.ts as one Lua script, so that read, refill,
+ * The token bucket of rate-limiter.ts (`takeToken`) as one Lua script, so that read, refill,
  * take and write are atomic across every process sharing the Redis. Time is
  * Redis's own clock, so processes with skewed clocks still agree.
- * Returns { allowed (0|1), tokens left × 1000 (floored), now in ms }.
+ * Returns { allowed (0|1), tokens left × 1000 (floored; negative after a
+ * lowered limit), now in ms }.
  */
 const TAKE_SCRIPT = `
 local limit = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local per_ms = limit / 60000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(state[1])
+local state = redis.call('HMGET', KEYS[1], 'used', 'at')
+local used = tonumber(state[1])
 local at = tonumber(state[2])
-if tokens == nil or at == nil then
-  tokens = limit
+if used == nil or at == nil then
+  used = 0
 elseif now > at then
-  tokens = tokens + (now - at) * per_ms
+  used = math.max(0, used - (now - at) * per_ms)
 end
-if tokens > limit then tokens = limit end
 local allowed = 0
-if tokens >= 1 then
-  tokens = tokens - 1
+if used + 1 <= limit then
+  used = used + 1
   allowed = 1
 end
-redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'at', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil((limit - tokens) / per_ms) + 1000)
-return { allowed, math.floor(tokens * 1000), now }
+redis.call('HSET', KEYS[1], 'used', string.format('%.6f', used), 'at', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(used / per_ms) + 1000)
+return { allowed, math.floor((limit - used) * 1000), now }
 `;
 
 type TakeCommand = (key: string, limit: number) => Promise<[number, number, number]>;
