@@ -30,11 +30,15 @@ export interface ServerProcess {
 /**
  * `phonebook serve` (node --import tsx src/cli/main.ts serve) as a child
  * process on a free port, with `env` on top of a minimal environment.
- * Resolves once it logs that it is listening.
+ * Resolves once it logs that it is listening. `script` replaces the entry
+ * point (e.g. test/helpers/crashing-server.ts).
  */
-export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
+export async function startServerProcess(
+  env: Record<string, string>,
+  script: string[] = ["src/cli/main.ts", "serve"],
+): Promise<ServerProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve"], {
+  const child = spawn(process.execPath, ["--import", "tsx", ...script], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? "",
