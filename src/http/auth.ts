@@ -78,4 +78,29 @@ export function protect(app: FastifyInstance): void {
   app.addHook("onRequest", apiKeyHook(app.services.authenticator));
   app.addHook("onRequest", rateLimitHook(app.services.rateLimiter));
   app.addHook("onRequest", idempotencyKeyHook);
+  app.addHook("onRoute", documentIdempotencyKey);
+}
+
+const IDEMPOTENCY_KEY_HEADER = {
+  type: "string",
+  minLength: 1,
+  maxLength: 255,
+  pattern: "^[\\x20-\\x7e]+$",
+  description:
+    "Makes the POST safe to retry: the same key (per organisation, kept 24 h) with the same request returns the recorded response with Idempotent-Replayed: true. See docs/idempotency-and-rate-limits.md.",
+};
+
+/** Declares `Idempotency-Key` on every POST route of a protected context, so the OpenAPI document shows it. */
+function documentIdempotencyKey(route: {
+  method: string | string[];
+  schema?: Record<string, unknown>;
+}): void {
+  const methods = Array.isArray(route.method) ? route.method : [route.method];
+  if (!methods.includes("POST")) return;
+  route.schema ??= {};
+  const headers = (route.schema.headers ?? { type: "object" }) as { properties?: Record<string, unknown> };
+  route.schema.headers = {
+    ...headers,
+    properties: { ...headers.properties, "idempotency-key": IDEMPOTENCY_KEY_HEADER },
+  };
 }

@@ -133,6 +133,18 @@ for (const kind of storeKinds()) {
         });
         assert.equal(unauthenticated.statusCode, 401, `${route.url}: ${unauthenticated.body}`);
       }
+      // The OpenAPI document declares the header on each of them.
+      const document = h.app.swagger() as {
+        paths: Record<string, Record<string, { parameters?: Array<{ in: string; name: string }> }>>;
+      };
+      for (const [path, operations] of Object.entries(document.paths)) {
+        const operation = operations.post;
+        if (!operation || !posts.some((p) => p.url.startsWith(path.split("{")[0]!))) continue;
+        assert.ok(
+          operation.parameters?.some((p) => p.in === "header" && p.name === "idempotency-key"),
+          `${path} documents Idempotency-Key`,
+        );
+      }
       // 255 printable characters, spaces included, are fine.
       const longest = " ~".repeat(127) + "!";
       const ok = await post(tenant, longest, { phone_number: nextPhone() });
