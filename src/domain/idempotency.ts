@@ -143,11 +143,13 @@ export async function executeOnce<T>(
   }).catch(async (error: unknown) => {
     if (!failure || failure.error !== error) throw error;
     // The write was rolled back with its claim; record the error under the key now.
+    // Recording is best effort: if it cannot be done (a concurrent holder of the
+    // key, the store gone), the client still gets its own error, and nothing is kept.
     const { response } = failure;
     return claimed(store, write, async (tx) => {
       await finish(tx, write, response);
       return { replayed: false as const, value: undefined };
-    });
+    }).catch(() => ({ replayed: false as const, value: undefined }));
   });
   // If another request recorded the key in between, its response is what this key means now.
   if (failure && !outcome.replayed) throw failure.error;
