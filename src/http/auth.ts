@@ -3,7 +3,7 @@ import type { Authenticator, Principal } from "../domain/auth.ts";
 import { rateLimitsOf } from "../domain/organizations.ts";
 import { ApiError } from "../errors.ts";
 import type { BucketKind, RateLimiter } from "../rate-limit/rate-limiter.ts";
-import { idempotencyKeyHook } from "./write.ts";
+import { attachValidationOfPosts, idempotencyKeyHook, validationFailureHook } from "./write.ts";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -79,6 +79,8 @@ export function protect(app: FastifyInstance): void {
   app.addHook("onRequest", rateLimitHook(app.services.rateLimiter));
   app.addHook("onRequest", idempotencyKeyHook);
   app.addHook("onRoute", documentIdempotencyKey);
+  app.addHook("onRoute", attachValidationOfPosts);
+  app.addHook("preHandler", validationFailureHook);
 }
 
 const IDEMPOTENCY_KEY_HEADER = {

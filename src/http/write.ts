@@ -3,10 +3,13 @@ import {
   errorFromRecord,
   executeOnce,
   fingerprintOf,
+  type IdempotentOutcome,
   parseIdempotencyKey,
   type RecordedResponse,
 } from "../domain/idempotency.ts";
+import { ApiError } from "../errors.ts";
 import type { Tx } from "../store/store.ts";
+import { toApiError } from "./errors.ts";
 
 export interface WriteResult<T> {
   status: number;
@@ -142,7 +145,18 @@ export async function runWrite<T>(
     beforeCommit ? async () => beforeCommit(request) : undefined,
   );
   if (!outcome.replayed) return outcome.value.body;
+  return sendReplay(request, reply, outcome) as unknown as T;
+}
 
+/**
+ * Sends a recorded response again (or throws the recorded error, for the
+ * surface's renderer) and returns the reply, which tells Fastify it is sent.
+ */
+function sendReplay(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  outcome: Extract<IdempotentOutcome<unknown>, { replayed: true }>,
+): FastifyReply {
   const { record, originalRequestId } = outcome;
   request.log.info(
     { originalRequestId, status: record.status },
@@ -159,6 +173,68 @@ export async function runWrite<T>(
     if (record.headers["content-type"] === undefined) reply.type("application/json; charset=utf-8");
     reply.send(withRequestId(record.body, originalRequestId, request.id));
   }
-  // The reply is sent; returning it tells Fastify so (the handler returns this value unchanged).
-  return reply as unknown as T;
+  return reply;
+}
+
+/** Route config flag: validation failures are attached by Fastify and rethrown by `validationFailureHook`. */
+const RETHROW_VALIDATION = "phonebookRethrowValidation";
+
+/**
+ * onRoute hook (installed by `protect`): on POST routes, schema validation
+ * failures are attached to the request instead of answered at once, so that
+ * `validationFailureHook` can record them under the Idempotency-Key before
+ * they are answered. Routes that attach validation themselves are left alone.
+ */
+export function attachValidationOfPosts(route: {
+  method: string | string[];
+  attachValidation?: boolean;
+  config?: unknown;
+}): void {
+  const methods = Array.isArray(route.method) ? route.method : [route.method];
+  if (!methods.includes("POST") || route.attachValidation === true) return;
+  route.attachValidation = true;
+  route.config = { ...(route.config as object | undefined), [RETHROW_VALIDATION]: true };
+}
+
+/**
+ * preHandler hook (installed by `protect`, so it runs before any route
+ * preHandler): a POST that failed schema validation is answered with its 400
+ * as before; with an Idempotency-Key the 400 is first recorded (or, for a
+ * retry, replayed), like the 4xx a write raises. Validation comes before the
+ * key's own rules (spec §2 order), so a key used for another request does not
+ * turn this 400 into a 422, and nothing is recorded then.
+ */
+export async function validationFailureHook(request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  const failure = request.validationError;
+  const config = request.routeOptions.config as unknown as Record<string, unknown> | undefined;
+  if (!failure || config?.[RETHROW_VALIDATION] !== true) return undefined;
+  const error = toApiError(failure);
+  const keyed = idempotencyKeys.get(request);
+  const organization = request.principal?.organization;
+  if (!keyed || keyed.used || !organization) throw error;
+  keyed.used = true;
+  reply.header("idempotent-replayed", "false");
+  let outcome: IdempotentOutcome<never>;
+  try {
+    outcome = await executeOnce<never>(
+      request.server.services.store,
+      {
+        organizationId: organization.id,
+        key: keyed.key,
+        fingerprint: fingerprintOf(request.method, fingerprintPath(request.url), request.body),
+        requestId: request.id,
+        waitMs: request.server.services.writes.idempotencyWaitMs,
+      },
+      async () => {
+        throw error;
+      },
+    );
+  } catch (thrown) {
+    if (thrown !== error && !(thrown instanceof ApiError && thrown.status < 500)) {
+      request.log.warn({ err: thrown }, "could not record a validation failure under its Idempotency-Key");
+    }
+    throw error;
+  }
+  if (!outcome.replayed) throw error;
+  return sendReplay(request, reply, outcome);
 }

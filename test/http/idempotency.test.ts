@@ -204,6 +204,43 @@ for (const kind of storeKinds()) {
       assert.equal(conflictAgain.json().error.existing_id, original.json().data.id);
     });
 
+    test("a body failing the route's schema is recorded and replayed too; validation comes before key reuse", async () => {
+      const tenant = await tenantWithAccount("Schema Co");
+      const unknown = await post(tenant, "schema-1", { phone_number: nextPhone(), colour: "red" });
+      assert.equal(unknown.statusCode, 400, unknown.body);
+      assert.equal(unknown.json().error.code, "unknown_field");
+      assert.equal(unknown.headers["idempotent-replayed"], "false");
+      const again = await post(tenant, "schema-1", { colour: "blue" });
+      assert.equal(again.statusCode, 400, again.body);
+      assert.equal(
+        again.json().error.code,
+        "unknown_field",
+        "a different body under the key is still a 400 first",
+      );
+      assert.equal(again.headers["idempotent-replayed"], "false");
+
+      const body = { phone_number: 42 };
+      const wrongType = await post(tenant, "schema-2", body);
+      assert.equal(wrongType.statusCode, 400, wrongType.body);
+      const replay = await post(tenant, "schema-2", body);
+      assert.equal(replay.statusCode, 400, replay.body);
+      assert.equal(replay.headers["idempotent-replayed"], "true");
+      assert.equal(replay.headers["original-request-id"], wrongType.headers["x-request-id"]);
+      assert.deepEqual(
+        { ...replay.json().error, request_id: null },
+        { ...wrongType.json().error, request_id: null },
+      );
+      assert.equal(replay.json().error.request_id, replay.headers["x-request-id"]);
+      // A valid body under a key that recorded a 400 is another request.
+      const reuse = await post(tenant, "schema-2", { phone_number: nextPhone() });
+      assert.equal(reuse.statusCode, 422, reuse.body);
+      assert.equal(await countRows(h, "contacts", tenant.orgId), 0);
+      // Without a key nothing changes: a plain 400.
+      const plain = await post(tenant, undefined, body);
+      assert.equal(plain.statusCode, 400, plain.body);
+      assert.equal(plain.headers["idempotent-replayed"], undefined);
+    });
+
     test("a crash between the write and the response leaves neither the contact nor the key; a retry then succeeds", async () => {
       const tenant = await tenantWithAccount("Crash Co");
       const phone = nextPhone();
