@@ -67,7 +67,7 @@ export function decisionOf(limit: number, tokens: number, at: number, allowed: b
 
 /** Buckets in this process's memory: the default, exact for a single process. */
 export class MemoryRateLimiter implements RateLimiter {
-  private readonly buckets = new Map<string, BucketState>();
+  private readonly buckets = new Map<string, BucketState & { limit: number }>();
 
   constructor(
     private readonly clock: () => number = Date.now,
@@ -82,8 +82,8 @@ export class MemoryRateLimiter implements RateLimiter {
   takeNow(key: string, limit: number): RateDecision {
     const at = this.clock();
     const { state, allowed, tokens } = takeToken(this.buckets.get(key), limit, at);
-    if (this.buckets.size >= this.maxBuckets && !this.buckets.has(key)) this.evictDrained(at, limit);
-    this.buckets.set(key, state);
+    if (this.buckets.size >= this.maxBuckets && !this.buckets.has(key)) this.evictDrained(at);
+    this.buckets.set(key, { ...state, limit });
     return decisionOf(limit, tokens, at, allowed);
   }
 
@@ -92,9 +92,9 @@ export class MemoryRateLimiter implements RateLimiter {
   }
 
   /** A bucket that has drained completely is the same as no bucket: forget those. */
-  private evictDrained(at: number, limit: number): void {
+  private evictDrained(at: number): void {
     for (const [key, state] of this.buckets) {
-      if (state.used <= ((at - state.at) * limit) / MINUTE_MS) this.buckets.delete(key);
+      if (state.used <= ((at - state.at) * state.limit) / MINUTE_MS) this.buckets.delete(key);
     }
     if (this.buckets.size >= this.maxBuckets) this.buckets.clear();
   }

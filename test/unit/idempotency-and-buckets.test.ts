@@ -114,6 +114,17 @@ describe("token buckets", () => {
     clock += 60_000;
     assert.equal((await limiter.take("org_a:write", 1)).allowed, true);
   });
+
+  test("the memory limiter forgets drained buckets when it is full, and only those", async () => {
+    let clock = 0;
+    const limiter = new MemoryRateLimiter(() => clock, 3);
+    await limiter.take("slow", 1); // drains in 60 s
+    await limiter.take("fast", 600); // drains in 100 ms
+    await limiter.take("other", 600);
+    clock += 1_000;
+    await limiter.take("new", 600); // full: "fast" and "other" have drained and go
+    assert.equal((await limiter.take("slow", 1)).allowed, false, "the busy bucket was kept");
+  });
 });
 
 describe("REDIS_KEY_PREFIX", () => {
