@@ -41,26 +41,31 @@ export interface RedisRateLimiterOptions {
   log: Pick<Logger, "warn" | "info">;
   /** Longest a bucket operation may take before the request is served without Redis. */
   commandTimeoutMs?: number;
+  /** After a failure, how long requests skip Redis before it is tried again. */
+  retryAfterFailureMs?: number;
 }
 
 /**
  * Buckets shared through Redis. When Redis cannot be reached (down, slow,
  * not yet connected) requests are still served: the limiter fails open to
  * per-process memory buckets, logs one warning per outage, and goes back to
- * Redis by itself once ioredis has reconnected.
+ * Redis by itself once ioredis has reconnected (or, after a command failed on
+ * a live connection, once a probe 2 s later succeeds).
  */
 export class RedisRateLimiter implements RateLimiter {
   private readonly redis: Redis;
   private readonly takeCommand: TakeCommand;
   private readonly fallback = new MemoryRateLimiter();
   private degraded = false;
+  /** Until this time (ms), requests do not try Redis: a hung Redis costs one timeout per interval, not one per request. */
+  private skipUntil = 0;
 
   constructor(private readonly options: RedisRateLimiterOptions) {
     this.redis = new Redis(options.url, {
       // Fail fast instead of queueing while disconnected: a request never waits for Redis to come back.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      commandTimeout: options.commandTimeoutMs ?? 500,
+      commandTimeout: options.commandTimeoutMs ?? 1_000,
       connectTimeout: 2_000,
       retryStrategy: (times) => Math.min(100 * times, 2_000),
       lazyConnect: false,
@@ -85,7 +90,7 @@ export class RedisRateLimiter implements RateLimiter {
   }
 
   async take(key: string, limit: number): Promise<RateDecision> {
-    if (this.redis.status === "ready") {
+    if (this.redis.status === "ready" && Date.now() >= this.skipUntil) {
       try {
         const [allowed, milliTokens, at] = await this.takeCommand(`${this.options.prefix}rl:${key}`, limit);
         if (this.degraded) {
@@ -94,6 +99,7 @@ export class RedisRateLimiter implements RateLimiter {
         }
         return decisionOf(limit, milliTokens / 1000, at, allowed === 1);
       } catch (error) {
+        this.skipUntil = Date.now() + (this.options.retryAfterFailureMs ?? 2_000);
         this.markDegraded(error as Error);
       }
     } else if (!this.degraded) {

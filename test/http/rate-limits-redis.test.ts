@@ -166,4 +166,44 @@ describe(`rate limits when Redis is unreachable [${kind}]`, () => {
       await stopRedis(redisProcess);
     }
   });
+
+  test("a Redis that stops answering (CLIENT PAUSE): still served, one warning, back on Redis by itself", async () => {
+    const port = await freePort();
+    const url = `redis://127.0.0.1:${port}`;
+    const redisProcess = await startRedis(port);
+    const logs = logCapture();
+    const redis = redisPrefix();
+    const h = await createHarness(
+      kind,
+      { REDIS_URL: url, REDIS_KEY_PREFIX: redis.prefix, LOG_LEVEL: "info" },
+      { logStream: logs.stream },
+    );
+    const control = new Redis(url, { maxRetriesPerRequest: 0 });
+    control.on("error", () => {});
+    try {
+      const tenant = await h.tenant("Paused");
+      const me = () => h.inject({ method: "GET", url: "/v1/me", headers: tenant.auth });
+      assert.equal((await me()).headers["x-ratelimit-remaining"], "599");
+      await control.call("CLIENT", "PAUSE", "3000", "ALL");
+      const during = await Promise.all([me(), me(), me()]);
+      assert.deepEqual(
+        during.map((r) => r.statusCode),
+        [200, 200, 200],
+      );
+      for (const r of during) assert.equal(r.headers["x-ratelimit-limit"], "600");
+      assert.equal(
+        logs.messages().filter((m) => /Redis is unreachable/.test(m)).length,
+        1,
+        logs.messages().join(" | "),
+      );
+      await waitFor("the limiter to use Redis again", async () => {
+        await me();
+        return logs.messages().some((m) => /Redis is reachable again/.test(m));
+      });
+    } finally {
+      control.disconnect();
+      await h.close();
+      await stopRedis(redisProcess);
+    }
+  });
 });
