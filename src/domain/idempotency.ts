@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { ApiError } from "../errors.ts";
 import { isLockTimeout } from "../store/driver-errors.ts";
 import * as repo from "../store/repositories/idempotency.ts";
-import type { Store, Tx } from "../store/store.ts";
+import type { Dialect, Store, Tx } from "../store/store.ts";
 import { now } from "./clock.ts";
 
 /** How long a key and its response are kept (spec §2: at least 24 hours). */
@@ -175,10 +175,9 @@ async function claimed<T>(
   try {
     return await store.transaction(async (tx) => {
       claiming = true;
-      await repo.setLockWait(tx, store.dialect, write.waitMs ?? IDEMPOTENCY_WAIT_MS);
-      const existing = await claim(tx, write);
+      const existing = await claim(tx, store.dialect, write);
       if (existing) return existing;
-      await repo.setLockWait(tx, store.dialect, undefined);
+      await repo.restoreLockWait(tx, store.dialect);
       claiming = false;
       return fn(tx);
     });
@@ -195,17 +194,26 @@ async function claimed<T>(
 }
 
 /** Claims the key (undefined) or returns the finished record it already has. */
-async function claim(tx: Tx, write: KeyedWrite): Promise<IdempotentOutcome<never> | undefined> {
+async function claim(
+  tx: Tx,
+  dialect: Dialect,
+  write: KeyedWrite,
+): Promise<IdempotentOutcome<never> | undefined> {
   for (let attempt = 0; attempt < 3; attempt++) {
     const at = now();
-    const claimedNow = await repo.claimIdempotencyKey(tx, {
-      organization_id: write.organizationId,
-      idempotency_key: write.key,
-      fingerprint: write.fingerprint,
-      request_id: write.requestId,
-      created_at: at,
-      expires_at: at + IDEMPOTENCY_RETENTION_MS,
-    });
+    const claimedNow = await repo.claimIdempotencyKey(
+      tx,
+      dialect,
+      {
+        organization_id: write.organizationId,
+        idempotency_key: write.key,
+        fingerprint: write.fingerprint,
+        request_id: write.requestId,
+        created_at: at,
+        expires_at: at + IDEMPOTENCY_RETENTION_MS,
+      },
+      write.waitMs ?? IDEMPOTENCY_WAIT_MS,
+    );
     if (claimedNow) return undefined;
     const row = await repo.findIdempotencyKey(tx, write.organizationId, write.key);
     if (!row) continue; // deleted (expired) between the insert and the read

@@ -14,25 +14,41 @@ export interface IdempotencyClaim {
 }
 
 /**
- * Bounds how long the next statements of `tx` wait for a lock (PostgreSQL:
- * a concurrent duplicate's INSERT waits on the primary key until the first
- * transaction ends). `undefined` restores the server default. SQLite
- * serialises write transactions, so there is nothing to bound there.
+ * Inserts the key row unless one exists; true when this transaction now owns
+ * the key. On PostgreSQL a concurrent duplicate's INSERT waits on the primary
+ * key until the first transaction ends; `waitMs` bounds that wait
+ * (`lock_timeout`, set for the rest of the transaction in the same round trip;
+ * `restoreLockWait` undoes it). SQLite serialises write transactions, so there
+ * is nothing to bound there.
  */
-export async function setLockWait(tx: Tx, dialect: Dialect, ms: number | undefined): Promise<void> {
-  if (dialect !== "postgres") return;
-  const value = ms === undefined ? "DEFAULT" : String(Math.max(1, Math.floor(ms)));
-  await sql.raw(`SET LOCAL lock_timeout TO ${value}`).execute(tx);
-}
-
-/** Inserts the key row unless one exists; true when this transaction now owns the key. */
-export async function claimIdempotencyKey(tx: Tx, claim: IdempotencyClaim): Promise<boolean> {
+export async function claimIdempotencyKey(
+  tx: Tx,
+  dialect: Dialect,
+  claim: IdempotencyClaim,
+  waitMs: number,
+): Promise<boolean> {
+  if (dialect === "postgres") {
+    const result = await sql`
+      WITH wait AS (SELECT set_config('lock_timeout', ${String(Math.max(1, Math.floor(waitMs)))}, true))
+      INSERT INTO idempotency_keys
+        (organization_id, idempotency_key, fingerprint, request_id, created_at, expires_at)
+      SELECT ${claim.organization_id}, ${claim.idempotency_key}, ${claim.fingerprint}, ${claim.request_id},
+             ${claim.created_at}::bigint, ${claim.expires_at}::bigint
+      FROM wait
+      ON CONFLICT (organization_id, idempotency_key) DO NOTHING`.execute(tx);
+    return Number(result.numAffectedRows ?? 0) > 0;
+  }
   const result = await tx
     .insertInto("idempotency_keys")
     .values({ ...claim, kind: null, status: null, headers: null, body: null })
     .onConflict((oc) => oc.columns(["organization_id", "idempotency_key"]).doNothing())
     .executeTakeFirst();
   return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
+}
+
+/** Puts `lock_timeout` back to the server's default after a claim (PostgreSQL). */
+export async function restoreLockWait(tx: Tx, dialect: Dialect): Promise<void> {
+  if (dialect === "postgres") await sql`SET LOCAL lock_timeout TO DEFAULT`.execute(tx);
 }
 
 export async function findIdempotencyKey(
