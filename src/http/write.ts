@@ -211,7 +211,8 @@ export async function validationFailureHook(request: FastifyRequest, reply: Fast
   const error = toApiError(failure);
   const keyed = idempotencyKeys.get(request);
   const organization = request.principal?.organization;
-  if (!keyed || keyed.used || !organization) throw error;
+  // The original error goes on, so a surface's renderer sees what Fastify gave it.
+  if (!keyed || keyed.used || !organization) throw failure;
   keyed.used = true;
   reply.header("idempotent-replayed", "false");
   let outcome: IdempotentOutcome<never>;
@@ -233,8 +234,8 @@ export async function validationFailureHook(request: FastifyRequest, reply: Fast
     if (thrown !== error && !(thrown instanceof ApiError && thrown.status < 500)) {
       request.log.warn({ err: thrown }, "could not record a validation failure under its Idempotency-Key");
     }
-    throw error;
+    throw failure;
   }
-  if (!outcome.replayed) throw error;
+  if (!outcome.replayed) throw failure;
   return sendReplay(request, reply, outcome);
 }
