@@ -45,8 +45,9 @@ export function takeToken(
   limit: number,
   at: number,
 ): { state: BucketState; allowed: boolean; tokens: number } {
-  const perMs = limit / MINUTE_MS;
-  let used = state === undefined ? 0 : Math.max(0, state.used - Math.max(0, at - state.at) * perMs);
+  // Multiply before dividing: whole numbers stay exact (a full minute refills exactly `limit`).
+  let used =
+    state === undefined ? 0 : Math.max(0, state.used - (Math.max(0, at - state.at) * limit) / MINUTE_MS);
   const allowed = used + 1 <= limit;
   if (allowed) used += 1;
   return { state: { used, at }, allowed, tokens: limit - used };
@@ -54,14 +55,13 @@ export function takeToken(
 
 /** Headers' worth of numbers for a bucket holding `tokens` at `at` (ms). */
 export function decisionOf(limit: number, tokens: number, at: number, allowed: boolean): RateDecision {
-  const perMs = limit / MINUTE_MS;
-  const fullInMs = Math.max(0, (limit - tokens) / perMs);
+  const fullInMs = Math.max(0, ((limit - tokens) * MINUTE_MS) / limit);
   return {
     allowed,
     limit,
     remaining: Math.max(0, Math.floor(tokens)),
     resetAt: Math.ceil((at + fullInMs) / 1000),
-    retryAfter: allowed ? 0 : Math.max(1, Math.ceil((1 - tokens) / perMs / 1000)),
+    retryAfter: allowed ? 0 : Math.max(1, Math.ceil(((1 - tokens) * MINUTE_MS) / limit / 1000)),
   };
 }
 

@@ -13,14 +13,13 @@ const TAKE_SCRIPT = `
 local limit = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local per_ms = limit / 60000
 local state = redis.call('HMGET', KEYS[1], 'used', 'at')
 local used = tonumber(state[1])
 local at = tonumber(state[2])
 if used == nil or at == nil then
   used = 0
 elseif now > at then
-  used = math.max(0, used - (now - at) * per_ms)
+  used = math.max(0, used - (now - at) * limit / 60000)
 end
 local allowed = 0
 if used + 1 <= limit then
@@ -28,7 +27,7 @@ if used + 1 <= limit then
   allowed = 1
 end
 redis.call('HSET', KEYS[1], 'used', string.format('%.6f', used), 'at', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil(used / per_ms) + 1000)
+redis.call('PEXPIRE', KEYS[1], math.ceil(used * 60000 / limit) + 1000)
 return { allowed, math.floor((limit - used) * 1000), now }
 `;
 
