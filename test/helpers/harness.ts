@@ -13,6 +13,7 @@ import {
   type RateLimits,
   updateOrganization,
 } from "../../src/domain/organizations.ts";
+import { MemoryRateLimiter, type RateLimiter } from "../../src/rate-limit/rate-limiter.ts";
 import { createPostgresStore, createSqliteStore, type Store } from "../../src/store/store.ts";
 import { PG_ADMIN_URL, type StoreKind } from "./env.ts";
 
@@ -99,12 +100,40 @@ export type Json = any;
 
 let phoneNumberIdCounter = 0;
 
+export interface HarnessOptions extends Omit<BuildOptions, "store"> {
+  /**
+   * Enforce the organisations' rate limits as configured. By default (and
+   * unless REDIS_URL is given) a harness scales every limit by 1,000, so that
+   * suites of other features, which make many requests per tenant, never meet
+   * a 429; the rate-limit suites set this.
+   */
+  realRateLimits?: boolean;
+}
+
+/** Multiplies every bucket's size by `factor` (headers show the scaled size). */
+class ScaledRateLimiter implements RateLimiter {
+  constructor(
+    private readonly inner: RateLimiter,
+    private readonly factor: number,
+  ) {}
+  take(key: string, limit: number) {
+    return this.inner.take(key, limit * this.factor);
+  }
+  close() {
+    return this.inner.close();
+  }
+}
+
 /** The app on a fresh store of `kind`, with the admin API enabled; `options` go to buildApp. */
 export async function createHarness(
   kind: StoreKind,
   env: Record<string, string> = {},
-  options: Omit<BuildOptions, "store"> = {},
+  harnessOptions: HarnessOptions = {},
 ): Promise<Harness> {
+  const { realRateLimits, ...options } = harnessOptions;
+  if (!realRateLimits && !env.REDIS_URL && !options.rateLimiter) {
+    options.rateLimiter = new ScaledRateLimiter(new MemoryRateLimiter(), 1_000);
+  }
   const testStore = await createTestStore(kind);
   const config = loadConfig({
     PHONEBOOK_ADMIN_TOKEN: ADMIN_TOKEN,
@@ -143,6 +172,7 @@ export async function createHarness(
     },
     async close() {
       await app.close();
+      if (harnessOptions.rateLimiter === undefined) await options.rateLimiter?.close();
       await testStore.drop();
     },
   };

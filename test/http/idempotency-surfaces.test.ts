@@ -21,7 +21,7 @@ for (const kind of storeKinds()) {
     let runs = 0;
 
     before(async () => {
-      h = await createHarness(kind);
+      h = await createHarness(kind, {}, { realRateLimits: true });
       surface = Fastify();
       surface.decorate("services", h.app.services);
       surface.decorateRequest("principal", undefined);

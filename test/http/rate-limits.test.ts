@@ -23,7 +23,7 @@ for (const kind of storeKinds()) {
   describe(`rate limits [${kind}]`, () => {
     let h: Harness;
     before(async () => {
-      h = await createHarness(kind);
+      h = await createHarness(kind, {}, { realRateLimits: true });
     });
     after(async () => {
       await h.close();
