@@ -5,6 +5,8 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Config } from "./config.ts";
 import { Authenticator } from "./domain/auth.ts";
+import { now } from "./domain/clock.ts";
+import { IDEMPOTENCY_WAIT_MS, sweepExpiredIdempotencyKeys } from "./domain/idempotency.ts";
 import { CursorCodec } from "./domain/pagination.ts";
 import { ApiError, renderNativeError } from "./errors.ts";
 import { adminRoutes } from "./http/admin/routes.ts";
@@ -18,6 +20,8 @@ import { whatsappWebhookRoutes } from "./http/webhooks/whatsapp.ts";
 import { newId } from "./ids.ts";
 import { ImportRunner, type ImportRunnerOptions } from "./jobs/import-runner.ts";
 import { loggerOptions } from "./logger.ts";
+import { MemoryRateLimiter, type RateLimiter } from "./rate-limit/rate-limiter.ts";
+import { RedisRateLimiter } from "./rate-limit/redis.ts";
 import { getOrInitSetting } from "./store/repositories/settings.ts";
 import { createStore, type Store } from "./store/store.ts";
 
@@ -27,6 +31,21 @@ export interface Services {
   store: Store;
   authenticator: Authenticator;
   cursors: CursorCodec;
+  /** Per-organisation token buckets: memory by default, Redis when REDIS_URL is set. */
+  rateLimiter: RateLimiter;
+  /** How every write transaction is run (see http/write.ts). */
+  writes: WriteOptions;
+}
+
+export interface WriteOptions {
+  /** Longest a request waits for a concurrent request holding its Idempotency-Key (spec: 30 s). */
+  idempotencyWaitMs: number;
+  /**
+   * Test-only fault injection: runs inside every write transaction after the
+   * write and its idempotency record, just before commit. Throwing here
+   * simulates a crash between the write and the response.
+   */
+  beforeCommit?: ((request: FastifyRequest) => void | Promise<void>) | undefined;
 }
 
 declare module "fastify" {
@@ -60,7 +79,14 @@ export interface BuildOptions {
   logStream?: NodeJS.WritableStream;
   /** Background jobs (the import runner): on by default; false for none, or runner options. */
   jobs?: boolean | ImportRunnerOptions;
+  /** A rate limiter made by the caller (tests); otherwise chosen from the config. */
+  rateLimiter?: RateLimiter;
+  /** Overrides of how writes run (tests: a shorter idempotency wait, fault injection). */
+  writes?: Partial<WriteOptions>;
 }
+
+/** How often expired idempotency records are deleted. */
+const IDEMPOTENCY_SWEEP_MS = 10 * 60 * 1000;
 
 /** Builds the application: store migrated, routes registered. Never listens. */
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
@@ -69,13 +95,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const cursorSecret =
     config.cursorSecret ??
     (await getOrInitSetting(store.db, "cursor_secret", randomBytes(32).toString("base64url")));
-  const services: Services = {
-    config,
-    store,
-    authenticator: new Authenticator(store.db),
-    cursors: new CursorCodec(cursorSecret),
-  };
-
   const app = Fastify({
     logger: loggerOptions(config.logLevel, options.logStream),
     genReqId: () => newId("req"),
@@ -100,6 +119,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  const services: Services = {
+    config,
+    store,
+    authenticator: new Authenticator(store.db),
+    cursors: new CursorCodec(cursorSecret),
+    rateLimiter: options.rateLimiter ?? (await createRateLimiter(config, app.log)),
+    writes: { idempotencyWaitMs: IDEMPOTENCY_WAIT_MS, ...options.writes },
+  };
   app.decorate("services", services);
   app.decorateRequest("principal", undefined);
   app.removeContentTypeParser("text/plain");
@@ -116,7 +143,15 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.decorate("importRunner", importRunner);
   app.addHook("onReady", async () => importRunner?.start());
   app.addHook("preClose", async () => importRunner?.stop());
+  const sweeper = setInterval(() => {
+    sweepExpiredIdempotencyKeys(store, now()).catch((error: unknown) => {
+      app.log.warn({ err: error }, "could not delete expired idempotency records");
+    });
+  }, IDEMPOTENCY_SWEEP_MS);
+  sweeper.unref();
   app.addHook("onClose", async () => {
+    clearInterval(sweeper);
+    if (!options.rateLimiter) await services.rateLimiter.close();
     if (!options.store) await store.close();
   });
 
@@ -175,6 +210,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(platformRoutes, { prefix: "/platform/v1" });
   await app.register(graphRoutes, { prefix: "/meta/whatsapp" });
   return app;
+}
+
+async function createRateLimiter(config: Config, log: FastifyInstance["log"]): Promise<RateLimiter> {
+  if (!config.redisUrl) return new MemoryRateLimiter();
+  const limiter = new RedisRateLimiter({ url: config.redisUrl, prefix: config.redisKeyPrefix, log });
+  await limiter.ready();
+  return limiter;
 }
 
 function notFoundError(method: string, path: string, allowed: string[]): ApiError {

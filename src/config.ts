@@ -13,6 +13,8 @@ export interface Config {
   readonly metaAppSecret: string | undefined;
   readonly metaVerifyToken: string | undefined;
   readonly logLevel: LogLevel;
+  /** Prefix of every Redis key the server writes (REDIS_KEY_PREFIX), so installations can share a Redis. */
+  readonly redisKeyPrefix: string;
 }
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -78,6 +80,14 @@ function parseLogLevel(env: Env): LogLevel {
   return raw as LogLevel;
 }
 
+function parseRedisKeyPrefix(env: Env): string {
+  const raw = optional(env, "REDIS_KEY_PREFIX") ?? "phonebook:";
+  if (!/^[\x21-\x7e]{1,100}$/.test(raw)) {
+    throw new ConfigError("REDIS_KEY_PREFIX", "must be 1 to 100 printable ASCII characters without spaces.");
+  }
+  return raw;
+}
+
 /** Parses and freezes the configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
   const dataDir = optional(env, "DATA_DIR") ?? "./data";
@@ -98,6 +108,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     metaAppSecret: optional(env, "META_APP_SECRET"),
     metaVerifyToken: optional(env, "META_VERIFY_TOKEN"),
     logLevel: parseLogLevel(env),
+    redisKeyPrefix: parseRedisKeyPrefix(env),
     ...overrides,
   };
   return Object.freeze(config);

@@ -66,3 +66,9 @@ export function isStoreUnavailable(error: unknown): boolean {
     message.includes("driver has already been destroyed")
   );
 }
+
+/** True when a statement gave up waiting for a lock (PostgreSQL `lock_timeout`, SQLSTATE 55P03). */
+export function isLockTimeout(error: unknown): boolean {
+  if (typeof error !== "object" || error === null) return false;
+  return (error as DriverError).code === "55P03";
+}

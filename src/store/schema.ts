@@ -19,6 +19,7 @@ export interface Database {
   import_chunks: ImportChunksTable;
   import_errors: ImportErrorsTable;
   import_created: ImportCreatedTable;
+  idempotency_keys: IdempotencyKeysTable;
 }
 
 export interface SettingsTable {
@@ -175,4 +176,22 @@ export interface ImportErrorsTable {
 export interface ImportCreatedTable {
   import_id: string;
   contact_id: string;
+}
+
+export interface IdempotencyKeysTable {
+  organization_id: string;
+  idempotency_key: string;
+  /** sha256 (hex) of method, path and canonical JSON body. */
+  fingerprint: string;
+  /** The request that claimed the key; its id in the stored body is replaced on replay. */
+  request_id: string;
+  /** Null only inside the claiming transaction, never in a committed row. */
+  kind: "response" | "error" | null;
+  status: number | null;
+  /** JSON object of the response headers the handler set. */
+  headers: string | null;
+  /** The serialized response body (kind "response") or the coded error (kind "error"), as JSON. */
+  body: string | null;
+  created_at: number;
+  expires_at: number;
 }

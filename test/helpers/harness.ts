@@ -4,10 +4,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
 import pg from "pg";
-import { buildApp } from "../../src/app.ts";
+import { type BuildOptions, buildApp } from "../../src/app.ts";
 import { type Config, loadConfig } from "../../src/config.ts";
 import { createAccount } from "../../src/domain/accounts.ts";
-import { createApiKey, createOrganization } from "../../src/domain/organizations.ts";
+import {
+  createApiKey,
+  createOrganization,
+  type RateLimits,
+  updateOrganization,
+} from "../../src/domain/organizations.ts";
+import { MemoryRateLimiter, type RateLimiter } from "../../src/rate-limit/rate-limiter.ts";
 import { createPostgresStore, createSqliteStore, type Store } from "../../src/store/store.ts";
 import { PG_ADMIN_URL, type StoreKind } from "./env.ts";
 
@@ -71,7 +77,12 @@ export interface Harness {
   store: Store;
   config: Config;
   inject(options: InjectOptions): Promise<LightMyRequestResponse & { body: string; json<T = Json>(): T }>;
-  tenant(name?: string): Promise<Tenant>;
+  /**
+   * A new organisation and API key. Its rate limits are the defaults (600
+   * reads, 60 writes per minute) unless `rateLimits` says otherwise: a test
+   * making more than 60 writes a minute on one tenant should raise them.
+   */
+  tenant(name?: string, options?: { rateLimits?: Partial<RateLimits> }): Promise<Tenant>;
   account(
     orgId: string,
     options?: {
@@ -89,8 +100,40 @@ export type Json = any;
 
 let phoneNumberIdCounter = 0;
 
-/** The app on a fresh store of `kind`, with the admin API enabled. */
-export async function createHarness(kind: StoreKind, env: Record<string, string> = {}): Promise<Harness> {
+export interface HarnessOptions extends Omit<BuildOptions, "store"> {
+  /**
+   * Enforce the organisations' rate limits as configured. By default (and
+   * unless REDIS_URL is given) a harness scales every limit by 1,000, so that
+   * suites of other features, which make many requests per tenant, never meet
+   * a 429; the rate-limit suites set this.
+   */
+  realRateLimits?: boolean;
+}
+
+/** Multiplies every bucket's size by `factor` (headers show the scaled size). */
+class ScaledRateLimiter implements RateLimiter {
+  constructor(
+    private readonly inner: RateLimiter,
+    private readonly factor: number,
+  ) {}
+  take(key: string, limit: number) {
+    return this.inner.take(key, limit * this.factor);
+  }
+  close() {
+    return this.inner.close();
+  }
+}
+
+/** The app on a fresh store of `kind`, with the admin API enabled; `options` go to buildApp. */
+export async function createHarness(
+  kind: StoreKind,
+  env: Record<string, string> = {},
+  harnessOptions: HarnessOptions = {},
+): Promise<Harness> {
+  const { realRateLimits, ...options } = harnessOptions;
+  if (!realRateLimits && !env.REDIS_URL && !options.rateLimiter) {
+    options.rateLimiter = new ScaledRateLimiter(new MemoryRateLimiter(), 1_000);
+  }
   const testStore = await createTestStore(kind);
   const config = loadConfig({
     PHONEBOOK_ADMIN_TOKEN: ADMIN_TOKEN,
@@ -98,7 +141,7 @@ export async function createHarness(kind: StoreKind, env: Record<string, string>
     ...testStore.env,
     ...env,
   });
-  const app = await buildApp(config, { store: testStore.store });
+  const app = await buildApp(config, { ...options, store: testStore.store });
   await app.ready();
   return {
     kind,
@@ -106,8 +149,11 @@ export async function createHarness(kind: StoreKind, env: Record<string, string>
     store: testStore.store,
     config,
     inject: (options) => app.inject(options) as never,
-    async tenant(name = "Acme") {
+    async tenant(name = "Acme", options = {}) {
       const org = await createOrganization(testStore.store.db, { name });
+      if (options.rateLimits) {
+        await updateOrganization(testStore.store.db, org.id, { rate_limits: options.rateLimits });
+      }
       const { row, key } = await createApiKey(testStore.store.db, org.id, {});
       return { orgId: org.id, key, keyId: row.id, auth: { authorization: `Bearer ${key}` } };
     },
@@ -126,6 +172,7 @@ export async function createHarness(kind: StoreKind, env: Record<string, string>
     },
     async close() {
       await app.close();
+      if (harnessOptions.rateLimiter === undefined) await options.rateLimiter?.close();
       await testStore.drop();
     },
   };

@@ -1,9 +1,11 @@
 import type { Migration, MigrationProvider } from "kysely";
 import * as pg0001 from "./postgres/0001_foundation.ts";
+import * as pg0002 from "./postgres/0002_idempotency.ts";
 import * as pg0003 from "./postgres/0003_imports.ts";
 import * as pg0004 from "./postgres/0004_customers.ts";
 import * as pg0005 from "./postgres/0005_inbound_receipts.ts";
 import * as sqlite0001 from "./sqlite/0001_foundation.ts";
+import * as sqlite0002 from "./sqlite/0002_idempotency.ts";
 import * as sqlite0003 from "./sqlite/0003_imports.ts";
 import * as sqlite0004 from "./sqlite/0004_customers.ts";
 import * as sqlite0005 from "./sqlite/0005_inbound_receipts.ts";
@@ -14,6 +16,7 @@ import * as sqlite0005 from "./sqlite/0005_inbound_receipts.ts";
  */
 const SQLITE: Record<string, Migration> = {
   "0001_foundation": sqlite0001,
+  "0002_idempotency": sqlite0002,
   "0003_imports": sqlite0003,
   "0004_customers": sqlite0004,
   "0005_inbound_receipts": sqlite0005,
@@ -21,6 +24,7 @@ const SQLITE: Record<string, Migration> = {
 
 const POSTGRES: Record<string, Migration> = {
   "0001_foundation": pg0001,
+  "0002_idempotency": pg0002,
   "0003_imports": pg0003,
   "0004_customers": pg0004,
   "0005_inbound_receipts": pg0005,

@@ -1,0 +1,28 @@
+import { type Kysely, sql } from "kysely";
+
+/**
+ * Idempotency records (spec §2): one row per (organisation, key), written in
+ * the same transaction as the write it guards, so a committed row always
+ * carries the finished response. A concurrent duplicate's INSERT waits on the
+ * primary key until the first transaction ends.
+ */
+export async function up(db: Kysely<unknown>): Promise<void> {
+  for (const statement of STATEMENTS) await sql.raw(statement).execute(db);
+}
+
+const STATEMENTS = [
+  `CREATE TABLE idempotency_keys (
+     organization_id TEXT COLLATE "C" NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+     idempotency_key TEXT COLLATE "C" NOT NULL,
+     fingerprint TEXT NOT NULL,
+     request_id TEXT NOT NULL,
+     kind TEXT CHECK (kind IN ('response', 'error')),
+     status INTEGER,
+     headers TEXT,
+     body TEXT,
+     created_at BIGINT NOT NULL,
+     expires_at BIGINT NOT NULL,
+     PRIMARY KEY (organization_id, idempotency_key)
+   )`,
+  `CREATE INDEX idempotency_keys_expires ON idempotency_keys (expires_at)`,
+];
