@@ -365,14 +365,11 @@ export async function applyChanges(
       );
     }
   }
-  try {
-    await repo.updateContactRow(scope.db, row.id, changes.set);
-  } catch (error) {
-    // A concurrent writer took the identity between the check and the write.
-    const holder = await repo.findByIdentity(scope.db, row.account_id, identity).catch(() => undefined);
-    if (holder && holder.id !== row.id) throw conflict(holder.id, paramOf(params, "phone_number"));
-    throw error;
-  }
+  // A writer that takes the identity between the check and this update makes it
+  // fail with a unique violation (on PostgreSQL the transaction is then
+  // aborted, so nothing more can be asked here); the write path reruns the
+  // transaction, whose check above then reports the holder.
+  await repo.updateContactRow(scope.db, row.id, changes.set);
 }
 
 export async function getContact(scope: Scope, id: string, accountId?: string): Promise<repo.ContactView> {

@@ -8,6 +8,7 @@ import {
   type RecordedResponse,
 } from "../domain/idempotency.ts";
 import { ApiError } from "../errors.ts";
+import { isRetryableConflict } from "../store/driver-errors.ts";
 import type { Tx } from "../store/store.ts";
 import { toApiError } from "./errors.ts";
 
@@ -111,41 +112,63 @@ export async function runWrite<T>(
   const organization = request.principal?.organization;
 
   if (!keyed || keyed.used || !organization) {
-    const result = await store.transaction(async (tx) => {
-      const value = await fn(tx);
-      await beforeCommit?.(request);
-      return value;
-    });
+    const result = await retryingConflicts(() =>
+      store.transaction(async (tx) => {
+        const value = await fn(tx);
+        await beforeCommit?.(request);
+        return value;
+      }),
+    );
     reply.status(result.status);
     return result.body;
   }
 
   keyed.used = true;
   reply.header("idempotent-replayed", "false");
-  const outcome = await executeOnce(
-    store,
-    {
-      organizationId: organization.id,
-      key: keyed.key,
-      fingerprint: fingerprintOf(request.method, fingerprintPath(request.url), request.body),
-      requestId: request.id,
-      waitMs: writes.idempotencyWaitMs,
-    },
-    async (tx) => {
-      const result = await fn(tx);
-      reply.status(result.status);
-      const response: RecordedResponse = {
-        kind: "response",
-        status: result.status,
-        headers: handlerHeaders(reply),
-        body: result.body === undefined ? null : String(reply.serialize(result.body)),
-      };
-      return { value: result, response };
-    },
-    beforeCommit ? async () => beforeCommit(request) : undefined,
+  const outcome = await retryingConflicts(() =>
+    executeOnce(
+      store,
+      {
+        organizationId: organization.id,
+        key: keyed.key,
+        fingerprint: fingerprintOf(request.method, fingerprintPath(request.url), request.body),
+        requestId: request.id,
+        waitMs: writes.idempotencyWaitMs,
+      },
+      async (tx) => {
+        const result = await fn(tx);
+        reply.status(result.status);
+        const response: RecordedResponse = {
+          kind: "response",
+          status: result.status,
+          headers: handlerHeaders(reply),
+          body: result.body === undefined ? null : String(reply.serialize(result.body)),
+        };
+        return { value: result, response };
+      },
+      beforeCommit ? async () => beforeCommit(request) : undefined,
+    ),
   );
   if (!outcome.replayed) return outcome.value.body;
   return sendReplay(request, reply, outcome) as unknown as T;
+}
+
+const CONFLICT_ATTEMPTS = 3;
+
+/**
+ * Runs a transaction again when it lost a race the database reported (a unique
+ * index taken meanwhile, a serialization failure, a deadlock, a busy SQLite
+ * snapshot). The rerun sees the winner's committed rows, so the domain answers
+ * as if the requests had been serial (e.g. 409 `contact_exists` with its id).
+ */
+async function retryingConflicts<T>(run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (error) {
+      if (attempt >= CONFLICT_ATTEMPTS || !isRetryableConflict(error)) throw error;
+    }
+  }
 }
 
 /**

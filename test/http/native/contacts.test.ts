@@ -224,6 +224,21 @@ for (const kind of storeKinds()) {
       assert.equal(rows.length, 1);
     });
 
+    test("concurrent PATCHes moving several contacts onto one phone: one wins, the rest 409 with its id", async () => {
+      const ids: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        ids.push((await post(`/v1/${pnid}/contacts`, { phone_number: freshPhone() })).json().data.id);
+      }
+      const target = freshPhone();
+      const results = await Promise.all(ids.map((id) => patch(`/v1/contacts/${id}`, { phone_number: target })));
+      const won = results.filter((r) => r.statusCode === 200);
+      assert.equal(won.length, 1, results.map((r) => r.body).join("\n"));
+      for (const r of results.filter((x) => x.statusCode !== 200)) {
+        assertError(r, 409, "contact_exists", "phone_number");
+        assert.equal(r.json().error.existing_id, won[0]!.json().data.id);
+      }
+    });
+
     test("fetch in both path styles; wrong account, foreign org, malformed ids", async () => {
       const c = (await post("/v1/contacts", { phone_number: freshPhone(), from: pnid })).json().data;
       assertStatus(await get(`/v1/contacts/${c.id}`), 200);
