@@ -73,6 +73,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     // (unknown field, invalid metadata) with a precise code.
     onProtoPoisoning: "ignore",
     onConstructorPoisoning: "ignore",
+    // Failures before routing (an undecodable URL) take the same path as every other error.
+    frameworkErrors: (error, request, reply) => {
+      reply.header("x-request-id", request.id);
+      sendError(error, request, reply);
+    },
     return503OnClosing: true,
     forceCloseConnections: "idle",
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
@@ -99,14 +104,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     if (!options.store) await store.close();
   });
 
-  app.setErrorHandler((error, request, reply) => {
-    const apiError = toApiError(error);
-    if (apiError.status >= 500) {
-      request.log.error({ err: apiError.cause ?? error, code: apiError.code }, "request failed");
-    }
-    if (apiError.headers) reply.headers(apiError.headers);
-    reply.status(apiError.status).send(rendererFor(request.url)(apiError, request, reply));
-  });
+  app.setErrorHandler(sendError);
 
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split("?")[0] ?? "/";
@@ -140,6 +138,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(nativeRoutes, { prefix: "/v1" });
   await app.register(adminRoutes, { prefix: "/admin/v1" });
   return app;
+}
+
+/** Renders anything thrown during a request in the shape of the surface its URL belongs to. */
+function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  const apiError = toApiError(error);
+  if (apiError.status >= 500) {
+    request.log.error({ err: apiError.cause ?? error, code: apiError.code }, "request failed");
+  }
+  if (apiError.headers) reply.headers(apiError.headers);
+  reply.status(apiError.status).send(rendererFor(request.url)(apiError, request, reply));
 }
 
 function notFoundError(method: string, path: string, allowed: string[]): ApiError {

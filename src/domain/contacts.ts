@@ -368,6 +368,7 @@ export function contactFilters(
   const search = query.search;
   if (
     search !== undefined &&
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it rejects
     (search.length < 1 || search.length > 200 || /[\u0000-\u001f\u007f]/.test(search))
   ) {
     throw new ApiError(
