@@ -75,7 +75,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     onConstructorPoisoning: "ignore",
     // Failures before routing (an undecodable URL) take the same path as every other error.
     frameworkErrors: (error, request, reply) => {
+      // No hook runs for these: set what onRequest and onSend would have.
       reply.header("x-request-id", request.id);
+      reply.headers(securityHeaders(request.url));
       sendError(error, request, reply);
     },
     return503OnClosing: true,
@@ -99,6 +101,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
+  });
+  app.addHook("onSend", async (request, reply, payload) => {
+    reply.headers(securityHeaders(request.url));
+    return payload;
   });
   app.addHook("onClose", async () => {
     if (!options.store) await store.close();
@@ -138,6 +144,31 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(nativeRoutes, { prefix: "/v1" });
   await app.register(adminRoutes, { prefix: "/admin/v1" });
   return app;
+}
+
+/**
+ * The headers a security scanner expects on a JSON API (OWASP secure headers),
+ * set on every response, errors included. Responses carry customer data and
+ * are answers to credentialed requests, so no cache may keep them; JSON needs
+ * no script, style or frame, so the policy allows nothing. `/docs` (the
+ * browsable reference, which runs scripts) keeps the headers that do not
+ * break it. HSTS belongs to the TLS terminator in front of the server: the
+ * server itself speaks plain HTTP, where browsers ignore it.
+ */
+const SECURITY_HEADERS = {
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "x-frame-options": "DENY",
+  "cross-origin-resource-policy": "same-origin",
+};
+const API_HEADERS = {
+  ...SECURITY_HEADERS,
+  "cache-control": "no-store",
+  "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+};
+
+function securityHeaders(url: string): Record<string, string> {
+  return /^\/docs(?:[/?]|$)/.test(url) ? SECURITY_HEADERS : API_HEADERS;
 }
 
 /** Renders anything thrown during a request in the shape of the surface its URL belongs to. */

@@ -7,7 +7,7 @@ export interface ServerProcess {
   child: ChildProcess;
   /** http://127.0.0.1:<port> */
   url: string;
-  /** Every line the process wrote (pino JSON on stdout, anything on stderr). */
+  /** The last lines the process wrote (pino JSON on stdout, anything on stderr). */
   output: string[];
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   kill(signal?: NodeJS.Signals): Promise<void>;
@@ -39,17 +39,14 @@ export async function startServerProcess(
     child.once("exit", (code, signal) => resolve({ code, signal }));
   });
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(
-      () =>
-        reject(
-          new Error(
-            `server did not start within ${options.startTimeoutMs ?? 30_000} ms:\n${output.join("\n")}`,
-          ),
-        ),
-      options.startTimeoutMs ?? 30_000,
-    );
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      const ms = options.startTimeoutMs ?? 30_000;
+      reject(new Error(`server did not start within ${ms} ms:\n${output.join("\n")}`));
+    }, options.startTimeoutMs ?? 30_000);
     const onLine = (line: string) => {
       output.push(line);
+      if (output.length > 1000) output.splice(0, 500);
       const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(line);
       if (match) {
         clearTimeout(timer);
