@@ -245,11 +245,13 @@ function stringSample(schema: JsonSchema, ctx: FuzzContext, name: string): fc.Ar
       .map((d) => d.toISOString());
   }
   if (/phone|wa_id|from/.test(name)) {
-    return fc.oneof(
+    // E.164 numbers, and (for `from`) the phone_number_ids of the store's accounts.
+    const phones: fc.Arbitrary<string>[] = [
       fc.integer({ min: 100_000_000, max: 999_999_999 }).map((n) => `+62811${n}`),
       fc.integer({ min: 1_000_000, max: 9_999_999 }).map((n) => `+1415${n}`),
-      fc.constantFrom(...ctx.phoneNumberIds),
-    );
+    ];
+    if (ctx.phoneNumberIds.length > 0) phones.push(fc.constantFrom(...ctx.phoneNumberIds));
+    return fc.oneof(...phones);
   }
   if (/email/.test(name)) return fc.emailAddress();
   if (name === "limit") return fc.integer({ min: 1, max: 100 }).map(String);

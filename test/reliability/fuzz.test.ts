@@ -133,7 +133,7 @@ for (const kind of storeKinds()) {
       assert.ok(routes.some((r) => r.template.startsWith("/v1/") && r.body !== undefined));
     });
 
-    // One test per route, generated from the document at load time of the first harness.
+    // One subtest per route of the document, so a failure names its route.
     test("every route survives hostile requests", async (t) => {
       const routes = fuzzRoutes(h.app);
       for (const route of routes) {
