@@ -104,6 +104,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     // (unknown field, invalid metadata) with a precise code.
     onProtoPoisoning: "ignore",
     onConstructorPoisoning: "ignore",
+    // Failures before routing (an undecodable URL) take the same path as every other error.
+    frameworkErrors: (error, request, reply) => {
+      // No hook runs for these: set what onRequest and onSend would have.
+      reply.header("x-request-id", request.id);
+      reply.headers(securityHeaders(request.url));
+      sendError(error, request, reply);
+    },
     return503OnClosing: true,
     forceCloseConnections: "idle",
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
@@ -149,22 +156,17 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     });
   }, IDEMPOTENCY_SWEEP_MS);
   sweeper.unref();
+  app.addHook("onSend", async (request, reply, payload) => {
+    reply.headers(securityHeaders(request.url));
+    return payload;
+  });
   app.addHook("onClose", async () => {
     clearInterval(sweeper);
     if (!options.rateLimiter) await services.rateLimiter.close();
     if (!options.store) await store.close();
   });
 
-  app.setErrorHandler((error, request, reply) => {
-    const apiError = toApiError(error);
-    if (apiError.status >= 500) {
-      request.log.error({ err: apiError.cause ?? error, code: apiError.code }, "request failed");
-    }
-    if (apiError.headers) reply.headers(apiError.headers);
-    reply.status(apiError.status);
-    const body = rendererFor(request.url)(apiError, request, reply);
-    reply.send(body);
-  });
+  app.setErrorHandler(sendError);
 
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split("?")[0] ?? "/";
@@ -217,6 +219,44 @@ async function createRateLimiter(config: Config, log: FastifyInstance["log"]): P
   const limiter = new RedisRateLimiter({ url: config.redisUrl, prefix: config.redisKeyPrefix, log });
   await limiter.ready();
   return limiter;
+}
+
+/**
+ * The headers a security scanner expects on a JSON API (OWASP secure headers),
+ * set on every response, errors included. Responses carry customer data and
+ * are answers to credentialed requests, so no cache may keep them; JSON needs
+ * no script, style or frame, so the policy allows nothing. `/docs` (the
+ * browsable reference, which runs scripts) keeps the headers that do not
+ * break it. HSTS belongs to the TLS terminator in front of the server: the
+ * server itself speaks plain HTTP, where browsers ignore it.
+ */
+const SECURITY_HEADERS = {
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "x-frame-options": "DENY",
+  "cross-origin-resource-policy": "same-origin",
+};
+const API_HEADERS = {
+  ...SECURITY_HEADERS,
+  "cache-control": "no-store",
+  "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+};
+
+function securityHeaders(url: string): Record<string, string> {
+  return /^\/docs(?:[/?]|$)/.test(url) ? SECURITY_HEADERS : API_HEADERS;
+}
+
+/** Renders anything thrown during a request in the shape of the surface its URL belongs to. */
+function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  const apiError = toApiError(error);
+  if (apiError.status >= 500) {
+    request.log.error({ err: apiError.cause ?? error, code: apiError.code }, "request failed");
+  }
+  if (apiError.headers) reply.headers(apiError.headers);
+  // The status is set first: a surface's renderer may change it (the platform answers 409s as 422).
+  reply.status(apiError.status);
+  const body = rendererFor(request.url)(apiError, request, reply);
+  reply.send(body);
 }
 
 function notFoundError(method: string, path: string, allowed: string[]): ApiError {

@@ -5,40 +5,9 @@
  */
 import { spawn } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
-import { Socket } from "node:net";
 import { join, relative } from "node:path";
-import pg from "pg";
 import { PG_ADMIN_URL, REDIS_URL } from "./helpers/env.ts";
-
-async function pgAvailable(): Promise<string | undefined> {
-  const client = new pg.Client({ connectionString: PG_ADMIN_URL, connectionTimeoutMillis: 3000 });
-  try {
-    await client.connect();
-    await client.query("SELECT 1");
-    return undefined;
-  } catch (error) {
-    return (error as Error).message;
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
-
-function redisAvailable(): Promise<string | undefined> {
-  const url = new URL(REDIS_URL);
-  return new Promise((resolve) => {
-    const socket = new Socket();
-    const done = (problem: string | undefined) => {
-      socket.destroy();
-      resolve(problem);
-    };
-    socket.setTimeout(3000, () => done("timeout"));
-    socket.once("error", (error) => done(error.message));
-    socket.connect(Number(url.port || 6379), url.hostname, () => {
-      socket.write("PING\r\n");
-      socket.once("data", (data) => done(data.toString().startsWith("+PONG") ? undefined : data.toString()));
-    });
-  });
-}
+import { pgAvailable, redisAvailable } from "./helpers/probe.ts";
 
 function testFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {

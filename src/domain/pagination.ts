@@ -73,7 +73,9 @@ export class CursorCodec {
       throw invalid();
     }
     const p = parsed as { t?: unknown; i?: unknown; s?: unknown };
-    if (typeof p.t !== "number" || typeof p.i !== "string" || p.s !== this.digest(scope)) throw invalid();
+    if (typeof p.t !== "number" || typeof p.i !== "string" || typeof p.s !== "string") throw invalid();
+    // Signed already, so not forgeable; compared in constant time anyway, like every secret-derived value.
+    if (!constantTimeEqual(p.s, this.digest(scope))) throw invalid();
     return { created_at: p.t, id: p.i };
   }
 

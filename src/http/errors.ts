@@ -69,6 +69,14 @@ const FASTIFY_CODES: Record<string, { code: ErrorCode; message: string }> = {
     code: "invalid_field_value",
     message: "Content-Length does not match the body.",
   },
+  FST_ERR_BAD_URL: {
+    code: "invalid_field_value",
+    message: "The URL is not valid: a path segment is not decodable percent-encoding.",
+  },
+  FST_ERR_MAX_PARAM_LENGTH: {
+    code: "invalid_field_value",
+    message: "A path segment is longer than 500 characters.",
+  },
   FST_ERR_CTP_INVALID_TYPE: { code: "unsupported_media_type", message: "Content-Type is not valid." },
 };
 
@@ -89,7 +97,15 @@ export function toApiError(error: unknown): ApiError {
   if (error instanceof SyntaxError && (fe.statusCode === 400 || /JSON/.test(error.message))) {
     return new ApiError("invalid_json", "The body is not valid JSON.", { cause: error });
   }
-  if (fe && fe.statusCode === 400 && typeof fe.code === "string" && fe.code.startsWith("FST_")) {
+  // Any other client error Fastify reports itself (4xx) is the client's, never a 500.
+  if (
+    fe &&
+    typeof fe.statusCode === "number" &&
+    fe.statusCode >= 400 &&
+    fe.statusCode < 500 &&
+    typeof fe.code === "string" &&
+    fe.code.startsWith("FST_")
+  ) {
     return new ApiError("invalid_field_value", "The request is not valid.", { cause: error });
   }
   if (isStoreUnavailable(error)) {

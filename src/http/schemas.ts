@@ -4,6 +4,9 @@ import { type IdPrefix, idPattern } from "../ids.ts";
 
 /** Shared TypeBox schemas: route schema = validation = types = OpenAPI. */
 
+/** Free text stored as given: no control characters (PostgreSQL cannot store NUL in text; logs and terminals mangle the rest). */
+export const NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001f\\u007f]*$";
+
 export const Timestamp = Type.String({ format: "date-time", description: "ISO 8601 UTC with milliseconds" });
 export const NullableString = (options: TStringOptions = {}) =>
   Type.Union([Type.String(options), Type.Null()]);

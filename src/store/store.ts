@@ -49,6 +49,12 @@ export function createPostgresStore(url: string): Store {
   const pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: 5000 });
   // An idle client losing its server must not crash the process; the next query reports it.
   pool.on("error", () => {});
+  // Nor may a checked-out one: pg-pool listens for errors only on idle clients, and a
+  // client whose socket dies mid-query also emits "error" (uncaught → process exit).
+  // The query itself rejects (→ 503), and pg-pool discards the broken client on release.
+  pool.on("connect", (client) => {
+    client.on("error", () => {});
+  });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return finishStore("postgres", db, async () => {});
 }

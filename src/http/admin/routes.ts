@@ -20,6 +20,7 @@ import {
   Id,
   ListEnvelope,
   NATIVE_ERROR_RESPONSES,
+  NO_CONTROL_CHARACTERS,
   NullableString,
   PageQuery,
   Timestamp,
@@ -30,7 +31,7 @@ const Status = Type.Union([
   Type.Literal("disconnected"),
   Type.Literal("onboarding"),
 ]);
-const Name = Type.String({ minLength: 1, maxLength: 256 });
+const Name = Type.String({ minLength: 1, maxLength: 256, pattern: NO_CONTROL_CHARACTERS });
 const RateLimit = Type.Integer({ minimum: 1, maximum: 1_000_000 });
 
 const ApiKeySchema = Type.Object({
@@ -151,7 +152,9 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
         body: Type.Optional(
           Type.Object(
             {
-              label: Type.Optional(NullableString({ minLength: 1, maxLength: 100 })),
+              label: Type.Optional(
+                NullableString({ minLength: 1, maxLength: 100, pattern: NO_CONTROL_CHARACTERS }),
+              ),
               expires_at: Type.Optional(Type.Union([Timestamp, Type.Null()])),
             },
             { additionalProperties: false },
@@ -204,7 +207,9 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
               maxLength: 40,
               "x-error-code": "invalid_phone_number",
             }),
-            name: Type.Optional(NullableString({ minLength: 1, maxLength: 256 })),
+            name: Type.Optional(
+              NullableString({ minLength: 1, maxLength: 256, pattern: NO_CONTROL_CHARACTERS }),
+            ),
             status: Type.Optional(Status),
           },
           { additionalProperties: false },
@@ -228,7 +233,9 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
         params: Type.Object({ account_id: Id("wba") }),
         body: Type.Object(
           {
-            name: Type.Optional(NullableString({ minLength: 1, maxLength: 256 })),
+            name: Type.Optional(
+              NullableString({ minLength: 1, maxLength: 256, pattern: NO_CONTROL_CHARACTERS }),
+            ),
             status: Type.Optional(Status),
           },
           { additionalProperties: false },

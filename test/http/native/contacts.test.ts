@@ -230,7 +230,9 @@ for (const kind of storeKinds()) {
         ids.push((await post(`/v1/${pnid}/contacts`, { phone_number: freshPhone() })).json().data.id);
       }
       const target = freshPhone();
-      const results = await Promise.all(ids.map((id) => patch(`/v1/contacts/${id}`, { phone_number: target })));
+      const results = await Promise.all(
+        ids.map((id) => patch(`/v1/contacts/${id}`, { phone_number: target })),
+      );
       const won = results.filter((r) => r.statusCode === 200);
       assert.equal(won.length, 1, results.map((r) => r.body).join("\n"));
       for (const r of results.filter((x) => x.statusCode !== 200)) {

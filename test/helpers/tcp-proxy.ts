@@ -1,0 +1,67 @@
+import { createServer, type Server, Socket } from "node:net";
+
+/**
+ * A TCP proxy of our own between the app and a shared server (PostgreSQL,
+ * Redis), so a test can simulate an outage without stopping the server other
+ * people use. `cut()` resets every open connection and every new one (what a
+ * client sees when the server stops or its connections are killed);
+ * `restore()` forwards again on the same port.
+ */
+export class TcpProxy {
+  private readonly sockets = new Set<Socket>();
+  private down = false;
+  connections = 0;
+
+  private constructor(
+    private readonly server: Server,
+    readonly port: number,
+  ) {}
+
+  static async start(targetPort: number, targetHost = "127.0.0.1"): Promise<TcpProxy> {
+    let proxy: TcpProxy | undefined;
+    const server = createServer((client) => {
+      if (!proxy || proxy.down) {
+        client.resetAndDestroy();
+        return;
+      }
+      proxy.connections += 1;
+      const upstream = new Socket();
+      proxy.track(client);
+      proxy.track(upstream);
+      client.on("error", () => upstream.destroy());
+      upstream.on("error", () => client.destroy());
+      upstream.connect(targetPort, targetHost, () => {
+        client.pipe(upstream);
+        upstream.pipe(client);
+      });
+      client.on("close", () => upstream.destroy());
+      upstream.on("close", () => client.destroy());
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const address = server.address();
+    if (typeof address !== "object" || address === null) throw new Error("proxy did not bind");
+    proxy = new TcpProxy(server, address.port);
+    return proxy;
+  }
+
+  private track(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.on("close", () => this.sockets.delete(socket));
+  }
+
+  /** Resets every proxied connection and refuses new ones until `restore()`. */
+  cut(): void {
+    this.down = true;
+    for (const socket of this.sockets) socket.resetAndDestroy();
+    this.sockets.clear();
+  }
+
+  restore(): void {
+    this.down = false;
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
