@@ -1,6 +1,6 @@
 import type { FastifyError } from "fastify";
 import { ApiError, type ErrorCode } from "../errors.ts";
-import { isStoreUnavailable } from "../store/driver-errors.ts";
+import { isStoreUnavailable, isUnstorableText } from "../store/driver-errors.ts";
 
 interface AjvError {
   keyword: string;
@@ -107,6 +107,15 @@ export function toApiError(error: unknown): ApiError {
     fe.code.startsWith("FST_")
   ) {
     return new ApiError("invalid_field_value", "The request is not valid.", { cause: error });
+  }
+  if (isUnstorableText(error)) {
+    return new ApiError(
+      "invalid_field_value",
+      "The request contains characters that cannot be stored (e.g. NUL).",
+      {
+        cause: error,
+      },
+    );
   }
   if (isStoreUnavailable(error)) {
     return new ApiError("service_unavailable", "The store is unavailable; try again shortly.", {

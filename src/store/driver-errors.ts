@@ -72,3 +72,14 @@ export function isLockTimeout(error: unknown): boolean {
   if (typeof error !== "object" || error === null) return false;
   return (error as DriverError).code === "55P03";
 }
+
+/**
+ * True when the store refused a value it cannot hold as text (PostgreSQL
+ * rejects NUL bytes and invalid UTF-8: 22021, 22P05). Such a value can only
+ * come from the request, so it is the client's error (400), not ours.
+ */
+export function isUnstorableText(error: unknown): boolean {
+  if (typeof error !== "object" || error === null) return false;
+  const code = (error as DriverError).code;
+  return code === "22021" || code === "22P05";
+}
