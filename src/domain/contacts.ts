@@ -6,6 +6,7 @@ import type { ContactSource } from "../store/schema.ts";
 import type { Dialect, Executor } from "../store/store.ts";
 import { now } from "./clock.ts";
 import {
+  hasControlCharacters,
   type Metadata,
   mergeMetadata,
   metadataText,
@@ -366,10 +367,7 @@ export function contactFilters(
   query: ListQuery,
 ): repo.ContactFilters {
   const search = query.search;
-  if (
-    search !== undefined &&
-    (search.length < 1 || search.length > 200 || /[\u0000-\u001f\u007f]/.test(search))
-  ) {
+  if (search !== undefined && (search.length < 1 || search.length > 200 || hasControlCharacters(search))) {
     throw new ApiError(
       "invalid_field_value",
       "search must be 1 to 200 characters without control characters.",

@@ -69,17 +69,45 @@ export const SEARCH_WALK_BUDGET = 2000;
 
 type ContactsEb = ExpressionBuilder<Database, "contacts">;
 
-function filterConditions(eb: ContactsEb, f: ContactFilters, after: Keyset | undefined): Expression<SqlBool> {
-  const c: Expression<SqlBool>[] = [eb("contacts.organization_id", "=", f.organizationId)];
-  if (f.accountId !== undefined) c.push(eb("contacts.account_id", "=", f.accountId));
-  if (f.phone !== undefined) c.push(eb("contacts.phone_number", "=", f.phone));
+/**
+ * How a query lets SQLite pick its index. Without statistics (no ANALYZE has
+ * run), SQLite prefers walking (organization_id, created_at, id) in order
+ * over any index that would need a sort, even when another index finds the
+ * few rows at once: a phone filter then reads a whole organisation. So where
+ * we know better, the other terms are made opaque to the planner with a unary
+ * `+` (SQLite's documented way to disqualify a term from index use):
+ * - "ordered": the default; the ordered index drives (lists, the search walk).
+ * - "unordered": the ORDER BY is opaque, so an equality index on an identity
+ *   (phone, BSUID: at most one row per account) drives, then a sort of a few rows.
+ * - "rowid": every filter and the ORDER BY are opaque, so only the FTS rowid
+ *   list can drive (the search fallback: rare terms, few hits, then a sort).
+ * PostgreSQL plans from its statistics and gets the plain terms.
+ */
+type PlanHint = "ordered" | "unordered" | "rowid";
+
+function opaque(dialect: Dialect, hint: PlanHint, column: string, forOrder: boolean) {
+  const hide = dialect === "sqlite" && (hint === "rowid" || (hint === "unordered" && forOrder));
+  return hide ? sql`+${sql.ref(column)}` : sql.ref(column);
+}
+
+function filterConditions(
+  eb: ContactsEb,
+  f: ContactFilters,
+  after: Keyset | undefined,
+  dialect: Dialect = "postgres",
+  hint: PlanHint = "ordered",
+): Expression<SqlBool> {
+  const col = (name: string) => opaque(dialect, hint, name, false);
+  const c: Expression<SqlBool>[] = [eb(col("contacts.organization_id"), "=", f.organizationId)];
+  if (f.accountId !== undefined) c.push(eb(col("contacts.account_id"), "=", f.accountId));
+  if (f.phone !== undefined) c.push(eb(col("contacts.phone_number"), "=", f.phone));
   if (f.businessScopedUserId !== undefined)
-    c.push(eb("contacts.business_scoped_user_id", "=", f.businessScopedUserId));
-  if (f.createdAfter !== undefined) c.push(eb("contacts.created_at", ">", f.createdAfter));
-  if (f.createdBefore !== undefined) c.push(eb("contacts.created_at", "<", f.createdBefore));
-  if (f.updatedAfter !== undefined) c.push(eb("contacts.updated_at", ">", f.updatedAfter));
+    c.push(eb(col("contacts.business_scoped_user_id"), "=", f.businessScopedUserId));
+  if (f.createdAfter !== undefined) c.push(eb(col("contacts.created_at"), ">", f.createdAfter));
+  if (f.createdBefore !== undefined) c.push(eb(col("contacts.created_at"), "<", f.createdBefore));
+  if (f.updatedAfter !== undefined) c.push(eb(col("contacts.updated_at"), ">", f.updatedAfter));
   if (f.marketingOptOut !== undefined)
-    c.push(eb("contacts.marketing_opt_out", "=", f.marketingOptOut ? 1 : 0));
+    c.push(eb(col("contacts.marketing_opt_out"), "=", f.marketingOptOut ? 1 : 0));
   if (f.labelId !== undefined) {
     const labelId = f.labelId;
     c.push(
@@ -92,8 +120,11 @@ function filterConditions(eb: ContactsEb, f: ContactFilters, after: Keyset | und
       ),
     );
   }
-  if (after)
-    c.push(eb(eb.refTuple("contacts.created_at", "contacts.id"), "<", eb.tuple(after.created_at, after.id)));
+  if (after) {
+    c.push(
+      eb(eb.tuple(col("contacts.created_at"), col("contacts.id")), "<", eb.tuple(after.created_at, after.id)),
+    );
+  }
   return eb.and(c);
 }
 
@@ -145,14 +176,15 @@ async function selectViews(
   dialect: Dialect,
   where: (eb: ContactsEb) => Expression<SqlBool>,
   limit: number,
-  outerTerm?: string,
+  options: { outerTerm?: string; hint?: PlanHint } = {},
 ): Promise<ContactView[]> {
+  const { outerTerm, hint = "ordered" } = options;
   const inner = db
     .selectFrom("contacts")
     .select(CONTACT_COLUMNS)
     .where(where)
-    .orderBy("contacts.created_at", "desc")
-    .orderBy("contacts.id", "desc")
+    .orderBy(opaque(dialect, hint, "contacts.created_at", true), "desc")
+    .orderBy(opaque(dialect, hint, "contacts.id", true), "desc")
     .limit(outerTerm === undefined ? limit : SEARCH_WALK_BUDGET);
   let outer = db
     .selectFrom(inner.as("c"))
@@ -192,15 +224,32 @@ export async function listContactViews(
 ): Promise<ContactView[]> {
   const term = filters.searchTerm;
   if (term === undefined) {
-    return selectViews(db, dialect, (eb) => filterConditions(eb, filters, after), limit);
+    // An identity filter finds at most one row per account: its index drives, not the order.
+    const hint =
+      filters.phone !== undefined || filters.businessScopedUserId !== undefined ? "unordered" : "ordered";
+    return selectViews(db, dialect, (eb) => filterConditions(eb, filters, after, dialect, hint), limit, {
+      hint,
+    });
   }
-  const walked = await selectViews(db, dialect, (eb) => filterConditions(eb, filters, after), limit, term);
+  const walked = await selectViews(
+    db,
+    dialect,
+    (eb) => filterConditions(eb, filters, after, dialect),
+    limit,
+    {
+      outerTerm: term,
+    },
+  );
   if (walked.length >= limit) return walked;
+  // The walk did not fill the page: the term is rare, so its index drives and the few hits are sorted.
+  const hint = term.length >= 3 ? "rowid" : "ordered";
   return selectViews(
     db,
     dialect,
-    (eb) => eb.and([filterConditions(eb, filters, after), indexedSearchCondition(dialect, term)]),
+    (eb) =>
+      eb.and([filterConditions(eb, filters, after, dialect, hint), indexedSearchCondition(dialect, term)]),
     limit,
+    { hint },
   );
 }
 
@@ -221,6 +270,7 @@ export async function findContactView(
         ...(accountId === undefined ? [] : [eb("contacts.account_id", "=", accountId)]),
       ]),
     1,
+    { hint: "unordered" },
   );
   return rows[0];
 }
