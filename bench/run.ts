@@ -127,6 +127,7 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 async function freshStore(
   kind: Options["store"],
 ): Promise<{ store: Store; env: Record<string, string>; where: string; drop(): Promise<void> }> {
+  // `where`: the SQLite directory or the PostgreSQL database name (never a URL: it may hold a password).
   if (kind === "sqlite") {
     const dir = mkdtempSync(join(tmpdir(), "pb-bench-"));
     const store = createSqliteStore(join(dir, "phonebook.db"));
@@ -152,7 +153,7 @@ async function freshStore(
   return {
     store,
     env: { DATABASE_URL: url.toString() },
-    where: url.toString(),
+    where: name,
     async drop() {
       await store.close();
       const client = new pg.Client({ connectionString: adminUrl });
@@ -286,10 +287,11 @@ async function main(): Promise<number> {
 
     const cursorSecret = randomBytes(24).toString("base64url");
     const serverEnv = { ...fresh.env, PHONEBOOK_CURSOR_SECRET: cursorSecret, LOG_LEVEL: options.logLevel };
-    const phonebook = await startPhonebook(options.server, serverEnv, store, options.cpuProf);
-    running.push(phonebook);
-    const ceiling = await startCeiling(options.server);
-    running.push(ceiling);
+    const [phonebook, ceiling] = await Promise.all([
+      startPhonebook(options.server, serverEnv, store, options.cpuProf),
+      startCeiling(options.server),
+    ]);
+    running.push(phonebook, ceiling);
     log(`Phonebook at ${phonebook.url}, ceiling at ${ceiling.url} (${options.server})`);
 
     const ctx: BenchContext = {
@@ -329,6 +331,8 @@ async function main(): Promise<number> {
       },
       options: { ...options },
       store: options.store,
+      storeLocation: fresh.where,
+      storeKept: options.keep,
       seed: {
         contacts: seeded.contacts,
         inserted: seeded.inserted,

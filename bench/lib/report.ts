@@ -59,6 +59,9 @@ export interface RunResult {
   };
   options: Record<string, unknown>;
   store: "sqlite" | "postgres";
+  /** The SQLite directory or the PostgreSQL database the run created (dropped unless kept). */
+  storeLocation: string;
+  storeKept: boolean;
   seed: SeedSummary;
   scenarios: ScenarioResult[];
   pending: Array<{ title: string; waitsFor: string }>;
