@@ -244,6 +244,7 @@ async function runScenario(
     ceiling,
     floor,
     ratioToCeiling: phonebook.rps / ceiling.rps,
+    cpuRatioToCeiling: ceiling.cpuMicrosPerRequest / phonebook.cpuMicrosPerRequest,
     responseBytes: Buffer.byteLength(sample.body),
   };
 }

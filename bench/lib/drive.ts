@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import autocannon, { type AutocannonResult } from "autocannon";
-import { rssSampler } from "./servers.ts";
+import { cpuSecondsOf, rssSampler } from "./servers.ts";
 
 /** One HTTP request of a scenario. */
 export interface RequestSpec {
@@ -30,6 +30,11 @@ export interface LoadResult {
   errors: number;
   statusCodes: Record<string, number>;
   peakRssBytes: number;
+  /**
+   * CPU time the serving process used per request, in µs (the harness process
+   * itself for the floor; in-process servers share it with autocannon).
+   */
+  cpuMicrosPerRequest: number;
   /** The first failure's message (floor only: HTTP failures are counted by status). */
   firstError?: string;
 }
@@ -88,7 +93,9 @@ export async function driveHttp(
 ): Promise<LoadResult> {
   if (options.warmup > 0) await oneRun(url, next, options.connections, options.warmup, false);
   const rss = rssSampler(servedBy);
+  const cpuBefore = cpuSecondsOf(servedBy);
   const run = await oneRun(url, next, options.connections, options.duration, true);
+  const cpu = cpuSecondsOf(servedBy) - cpuBefore;
   const peakRssBytes = rss.stop();
   const { result, latencies } = run!;
   const sorted = Float64Array.from(latencies).sort();
@@ -105,6 +112,7 @@ export async function driveHttp(
     errors: result.errors + result.timeouts + result.non2xx,
     statusCodes,
     peakRssBytes,
+    cpuMicrosPerRequest: (cpu * 1e6) / responses,
   };
 }
 
@@ -138,9 +146,11 @@ export async function driveFloor(
   const latencies: number[] = [];
   const errors: Errors = { n: 0 };
   const rss = rssSampler(process.pid);
+  const cpuBefore = cpuSecondsOf(process.pid);
   const start = performance.now();
   await runFor(options.duration, latencies, errors);
   const seconds = (performance.now() - start) / 1000;
+  const cpu = cpuSecondsOf(process.pid) - cpuBefore;
   const sorted = Float64Array.from(latencies).sort();
   return {
     requests: latencies.length,
@@ -151,6 +161,7 @@ export async function driveFloor(
     errors: errors.n,
     statusCodes: {},
     peakRssBytes: rss.stop(),
+    cpuMicrosPerRequest: (cpu * 1e6) / latencies.length,
     ...(errors.first === undefined ? {} : { firstError: errors.first }),
   };
 }

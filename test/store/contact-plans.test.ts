@@ -15,6 +15,7 @@ import { contactFilters, type ListQuery } from "../../src/domain/contacts.ts";
 import { createOrganization } from "../../src/domain/organizations.ts";
 import {
   type ContactView,
+  findContactView,
   type Keyset,
   listContactViews,
   SEARCH_WALK_BUDGET,
@@ -106,6 +107,52 @@ for (const kind of storeKinds()) {
       }
       throw new Error("did not finish");
     }
+
+    test("a contact by id: the compiled query is rerun with each call's values, scoped by organisation and account", async () => {
+      for (const target of [all[0]!, all[777]!, all[N - 1]!]) {
+        const view = await findContactView(t.store.db, t.store.dialect, orgId, target.id);
+        assert.equal(view?.id, target.id);
+        assert.equal(view?.phone_number, target.phone_number);
+        assert.equal(view?.account_phone_number, "+6281100000201");
+        assert.deepEqual(view?.labels, []);
+        assert.equal(
+          (await findContactView(t.store.db, t.store.dialect, orgId, target.id, accountId))?.id,
+          target.id,
+        );
+      }
+      const other = await t.store.db
+        .selectFrom("contacts")
+        .select(["id", "organization_id", "account_id"])
+        .where("organization_id", "!=", orgId)
+        .executeTakeFirstOrThrow();
+      assert.equal(
+        await findContactView(t.store.db, t.store.dialect, orgId, other.id),
+        undefined,
+        "another organisation's",
+      );
+      assert.equal(
+        await findContactView(t.store.db, t.store.dialect, other.organization_id, all[0]!.id),
+        undefined,
+        "seen from the other organisation",
+      );
+      assert.equal(
+        await findContactView(t.store.db, t.store.dialect, other.organization_id, other.id, accountId),
+        undefined,
+        "through an account that is not its own",
+      );
+      assert.equal(
+        (
+          await findContactView(
+            t.store.db,
+            t.store.dialect,
+            other.organization_id,
+            other.id,
+            other.account_id,
+          )
+        )?.id,
+        other.id,
+      );
+    });
 
     test("an exact phone filter finds its one contact, org-level and account-scoped", async () => {
       const target = all[1234]!;
