@@ -163,10 +163,34 @@ interface ViewRow extends ContactRow {
   labels_json: string | null;
 }
 
+/**
+ * Row → view, field by field: an object literal of fixed shape is several
+ * times cheaper than rest/spread over twenty keys, and a page maps 26 rows.
+ */
 function toView(row: ViewRow): ContactView {
-  const { labels_json, ...rest } = row;
-  const labels = !labels_json || labels_json === "[]" ? [] : (JSON.parse(labels_json) as LabelRef[]);
-  return { ...rest, labels };
+  const json = row.labels_json;
+  return {
+    id: row.id,
+    organization_id: row.organization_id,
+    account_id: row.account_id,
+    phone_number: row.phone_number,
+    business_scoped_user_id: row.business_scoped_user_id,
+    parent_business_scoped_user_id: row.parent_business_scoped_user_id,
+    username: row.username,
+    profile_name: row.profile_name,
+    display_name: row.display_name,
+    email: row.email,
+    metadata: row.metadata,
+    source: row.source,
+    marketing_opt_out: row.marketing_opt_out,
+    marketing_opt_out_at: row.marketing_opt_out_at,
+    search_text: row.search_text,
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+    account_phone_number: row.account_phone_number,
+    account_phone_number_id: row.account_phone_number_id,
+    labels: !json || json === "[]" ? [] : (JSON.parse(json) as LabelRef[]),
+  };
 }
 
 /**
