@@ -169,7 +169,7 @@ export function toMarkdown(run: RunResult): string {
       "",
       "CPU µs/req is the CPU time (user + system) the serving process used per request during the measurement: " +
         "unlike req/s it does not count time spent waiting for a core, so it is the steadier figure on a shared machine. " +
-        "\"Ratio by CPU\" = ceiling CPU/req ÷ server CPU/req, the throughput ratio the two would have with a core each. " +
+        '"Ratio by CPU" = ceiling CPU/req ÷ server CPU/req, the throughput ratio the two would have with a core each. ' +
         "On PostgreSQL the database's own CPU is not in these figures.",
       "",
     );
