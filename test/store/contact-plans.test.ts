@@ -13,6 +13,8 @@ import { createAccount } from "../../src/domain/accounts.ts";
 import { type BulkContact, bulkInsertContacts } from "../../src/domain/bulk-insert.ts";
 import { contactFilters, type ListQuery } from "../../src/domain/contacts.ts";
 import { createOrganization } from "../../src/domain/organizations.ts";
+import { newId } from "../../src/ids.ts";
+import { insertLabelRows } from "../../src/store/repositories/bulk-insert.ts";
 import {
   type ContactView,
   findContactView,
@@ -32,8 +34,16 @@ for (const kind of storeKinds()) {
     let t: TestStore;
     let orgId: string;
     let accountId: string;
-    const all: Array<{ id: string; created_at: number; search_text: string; phone_number: string | null }> =
-      [];
+    const all: Array<{
+      id: string;
+      created_at: number;
+      updated_at: number;
+      search_text: string;
+      phone_number: string | null;
+      marketing_opt_out: number;
+      labelled: boolean;
+    }> = [];
+    const labelId = newId("lbl");
 
     before(async () => {
       t = await createTestStore(kind);
@@ -52,6 +62,17 @@ for (const kind of storeKinds()) {
           phone_number: "+6281100000202",
         })
       ).id;
+      await insertLabelRows(t.store.db, t.store.dialect, [
+        {
+          id: labelId,
+          organization_id: orgId,
+          name: "vip",
+          name_lower: "vip",
+          color: "green",
+          created_at: 1,
+          updated_at: 1,
+        },
+      ]);
       const make = (account: string, i: number): BulkContact => ({
         accountId: account,
         // Pairs of equal created_at: the id breaks ties.
@@ -60,6 +81,7 @@ for (const kind of storeKinds()) {
           phone_number: `+62813${String(10_000_000 + i)}`,
           display_name: `${i % 500 === 7 ? "Zanzibar" : FIRST[i % 5]} Number${i}`,
           email: i % 3 === 0 ? `p${i}@example.com` : undefined,
+          label_ids: account === accountId && i % 7 === 0 ? [labelId] : undefined,
         },
       });
       await t.store.transaction(async (tx) => {
@@ -75,12 +97,29 @@ for (const kind of storeKinds()) {
           "import",
         );
       });
+      // Some contacts opted out and were updated later than created.
+      await t.store.db
+        .updateTable("contacts")
+        .set({ marketing_opt_out: 1, updated_at: Date.UTC(2026, 0, 1) })
+        .where("phone_number", "like", "%3")
+        .execute();
+      const labelled = new Set(
+        (
+          await t.store.db
+            .selectFrom("contact_labels")
+            .select("contact_id")
+            .where("label_id", "=", labelId)
+            .execute()
+        ).map((r) => r.contact_id),
+      );
       all.push(
-        ...(await t.store.db
-          .selectFrom("contacts")
-          .select(["id", "created_at", "search_text", "phone_number"])
-          .where("organization_id", "=", orgId)
-          .execute()),
+        ...(
+          await t.store.db
+            .selectFrom("contacts")
+            .select(["id", "created_at", "updated_at", "search_text", "phone_number", "marketing_opt_out"])
+            .where("organization_id", "=", orgId)
+            .execute()
+        ).map((r) => ({ ...r, labelled: labelled.has(r.id) })),
       );
       all.sort((a, b) => b.created_at - a.created_at || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
     });
@@ -109,12 +148,13 @@ for (const kind of storeKinds()) {
     }
 
     test("a contact by id: the compiled query is rerun with each call's values, scoped by organisation and account", async () => {
-      for (const target of [all[0]!, all[777]!, all[N - 1]!]) {
+      const labelledOne = all.find((c) => c.labelled)!;
+      for (const target of [all[0]!, all[777]!, all[N - 1]!, labelledOne]) {
         const view = await findContactView(t.store.db, t.store.dialect, orgId, target.id);
         assert.equal(view?.id, target.id);
         assert.equal(view?.phone_number, target.phone_number);
         assert.equal(view?.account_phone_number, "+6281100000201");
-        assert.deepEqual(view?.labels, []);
+        assert.deepEqual(view?.labels, target.labelled ? [{ id: labelId, name: "vip", color: "green" }] : []);
         assert.equal(
           (await findContactView(t.store.db, t.store.dialect, orgId, target.id, accountId))?.id,
           target.id,
@@ -168,6 +208,33 @@ for (const kind of storeKinds()) {
         const expected = all.filter((c) => c.search_text.includes(term)).map((c) => c.id);
         assert.ok(expected.length > 0, term);
         assert.deepEqual(await walk({ search: term }, 40), expected, term);
+      }
+    });
+
+    test("every filter, alone and with a search, returns what a brute-force scan returns, across pages", async () => {
+      const mid = all[Math.floor(N / 2)]!.created_at;
+      const iso = (ms: number) => new Date(ms).toISOString();
+      type Row = (typeof all)[number];
+      const cases: Array<[ListQuery, (c: Row) => boolean]> = [
+        [{ label: labelId }, (c) => c.labelled],
+        [{ created_after: iso(mid) }, (c) => c.created_at > mid],
+        [{ created_before: iso(mid) }, (c) => c.created_at < mid],
+        [{ updated_after: iso(Date.UTC(2025, 6, 1)) }, (c) => c.updated_at > Date.UTC(2025, 6, 1)],
+        [{ marketing_opt_out: "true" }, (c) => c.marketing_opt_out === 1],
+        [
+          { search: "zanzibar", created_before: iso(mid) },
+          (c) => c.search_text.includes("zanzibar") && c.created_at < mid,
+        ],
+        [{ search: "number1", label: labelId }, (c) => c.search_text.includes("number1") && c.labelled],
+        [
+          { search: "muhammad", marketing_opt_out: "false" },
+          (c) => c.search_text.includes("muhammad") && c.marketing_opt_out === 0,
+        ],
+      ];
+      for (const [query, keep] of cases) {
+        const expected = all.filter(keep).map((c) => c.id);
+        assert.ok(expected.length > 0, JSON.stringify(query));
+        assert.deepEqual(await walk(query, 40), expected, JSON.stringify(query));
       }
     });
 
