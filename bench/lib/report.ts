@@ -137,7 +137,7 @@ export function toMarkdown(run: RunResult): string {
       `${run.machine.totalMemGiB} GiB · load average ${run.machine.loadAverageAtStart.map((l) => l.toFixed(2)).join(" ")} at start, ` +
       `${run.machine.loadAverageAtEnd.map((l) => l.toFixed(2)).join(" ")} at end`,
     "",
-    `\`npm run bench -- ${String(o.argv)}\` · ${o.connections} connections × ${o.duration} s per target after ${o.warmup} s of warm-up · ` +
+    `\`npm run bench${o.argv ? ` -- ${String(o.argv)}` : ""}\` · ${o.connections} connections × ${o.duration} s per target after ${o.warmup} s of warm-up · ` +
       `servers: ${o.server === "child" ? "one child process each" : "in the harness process"} · log level ${o.logLevel}`,
     "",
   );
