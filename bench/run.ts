@@ -250,7 +250,13 @@ async function runScenario(
 }
 
 async function main(): Promise<number> {
-  const options = parseOptions(process.argv.slice(2));
+  let options: Options;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    console.error(`${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
   const startedAt = new Date().toISOString();
   const loadAtStart = loadavg();
   log(`Phonebook benchmark: ${options.store}, ${options.contacts.toLocaleString("en-US")} contacts`);
