@@ -136,15 +136,26 @@ function substringCondition(dialect: Dialect, term: string) {
     : sql<SqlBool>`strpos(contacts.search_text, ${term}) > 0`;
 }
 
-/** Substring test that the trigram index can answer (terms of 3+ characters), plus the exact test. */
-function indexedSearchCondition(dialect: Dialect, term: string) {
-  if (term.length < 3) return substringCondition(dialect, term);
+/** An FTS5 phrase matching the term literally. */
+function phraseOf(term: string): string {
+  return `"${term.replaceAll('"', '""')}"`;
+}
+
+/** A LIKE pattern matching the term as a substring. */
+function patternOf(term: string): string {
+  return `%${term.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
+}
+
+/**
+ * Substring test that the trigram index can answer (terms of 3+ characters,
+ * `short` otherwise), plus the exact test.
+ */
+function indexedSearchCondition(dialect: Dialect, term: string, short = term.length < 3) {
+  if (short) return substringCondition(dialect, term);
   if (dialect === "sqlite") {
-    const phrase = `"${term.replaceAll('"', '""')}"`;
-    return sql<SqlBool>`contacts.seq IN (SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH ${phrase}) AND instr(contacts.search_text, ${term}) > 0`;
+    return sql<SqlBool>`contacts.seq IN (SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH ${phraseOf(term)}) AND instr(contacts.search_text, ${term}) > 0`;
   }
-  const pattern = `%${term.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
-  return sql<SqlBool>`contacts.search_text LIKE ${pattern}`;
+  return sql<SqlBool>`contacts.search_text LIKE ${patternOf(term)}`;
 }
 
 function labelsJson(dialect: Dialect) {
@@ -278,17 +289,6 @@ function walkedIds(
     .limit(literalLimit(limit));
 }
 
-async function selectViews(
-  db: Executor,
-  dialect: Dialect,
-  where: (eb: ContactsEb) => Expression<SqlBool>,
-  limit: number,
-  options: { outerTerm?: string; hint?: PlanHint } = {},
-): Promise<ContactView[]> {
-  const rows = (await viewsQuery(db, dialect, where, limit, options).execute()) as ViewRow[];
-  return rows.map(toView);
-}
-
 /**
  * A page of contacts in `created_at desc, id desc` order after `after`.
  *
@@ -304,35 +304,125 @@ export async function listContactViews(
   after: Keyset | undefined,
   limit: number,
 ): Promise<ContactView[]> {
+  const marked = markedFilters(filters);
+  const markedAfter = after && {
+    created_at: LIST_PARAM.afterAt as unknown as number,
+    id: LIST_PARAM.afterId,
+  };
+  const values = listValues(filters, after);
+  const shape = [dialect, limit, after !== undefined, ...Object.values(marked)];
   const term = filters.searchTerm;
   if (term === undefined) {
     // An identity filter finds at most one row per account: its index drives, not the order.
     const hint =
       filters.phone !== undefined || filters.businessScopedUserId !== undefined ? "unordered" : "ordered";
-    return selectViews(db, dialect, (eb) => filterConditions(eb, filters, after, dialect, hint), limit, {
-      hint,
-    });
+    return runTemplate(db, JSON.stringify(["plain", hint, ...shape]), values, () =>
+      viewsQuery(db, dialect, (eb) => filterConditions(eb, marked, markedAfter, dialect, hint), limit, {
+        hint,
+      }),
+    );
   }
-  const walked = await selectViews(
-    db,
-    dialect,
-    (eb) => filterConditions(eb, filters, after, dialect),
-    limit,
-    {
-      outerTerm: term,
-    },
+  const walked = await runTemplate(db, JSON.stringify(["walk", ...shape]), values, () =>
+    viewsQuery(db, dialect, (eb) => filterConditions(eb, marked, markedAfter, dialect), limit, {
+      outerTerm: LIST_PARAM.term,
+    }),
   );
   if (walked.length >= limit) return walked;
   // The walk did not fill the page: the term is rare, so its index drives and the few hits are sorted.
-  const hint = term.length >= 3 ? "rowid" : "ordered";
-  return selectViews(
-    db,
-    dialect,
-    (eb) =>
-      eb.and([filterConditions(eb, filters, after, dialect, hint), indexedSearchCondition(dialect, term)]),
-    limit,
-    { hint },
+  const short = term.length < 3;
+  const hint = short ? "ordered" : "rowid";
+  return runTemplate(db, JSON.stringify(["fallback", short, ...shape]), values, () =>
+    viewsQuery(
+      db,
+      dialect,
+      (eb) =>
+        eb.and([
+          filterConditions(eb, marked, markedAfter, dialect, hint),
+          indexedSearchCondition(dialect, LIST_PARAM.term, short),
+        ]),
+      limit,
+      { hint },
+    ),
   );
+}
+
+/**
+ * Stand-ins for the values of a list query. A list's SQL depends only on
+ * which filters are present (and the limit, the plan hint, the opt-out
+ * value): it is built and compiled once per shape with these stand-ins, and
+ * each run swaps in the request's values (building and compiling it with
+ * Kysely cost about as much CPU as SQLite running it).
+ */
+const LIST_PARAM = {
+  org: "\u0000pb:list:org",
+  account: "\u0000pb:list:account",
+  phone: "\u0000pb:list:phone",
+  bsuid: "\u0000pb:list:bsuid",
+  createdAfter: "\u0000pb:list:created_after",
+  createdBefore: "\u0000pb:list:created_before",
+  updatedAfter: "\u0000pb:list:updated_after",
+  label: "\u0000pb:list:label",
+  afterAt: "\u0000pb:list:after_at",
+  afterId: "\u0000pb:list:after_id",
+  term: "\u0000pb:list:term",
+} as const;
+
+/** The filters with a stand-in for each present value (marketingOptOut is part of the shape). */
+function markedFilters(f: ContactFilters): ContactFilters {
+  const mark = <T>(value: T | undefined, marker: string) => (value === undefined ? undefined : (marker as T));
+  return {
+    organizationId: LIST_PARAM.org,
+    accountId: mark(f.accountId, LIST_PARAM.account),
+    phone: mark(f.phone, LIST_PARAM.phone),
+    searchTerm: mark(f.searchTerm, LIST_PARAM.term),
+    labelId: mark(f.labelId, LIST_PARAM.label),
+    createdAfter: mark(f.createdAfter, LIST_PARAM.createdAfter),
+    createdBefore: mark(f.createdBefore, LIST_PARAM.createdBefore),
+    updatedAfter: mark(f.updatedAfter, LIST_PARAM.updatedAfter),
+    marketingOptOut: f.marketingOptOut,
+    businessScopedUserId: mark(f.businessScopedUserId, LIST_PARAM.bsuid),
+  };
+}
+
+function listValues(f: ContactFilters, after: Keyset | undefined): Map<unknown, unknown> {
+  const values = new Map<unknown, unknown>([
+    [LIST_PARAM.org, f.organizationId],
+    [LIST_PARAM.account, f.accountId],
+    [LIST_PARAM.phone, f.phone],
+    [LIST_PARAM.bsuid, f.businessScopedUserId],
+    [LIST_PARAM.createdAfter, f.createdAfter],
+    [LIST_PARAM.createdBefore, f.createdBefore],
+    [LIST_PARAM.updatedAfter, f.updatedAfter],
+    [LIST_PARAM.label, f.labelId],
+    [LIST_PARAM.afterAt, after?.created_at],
+    [LIST_PARAM.afterId, after?.id],
+  ]);
+  if (f.searchTerm !== undefined) {
+    values.set(LIST_PARAM.term, f.searchTerm);
+    values.set(phraseOf(LIST_PARAM.term), phraseOf(f.searchTerm));
+    values.set(patternOf(LIST_PARAM.term), patternOf(f.searchTerm));
+  }
+  return values;
+}
+
+const listTemplates = new Map<string, CompiledQuery>();
+const LIST_TEMPLATES_MAX = 500;
+
+async function runTemplate(
+  db: Executor,
+  key: string,
+  values: Map<unknown, unknown>,
+  build: () => { compile(): CompiledQuery },
+): Promise<ContactView[]> {
+  let template = listTemplates.get(key);
+  if (!template) {
+    template = build().compile();
+    if (listTemplates.size >= LIST_TEMPLATES_MAX) listTemplates.delete(listTemplates.keys().next().value!);
+    listTemplates.set(key, template);
+  }
+  const parameters = template.parameters.map((p) => (values.has(p) ? values.get(p) : p));
+  const { rows } = await db.executeQuery<ViewRow>(CompiledQuery.raw(template.sql, parameters));
+  return rows.map(toView);
 }
 
 /** Stand-ins a compiled template is built with; each run swaps in the real values. */
