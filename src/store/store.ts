@@ -1,7 +1,15 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import SqliteDatabase from "better-sqlite3";
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Transaction } from "kysely";
+import {
+  Kysely,
+  type SqliteDatabase as KyselySqliteDatabase,
+  Migrator,
+  PostgresDialect,
+  SqliteDialect,
+  sql,
+  type Transaction,
+} from "kysely";
 import pg from "pg";
 import type { Config } from "../config.ts";
 import { migrationProvider } from "./migrations/index.ts";
@@ -39,10 +47,41 @@ export function createSqliteStore(filename: string): Store {
   connection.pragma("synchronous = NORMAL");
   connection.pragma("foreign_keys = ON");
   connection.pragma("busy_timeout = 5000");
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: connection }) });
+  const db = new Kysely<Database>({
+    dialect: new SqliteDialect({ database: withStatementCache(connection) }),
+  });
   return finishStore("sqlite", db, async () => {
     connection.close();
   });
+}
+
+/** Statements longer than this (multi-row bulk INSERTs) are not kept: each is used once. */
+const CACHED_SQL_MAX_LENGTH = 16_384;
+const CACHED_STATEMENTS_MAX = 500;
+
+/**
+ * Kysely prepares every query anew; preparing the contact view (a join and a
+ * correlated subquery) costs more than running it. Statements are cached by
+ * their SQL text and reused: Kysely's SQLite driver runs one query at a time
+ * on its single connection, so a statement is never in use twice at once, and
+ * SQLite re-prepares a cached statement by itself after a schema change.
+ */
+function withStatementCache(connection: SqliteDatabase.Database): KyselySqliteDatabase {
+  const cache = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => connection.close(),
+    prepare(text) {
+      const cached = cache.get(text);
+      if (cached) return cached;
+      const statement = connection.prepare(text);
+      if (text.length <= CACHED_SQL_MAX_LENGTH) {
+        // Oldest first out: a Map iterates in insertion order.
+        if (cache.size >= CACHED_STATEMENTS_MAX) cache.delete(cache.keys().next().value!);
+        cache.set(text, statement);
+      }
+      return statement;
+    },
+  };
 }
 
 export function createPostgresStore(url: string): Store {
