@@ -293,7 +293,14 @@ async function main(): Promise<number> {
     );
 
     const cursorSecret = randomBytes(24).toString("base64url");
-    const serverEnv = { ...fresh.env, PHONEBOOK_CURSOR_SECRET: cursorSecret, LOG_LEVEL: options.logLevel };
+    const metaAppSecret = randomBytes(24).toString("base64url");
+    const serverEnv = {
+      ...fresh.env,
+      PHONEBOOK_CURSOR_SECRET: cursorSecret,
+      META_APP_SECRET: metaAppSecret,
+      META_VERIFY_TOKEN: "bench-verify-token",
+      LOG_LEVEL: options.logLevel,
+    };
     const [phonebook, ceiling] = await Promise.all([
       startPhonebook(options.server, serverEnv, store, options.cpuProf),
       startCeiling(options.server),
@@ -302,6 +309,8 @@ async function main(): Promise<number> {
     log(`Phonebook at ${phonebook.url}, ceiling at ${ceiling.url} (${options.server})`);
 
     const ctx: BenchContext = {
+      importRows: Math.min(options.contacts, 1_000_000),
+      metaAppSecret,
       store,
       cursors: new CursorCodec(cursorSecret),
       tenant,

@@ -15,6 +15,7 @@ import { type CursorCodec, canonicalScope, DEFAULT_LIMIT, type Keyset } from "..
 import type { Store } from "../../src/store/store.ts";
 import { COMMON_TERM, CREATE_PHONE_PREFIX, RARE_TERM } from "./dataset.ts";
 import type { RequestSpec } from "./drive.ts";
+import { MORE_SCENARIOS } from "./scenarios-more.ts";
 import type { SeededTenant } from "./seed.ts";
 
 /** What every scenario may use: the seeded store and the big tenant. */
@@ -32,6 +33,10 @@ export interface BenchContext {
   sample: Array<{ id: string; phone_number: string }>;
   /** A phone number no contact has yet (for creates). */
   freshPhone(): string;
+  /** Rows of the import scenario's CSV (the seeded count, at most 1,000,000). */
+  importRows: number;
+  /** The server's META_APP_SECRET, to sign webhook deliveries. */
+  metaAppSecret: string;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: response bodies are read loosely by checks
@@ -266,20 +271,11 @@ export const SCENARIOS: Scenario[] = [
       };
     },
   },
+  ...MORE_SCENARIOS,
 ];
 
-/**
- * Scenarios of issue 8 whose endpoints are not merged yet. Each becomes an
- * entry of SCENARIOS when its capability lands (see bench/README.md).
- */
-export const PENDING: Array<{ title: string; waitsFor: string }> = [
-  { title: "create with Idempotency-Key", waitsFor: "issue 4 (idempotency keys)" },
-  { title: "batch upsert of 1,000", waitsFor: "issue 5 (batch upsert)" },
-  { title: "import of a 1,000,000-row CSV", waitsFor: "issue 5 (file imports)" },
-  { title: "export of all contacts", waitsFor: "issue 5 (streaming export)" },
-  { title: "Meta webhook deliveries", waitsFor: "issue 7 (Meta webhooks)" },
-  { title: "Kapso platform list", waitsFor: "issue 6 (Kapso platform surface)" },
-];
+/** Scenarios of issue 8 not measured yet (none: every capability has landed). */
+export const PENDING: Array<{ title: string; waitsFor: string }> = [];
 
 /** A fresh-phone generator for creates: a prefix the population never uses, a random start. */
 export function freshPhones(): () => string {

@@ -2,6 +2,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import SqliteDatabase from "better-sqlite3";
 import {
+  CompiledQuery,
   Kysely,
   type SqliteDatabase as KyselySqliteDatabase,
   Migrator,
@@ -48,7 +49,7 @@ export function createSqliteStore(filename: string): Store {
   connection.pragma("foreign_keys = ON");
   connection.pragma("busy_timeout = 5000");
   const db = new Kysely<Database>({
-    dialect: new SqliteDialect({ database: withStatementCache(connection) }),
+    dialect: withImmediateTransactions(new SqliteDialect({ database: withStatementCache(connection) })),
   });
   return finishStore("sqlite", db, async () => {
     connection.close();
@@ -125,4 +126,23 @@ function finishStore(dialect: Dialect, db: Db, closeDriver: () => Promise<void>)
       await closeDriver();
     },
   };
+}
+
+/**
+ * SQLite transactions begin IMMEDIATE: the write lock is taken at BEGIN and
+ * waited for under busy_timeout. A deferred transaction that reads, then
+ * writes, fails at once with SQLITE_BUSY when another process (the CLI's
+ * `phonebook import`, a second server on the same file) committed in between;
+ * within one process transactions are serialised anyway, so this costs nothing.
+ */
+function withImmediateTransactions(dialect: SqliteDialect): SqliteDialect {
+  const createDriver = dialect.createDriver.bind(dialect);
+  dialect.createDriver = () => {
+    const driver = createDriver();
+    driver.beginTransaction = async (connection) => {
+      await connection.executeQuery(CompiledQuery.raw("begin immediate"));
+    };
+    return driver;
+  };
+  return dialect;
 }
