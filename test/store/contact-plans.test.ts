@@ -16,10 +16,12 @@ import { createOrganization } from "../../src/domain/organizations.ts";
 import { newId } from "../../src/ids.ts";
 import { insertLabelRows } from "../../src/store/repositories/bulk-insert.ts";
 import {
+  type ContactFilters,
   type ContactView,
   findContactView,
   type Keyset,
   listContactViews,
+  listContactViewsBefore,
   SEARCH_WALK_BUDGET,
 } from "../../src/store/repositories/contacts.ts";
 import type { Database } from "../../src/store/schema.ts";
@@ -235,6 +237,51 @@ for (const kind of storeKinds()) {
         const expected = all.filter(keep).map((c) => c.id);
         assert.ok(expected.length > 0, JSON.stringify(query));
         assert.deepEqual(await walk(query, 40), expected, JSON.stringify(query));
+      }
+    });
+
+    /** Every page forward (after), then every page backward (before) from the end; both must match. */
+    async function walkBothWays(filters: ContactFilters, limit: number): Promise<[string[], string[]]> {
+      const forward: string[] = [];
+      let position: Keyset | undefined;
+      for (let page = 0; page < 1000; page++) {
+        const rows = await listContactViews(t.store.db, t.store.dialect, filters, position, limit + 1);
+        const kept = rows.slice(0, limit);
+        forward.push(...kept.map((r) => r.id));
+        if (rows.length <= limit) break;
+        const last = kept[kept.length - 1]!;
+        position = { created_at: last.created_at, id: last.id };
+      }
+      const backward: string[] = [];
+      // Start just past the oldest contact of the organisation: every match is newer.
+      let before: Keyset = { created_at: all[all.length - 1]!.created_at - 1, id: "" };
+      for (let page = 0; page < 1000; page++) {
+        const rows = await listContactViewsBefore(t.store.db, t.store.dialect, filters, before, limit);
+        backward.unshift(...rows.map((r) => r.id));
+        if (rows.length < limit) break;
+        before = { created_at: rows[0]!.created_at, id: rows[0]!.id };
+      }
+      return [forward, backward];
+    }
+
+    test("substring filters (search, wa_id_contains) walk forward and backward like a brute-force scan", async () => {
+      const digits = (c: (typeof all)[number]) => (c.phone_number ?? "").replace(/\D/g, "");
+      const cases: Array<[Omit<ContactFilters, "organizationId">, (c: (typeof all)[number]) => boolean]> = [
+        [{ searchTerm: "zanzibar" }, (c) => c.search_text.includes("zanzibar")],
+        [{ searchTerm: "muhammad" }, (c) => c.search_text.includes("muhammad")],
+        [{ waIdContains: "0012" }, (c) => digits(c).includes("0012")],
+        [{ waIdContains: "77" }, (c) => digits(c).includes("77")],
+        [
+          { waIdContains: "1000", searchTerm: "siti" },
+          (c) => digits(c).includes("1000") && c.search_text.includes("siti"),
+        ],
+      ];
+      for (const [extra, keep] of cases) {
+        const expected = all.filter(keep).map((c) => c.id);
+        assert.ok(expected.length > 0, JSON.stringify(extra));
+        const [forward, backward] = await walkBothWays({ organizationId: orgId, ...extra }, 40);
+        assert.deepEqual(forward, expected, `forward ${JSON.stringify(extra)}`);
+        assert.deepEqual(backward, expected, `backward ${JSON.stringify(extra)}`);
       }
     });
 
