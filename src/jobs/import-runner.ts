@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { now } from "../domain/clock.ts";
 import { type ImportRecord, readRecords } from "../domain/import-records.ts";
 import {
@@ -169,6 +170,9 @@ export class ImportRunner {
         await this.options.beforeCommit?.(row.id, number);
       });
       processed += records.length;
+      // better-sqlite3 answers synchronously, so without this the whole import
+      // runs in microtasks and the server answers no request until it ends.
+      await nextTurn();
     };
     try {
       for await (const record of readRecords(storedFile(this.store.db, row), row.format)) {
