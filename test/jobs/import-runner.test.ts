@@ -119,7 +119,7 @@ for (const kind of storeKinds()) {
     test("a crash between batches and a crash inside a batch: the import resumes and never double-counts", async () => {
       const account = await newAccount();
       const imp = await queue(account, nastyFile());
-      const leaseMs = 150;
+      const leaseMs = 1500; // long enough that a loaded machine cannot let it lapse between A and B
 
       // Runner A commits 3 batches, then dies holding its lease.
       const a = new ImportRunner(ts.store, { batchSize: 200, leaseMs });
