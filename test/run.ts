@@ -36,7 +36,15 @@ const files = testFiles(root)
   .sort();
 const child = spawn(
   process.execPath,
-  ["--import", "tsx", "--test", "--test-reporter=spec", "--test-concurrency=2", ...files],
+  [
+    "--import",
+    "tsx",
+    "--test",
+    "--test-reporter=spec",
+    "--test-concurrency=2",
+    "--test-force-exit",
+    ...files,
+  ],
   {
     stdio: "inherit",
     env: {
