@@ -1,7 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import type { FastifyRequest } from "fastify";
 import { Type } from "typebox";
-import { requireAccountByPhoneNumberId } from "../../domain/accounts.ts";
 import {
   BATCH_MAX,
   type BatchItem,
@@ -9,16 +7,15 @@ import {
   countResults,
   writeContactBatch,
 } from "../../domain/contact-batch.ts";
-import { getContact, resolveAccount, type Scope } from "../../domain/contacts.ts";
+import { getContact, resolveAccount } from "../../domain/contacts.ts";
 import { BULK_LABEL_MAX, bulkLabel, setContactLabel } from "../../domain/labels.ts";
 import { ApiError } from "../../errors.ts";
 import { isId } from "../../ids.ts";
-import type { Executor } from "../../store/store.ts";
-import { principalOf } from "../auth.ts";
 import { DataEnvelope, Id, NATIVE_ERROR_RESPONSES } from "../schemas.ts";
 import { runWrite } from "../write.ts";
 import { ContactSchema, contactOut } from "./contact-representation.ts";
 import { NATIVE_PARAMS } from "./contacts.ts";
+import { pathAccountOf, scopeOf } from "./scope.ts";
 
 const PhoneNumberId = Type.String({
   pattern: "^\\d{6,20}$",
@@ -142,16 +139,7 @@ const BatchResultSchema = Type.Object({
 export const contactBulkRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { store } = app.services;
   const tags = ["contacts"];
-  const scopeOf = (request: FastifyRequest, db: Executor): Scope => ({
-    db,
-    dialect: store.dialect,
-    organizationId: principalOf(request).organization.id,
-  });
-  const accountOf = async (request: FastifyRequest, scope: Scope) => {
-    const params = request.params as { phone_number_id?: string };
-    if (params.phone_number_id === undefined) return undefined;
-    return requireAccountByPhoneNumberId(scope.db, scope.organizationId, params.phone_number_id);
-  };
+  const accountOf = pathAccountOf;
 
   for (const scoped of [false, true]) {
     const base = scoped ? "/:phone_number_id/contacts" : "/contacts";

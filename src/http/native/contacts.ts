@@ -1,7 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import type { FastifyRequest } from "fastify";
 import { Type } from "typebox";
-import { requireAccountByPhoneNumberId } from "../../domain/accounts.ts";
 import {
   type ContactInput,
   contactFilters,
@@ -10,15 +8,14 @@ import {
   getContact,
   listContacts,
   resolveAccount,
-  type Scope,
   updateContact,
 } from "../../domain/contacts.ts";
 import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
-import { principalOf } from "../auth.ts";
 import { DataEnvelope, Id, ListEnvelope, NATIVE_ERROR_RESPONSES, PageQuery, Timestamp } from "../schemas.ts";
 import { runWrite } from "../write.ts";
 import { ContactSchema, contactOut } from "./contact-representation.ts";
+import { pathAccountOf, scopeOf } from "./scope.ts";
 
 const PhoneNumberId = Type.String({
   pattern: "^\\d{6,20}$",
@@ -102,17 +99,7 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { store, cursors } = app.services;
   const tags = ["contacts"];
 
-  const scopeOf = (request: FastifyRequest): Scope => ({
-    db: store.db,
-    dialect: store.dialect,
-    organizationId: principalOf(request).organization.id,
-  });
-  /** The account named by the path, if the route is account-scoped. */
-  const accountOf = async (request: FastifyRequest, scope: Scope) => {
-    const params = request.params as { phone_number_id?: string };
-    if (params.phone_number_id === undefined) return undefined;
-    return requireAccountByPhoneNumberId(scope.db, scope.organizationId, params.phone_number_id);
-  };
+  const accountOf = pathAccountOf;
 
   for (const scoped of [false, true]) {
     const base = scoped ? "/:phone_number_id/contacts" : "/contacts";

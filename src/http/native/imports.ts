@@ -1,10 +1,9 @@
 import type { Readable } from "node:stream";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import type { FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import { requireAccountByPhoneNumberId } from "../../domain/accounts.ts";
 import { toIso, toIsoOrNull } from "../../domain/clock.ts";
-import { resolveAccount, type Scope } from "../../domain/contacts.ts";
+import { resolveAccount } from "../../domain/contacts.ts";
 import type { ImportFormat } from "../../domain/import-records.ts";
 import {
   createImport,
@@ -23,6 +22,7 @@ import { findAccount, listAccounts } from "../../store/repositories/accounts.ts"
 import { principalOf } from "../auth.ts";
 import { DataEnvelope, Id, ListEnvelope, NATIVE_ERROR_RESPONSES, PageQuery, Timestamp } from "../schemas.ts";
 import { runWrite } from "../write.ts";
+import { scopeOf } from "./scope.ts";
 
 const CONTENT_TYPES: Record<string, ImportFormat> = {
   "text/csv": "csv",
@@ -116,11 +116,6 @@ export const importRoutes: FastifyPluginAsyncTypebox = async (app) => {
     { bodyLimit: IMPORT_MAX_BYTES },
     (_request, payload, done) => done(null, payload),
   );
-  const scopeOf = (request: FastifyRequest): Scope => ({
-    db: store.db,
-    dialect: store.dialect,
-    organizationId: principalOf(request).organization.id,
-  });
   const phoneNumberIdOf = async (row: ImportRow) =>
     (await findAccount(store.db, row.account_id))?.phone_number_id ?? null;
 

@@ -1,8 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import type { FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import { toIso } from "../../domain/clock.ts";
-import type { Scope } from "../../domain/contacts.ts";
 import {
   createLabel,
   deleteLabel,
@@ -15,9 +13,9 @@ import {
 } from "../../domain/labels.ts";
 import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
-import { principalOf } from "../auth.ts";
 import { DataEnvelope, Id, ListEnvelope, NATIVE_ERROR_RESPONSES, PageQuery, Timestamp } from "../schemas.ts";
 import { runWrite } from "../write.ts";
+import { scopeOf } from "./scope.ts";
 
 export const Color = Type.Union(
   LABEL_COLORS.map((c) => Type.Literal(c)),
@@ -56,11 +54,6 @@ export function labelOut(row: LabelRow) {
 export const labelRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { store, cursors } = app.services;
   const tags = ["labels"];
-  const scopeOf = (request: FastifyRequest, db: Scope["db"] = store.db): Scope => ({
-    db,
-    dialect: store.dialect,
-    organizationId: principalOf(request).organization.id,
-  });
   const idParams = Type.Object({ id: Id("lbl") });
 
   app.get(
