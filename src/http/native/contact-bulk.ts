@@ -137,7 +137,6 @@ const BatchResultSchema = Type.Object({
  * org-level (`/contacts/…`) and account-scoped (`/:phone_number_id/contacts/…`).
  */
 export const contactBulkRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { store } = app.services;
   const tags = ["contacts"];
   const accountOf = pathAccountOf;
 

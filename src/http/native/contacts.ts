@@ -96,7 +96,7 @@ function createInput(body: {
  * (`/:phone_number_id/contacts…`). Both call the same domain functions.
  */
 export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { store, cursors } = app.services;
+  const { cursors } = app.services;
   const tags = ["contacts"];
 
   const accountOf = pathAccountOf;

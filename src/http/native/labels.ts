@@ -52,7 +52,7 @@ export function labelOut(row: LabelRow) {
 
 /** `/v1/labels`: CRUD of an organisation's labels (spec §1, §3). */
 export const labelRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { store, cursors } = app.services;
+  const { cursors } = app.services;
   const tags = ["labels"];
   const idParams = Type.Object({ id: Id("lbl") });
 

@@ -9,7 +9,7 @@ import {
   type Updateable,
 } from "kysely";
 import type { ContactsTable, Database } from "../schema.ts";
-import type { Dialect, Executor } from "../store.ts";
+import { type Dialect, type Executor, executeArrayRows } from "../store.ts";
 
 export type ContactRow = Omit<Selectable<ContactsTable>, "seq">;
 
@@ -204,39 +204,45 @@ function labelsJson(dialect: Dialect) {
          FROM contact_labels cl JOIN labels l ON l.id = cl.label_id WHERE cl.contact_id = c.id)`;
 }
 
-interface ViewRow extends ContactRow {
-  account_phone_number: string;
-  account_phone_number_id: string;
-  labels_json: string | null;
-}
-
 /**
- * Row → view, field by field: an object literal of fixed shape is several
- * times cheaper than rest/spread over twenty keys, and a page maps 26 rows.
+ * The view's columns in select order: the contact's (`c.*`, which is
+ * CONTACT_COLUMNS), then the account's numbers and the labels. View queries
+ * return array rows (store.ts, ARRAY_ROWS), read by these positions.
  */
-function toView(row: ViewRow): ContactView {
-  const json = row.labels_json;
+const VIEW_COLUMNS = [
+  ...CONTACT_COLUMNS,
+  "account_phone_number",
+  "account_phone_number_id",
+  "labels_json",
+] as const;
+const V = Object.fromEntries(VIEW_COLUMNS.map((name, index) => [name, index])) as {
+  readonly [K in (typeof VIEW_COLUMNS)[number]]: number;
+};
+
+/** Array row → view, field by field (an object literal of fixed shape). */
+function toView(row: unknown[]): ContactView {
+  const json = row[V.labels_json] as string | null;
   return {
-    id: row.id,
-    organization_id: row.organization_id,
-    account_id: row.account_id,
-    phone_number: row.phone_number,
-    business_scoped_user_id: row.business_scoped_user_id,
-    parent_business_scoped_user_id: row.parent_business_scoped_user_id,
-    username: row.username,
-    profile_name: row.profile_name,
-    display_name: row.display_name,
-    email: row.email,
-    metadata: row.metadata,
-    source: row.source,
-    marketing_opt_out: row.marketing_opt_out,
-    marketing_opt_out_at: row.marketing_opt_out_at,
-    search_text: row.search_text,
-    customer_id: row.customer_id,
-    created_at: row.created_at,
-    updated_at: row.updated_at,
-    account_phone_number: row.account_phone_number,
-    account_phone_number_id: row.account_phone_number_id,
+    id: row[V.id] as string,
+    organization_id: row[V.organization_id] as string,
+    account_id: row[V.account_id] as string,
+    phone_number: row[V.phone_number] as string | null,
+    business_scoped_user_id: row[V.business_scoped_user_id] as string | null,
+    parent_business_scoped_user_id: row[V.parent_business_scoped_user_id] as string | null,
+    username: row[V.username] as string | null,
+    profile_name: row[V.profile_name] as string | null,
+    display_name: row[V.display_name] as string | null,
+    email: row[V.email] as string | null,
+    metadata: row[V.metadata] as string,
+    source: row[V.source] as ContactRow["source"],
+    marketing_opt_out: row[V.marketing_opt_out] as number,
+    marketing_opt_out_at: row[V.marketing_opt_out_at] as number | null,
+    search_text: row[V.search_text] as string,
+    customer_id: row[V.customer_id] as string | null,
+    created_at: row[V.created_at] as number,
+    updated_at: row[V.updated_at] as number,
+    account_phone_number: row[V.account_phone_number] as string,
+    account_phone_number_id: row[V.account_phone_number_id] as string,
     labels: !json || json === "[]" ? [] : (JSON.parse(json) as LabelRef[]),
   };
 }
@@ -274,7 +280,7 @@ async function selectViews(
   limit: number,
   options: ViewOptions = {},
 ): Promise<ContactView[]> {
-  const rows = (await viewsQuery(db, dialect, where, limit, options).execute()) as ViewRow[];
+  const rows = await executeArrayRows(db, viewsQuery(db, dialect, where, limit, options).compile());
   if (options.window?.ascending) rows.reverse();
   return rows.map(toView);
 }
@@ -620,8 +626,8 @@ export async function findContactView(
   const parameters = template.parameters.map((p) =>
     typeof p === "string" && Object.hasOwn(values, p) ? values[p] : p,
   );
-  const { rows } = await db.executeQuery<ViewRow>(CompiledQuery.raw(template.sql, parameters));
-  return rows[0] ? toView(rows[0]) : undefined;
+  const [row] = await executeArrayRows(db, CompiledQuery.raw(template.sql, parameters));
+  return row ? toView(row) : undefined;
 }
 
 export async function findContactRow(db: Executor, id: string): Promise<ContactRow | undefined> {
