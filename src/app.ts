@@ -138,8 +138,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.decorateRequest("principal", undefined);
   app.removeContentTypeParser("text/plain");
 
-  app.addHook("onRequest", async (request, reply) => {
+  // Every response carries its request id and the security headers; set once,
+  // up front (a callback hook: no promise per request), so errors have them too.
+  app.addHook("onRequest", (request, reply, done) => {
     reply.header("x-request-id", request.id);
+    reply.headers(securityHeaders(request.url));
+    done();
   });
   // Imports run in the background from start (resuming any a crash interrupted) until close.
   const jobs = options.jobs ?? true;
@@ -156,10 +160,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     });
   }, IDEMPOTENCY_SWEEP_MS);
   sweeper.unref();
-  app.addHook("onSend", async (request, reply, payload) => {
-    reply.headers(securityHeaders(request.url));
-    return payload;
-  });
   app.addHook("onClose", async () => {
     clearInterval(sweeper);
     if (!options.rateLimiter) await services.rateLimiter.close();

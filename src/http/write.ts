@@ -24,7 +24,7 @@ const idempotencyKeys = new WeakMap<FastifyRequest, { key: string; used: boolean
  * onRequest hook (installed by `protect`, after authentication and the rate
  * limit): validates `Idempotency-Key` on every POST; other methods ignore it.
  */
-export async function idempotencyKeyHook(request: FastifyRequest): Promise<void> {
+export function idempotencyKeyHook(request: FastifyRequest): void {
   if (request.method !== "POST") return;
   const key = parseIdempotencyKey(request.headers["idempotency-key"]);
   if (key !== undefined) idempotencyKeys.set(request, { key, used: false });
@@ -212,16 +212,25 @@ export function attachValidationOfPosts(route: {
   method: string | string[];
   attachValidation?: boolean;
   config?: unknown;
+  preHandler?: unknown;
 }): void {
   const methods = Array.isArray(route.method) ? route.method : [route.method];
   if (!methods.includes("POST") || route.attachValidation === true) return;
   route.attachValidation = true;
   route.config = { ...(route.config as object | undefined), [RETHROW_VALIDATION]: true };
+  // First of the route's preHandlers, so a failed validation is answered (and recorded) before any other.
+  const own =
+    route.preHandler === undefined
+      ? []
+      : Array.isArray(route.preHandler)
+        ? route.preHandler
+        : [route.preHandler];
+  route.preHandler = [validationFailureHook, ...own];
 }
 
 /**
- * preHandler hook (installed by `protect`, so it runs before any route
- * preHandler): a POST that failed schema validation is answered with its 400
+ * preHandler of every protected POST route (put first by
+ * `attachValidationOfPosts`): a POST that failed schema validation is answered with its 400
  * as before; with an Idempotency-Key the 400 is first recorded (or, for a
  * retry, replayed), like the 4xx a write raises. Validation comes before the
  * key's own rules (spec §2 order), so a key used for another request does not
