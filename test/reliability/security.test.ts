@@ -16,6 +16,7 @@ import { buildApp } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
 import { constantTimeEqual } from "../../src/domain/auth.ts";
 import { createApiKey, createOrganization } from "../../src/domain/organizations.ts";
+import { loggedUrl } from "../../src/logger.ts";
 import { tableNames } from "../helpers/digest.ts";
 import { storeKinds } from "../helpers/env.ts";
 import { fuzzRoutes } from "../helpers/fuzz.ts";
@@ -147,6 +148,45 @@ describe("secrets never reach the logs", () => {
       await app.close();
       await testStore.drop();
     }
+  });
+});
+
+describe("personal data in request logs", () => {
+  test("query values are redacted in request logs, except the few that are not personal", async () => {
+    const testStore = await createTestStore("sqlite");
+    const capture = logCapture();
+    const config = loadConfig({ ...testStore.env, LOG_LEVEL: "info" });
+    const app = await buildApp(config, { store: testStore.store, logStream: capture.stream });
+    const org = await createOrganization(testStore.store.db, { name: "Log Co" });
+    const { key } = await createApiKey(testStore.store.db, org.id, {});
+    try {
+      const res = await app.inject({
+        method: "GET",
+        url: "/v1/contacts?search=Quatermaine&phone=%2B6281234567890&limit=5",
+        headers: { authorization: `Bearer ${key}` },
+      });
+      assert.equal(res.statusCode, 200, res.body);
+      const text = capture.lines.join("");
+      for (const personal of ["Quatermaine", "6281234567890"]) {
+        assert.ok(!text.includes(personal), `${personal} appears in the logs`);
+      }
+      assert.ok(
+        text.includes("/v1/contacts?search=[redacted]&phone=[redacted]&limit=5"),
+        "the logged URL keeps the path, the parameter names and the limit",
+      );
+    } finally {
+      await app.close();
+      await testStore.drop();
+    }
+  });
+
+  test("loggedUrl: paths stay whole; names without values, odd encodings and repeated names are handled", () => {
+    assert.equal(loggedUrl("/v1/contacts/ctc_01"), "/v1/contacts/ctc_01");
+    assert.equal(loggedUrl("/v1/contacts?"), "/v1/contacts?");
+    assert.equal(loggedUrl("/v1/contacts?search"), "/v1/contacts?search");
+    assert.equal(loggedUrl("/v1/x?a=1&a=2&limit=3"), "/v1/x?a=[redacted]&a=[redacted]&limit=3");
+    assert.equal(loggedUrl("/v1/x?%E0%A4%A=1"), "/v1/x?%E0%A4%A=[redacted]");
+    assert.equal(loggedUrl("/v1/x?li%6Dit=4"), "/v1/x?li%6Dit=4");
   });
 });
 
