@@ -30,7 +30,15 @@ import {
   type Scenario,
 } from "./lib/scenarios.ts";
 import { countContacts, positionAt, sampleContacts, seed } from "./lib/seed.ts";
-import { rssSampler, type ServerMode, startCeiling, startPhonebook, type Target } from "./lib/servers.ts";
+import {
+  type RestartableTarget,
+  rssOf,
+  rssSampler,
+  type ServerMode,
+  startCeiling,
+  startPhonebook,
+  type Target,
+} from "./lib/servers.ts";
 
 const USAGE = `Usage: npm run bench -- [options]
 
@@ -190,10 +198,14 @@ async function sampleResponse(
 async function runScenario(
   scenario: Scenario,
   ctx: BenchContext,
-  targets: { phonebook: Target; ceiling: Awaited<ReturnType<typeof startCeiling>> },
+  targets: { phonebook: RestartableTarget; ceiling: Awaited<ReturnType<typeof startCeiling>> },
   options: Options,
 ): Promise<ScenarioResult> {
   if (scenario.kind === "bulk") {
+    // Each bulk operation gets a freshly started server, so that its memory
+    // figures are its own and not what an earlier scenario left behind.
+    await targets.phonebook.restart();
+    const startRssBytes = rssOf(targets.phonebook.pid);
     const rss = rssSampler(targets.phonebook.pid);
     const start = performance.now();
     let rows = 0;
@@ -212,6 +224,7 @@ async function runScenario(
       rows,
       seconds,
       rowsPerSecond: rows / seconds,
+      startRssBytes,
       peakRssBytes: rss.stop(),
       errors,
     };

@@ -16,6 +16,11 @@ export interface Target {
   stop(): Promise<void>;
 }
 
+/** A target that can be stopped and started again (same store, same configuration, new process). */
+export interface RestartableTarget extends Target {
+  restart(): Promise<void>;
+}
+
 export interface CeilingTarget extends Target {
   setResponse(response: CannedResponse): Promise<void>;
 }
@@ -58,6 +63,28 @@ function stopChild(child: ChildProcess): Promise<void> {
 
 /** The Phonebook server, configured like `npm start` through the environment. */
 export async function startPhonebook(
+  mode: ServerMode,
+  env: Record<string, string>,
+  store: Store,
+  cpuProfileDir?: string,
+): Promise<RestartableTarget> {
+  let current = await startPhonebookOnce(mode, env, store, cpuProfileDir);
+  return {
+    get url() {
+      return current.url;
+    },
+    get pid() {
+      return current.pid;
+    },
+    stop: () => current.stop(),
+    async restart() {
+      await current.stop();
+      current = await startPhonebookOnce(mode, env, store, cpuProfileDir);
+    },
+  };
+}
+
+async function startPhonebookOnce(
   mode: ServerMode,
   env: Record<string, string>,
   store: Store,
