@@ -15,6 +15,12 @@ export interface Config {
   readonly logLevel: LogLevel;
   /** Prefix of every Redis key the server writes (REDIS_KEY_PREFIX), so installations can share a Redis. */
   readonly redisKeyPrefix: string;
+  /**
+   * Longest a PostgreSQL statement may take (DATABASE_QUERY_TIMEOUT_MS, ms):
+   * enforced by the server (statement_timeout) and by the client, so a
+   * network partition fails requests with 503 instead of holding them.
+   */
+  readonly databaseQueryTimeoutMs: number;
 }
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -88,6 +94,18 @@ function parseRedisKeyPrefix(env: Env): string {
   return raw;
 }
 
+function parseQueryTimeout(env: Env): number {
+  const raw = optional(env, "DATABASE_QUERY_TIMEOUT_MS");
+  if (raw === undefined) return 30_000;
+  if (!/^\d{1,7}$/.test(raw) || Number(raw) < 100 || Number(raw) > 3_600_000) {
+    throw new ConfigError(
+      "DATABASE_QUERY_TIMEOUT_MS",
+      `must be a whole number of milliseconds from 100 to 3600000 (got "${raw}").`,
+    );
+  }
+  return Number(raw);
+}
+
 /** Parses and freezes the configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
   const dataDir = optional(env, "DATA_DIR") ?? "./data";
@@ -109,6 +127,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     metaVerifyToken: optional(env, "META_VERIFY_TOKEN"),
     logLevel: parseLogLevel(env),
     redisKeyPrefix: parseRedisKeyPrefix(env),
+    databaseQueryTimeoutMs: parseQueryTimeout(env),
     ...overrides,
   };
   return Object.freeze(config);

@@ -63,7 +63,11 @@ export function isStoreUnavailable(error: unknown): boolean {
     message.includes("Connection terminated") ||
     message.includes("timeout exceeded when trying to connect") ||
     message.includes("Client has encountered a connection error") ||
-    message.includes("driver has already been destroyed")
+    message.includes("driver has already been destroyed") ||
+    // node-pg's own query_timeout: no answer came (a partition, an overloaded server).
+    message === "Query read timeout" ||
+    // statement_timeout: PostgreSQL cancelled a statement that ran too long.
+    e.code === "57014"
   );
 }
 

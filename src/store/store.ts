@@ -36,8 +36,12 @@ export interface Store {
 // BIGINT columns hold millisecond timestamps and counts: well inside 2^53.
 pg.types.setTypeParser(20, (value) => Number.parseInt(value, 10));
 
-export function createStore(config: Pick<Config, "databaseUrl" | "dataDir">): Store {
-  if (config.databaseUrl) return createPostgresStore(config.databaseUrl);
+export function createStore(
+  config: Pick<Config, "databaseUrl" | "dataDir"> & Partial<Pick<Config, "databaseQueryTimeoutMs">>,
+): Store {
+  if (config.databaseUrl) {
+    return createPostgresStore(config.databaseUrl, { queryTimeoutMs: config.databaseQueryTimeoutMs });
+  }
   mkdirSync(config.dataDir, { recursive: true });
   return createSqliteStore(join(config.dataDir, "phonebook.db"));
 }
@@ -104,8 +108,28 @@ function withStatementCache(connection: SqliteDatabase.Database): KyselySqliteDa
   };
 }
 
-export function createPostgresStore(url: string): Store {
-  const pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: 5000 });
+export interface PostgresOptions {
+  /**
+   * Longest a statement may run, in ms (default 30 s): PostgreSQL cancels it
+   * (statement_timeout), and the client gives up on its own when no answer
+   * comes (query_timeout: a network partition, where the server never learns
+   * the client waits), closing that connection so the pool opens a new one.
+   */
+  queryTimeoutMs?: number | undefined;
+}
+
+export function createPostgresStore(url: string, options: PostgresOptions = {}): Store {
+  const timeout = options.queryTimeoutMs ?? 30_000;
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 10,
+    connectionTimeoutMillis: 5000,
+    statement_timeout: timeout,
+    // The client's own limit comes a little after the server's, so a slow
+    // statement is cancelled by the server (a clean error, the connection kept).
+    query_timeout: timeout + 1000,
+    keepAlive: true,
+  });
   // An idle client losing its server must not crash the process; the next query reports it.
   pool.on("error", () => {});
   // Nor may a checked-out one: pg-pool listens for errors only on idle clients, and a
@@ -113,22 +137,35 @@ export function createPostgresStore(url: string): Store {
   // The query itself rejects (→ 503), and pg-pool discards the broken client on release.
   pool.on("connect", (client) => {
     client.on("error", () => {});
-    withArrayRows(client);
+    withQueryWrapper(client);
   });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return finishStore("postgres", db, async () => {});
 }
 
 /**
- * Kysely's PostgreSQL driver calls `client.query(sql, parameters)`; a query
- * marked ARRAY_ROWS is passed on as a query config with `rowMode: "array"`.
+ * Kysely's PostgreSQL driver calls `client.query(sql, parameters)`. Here:
+ * - a query marked ARRAY_ROWS is passed on with `rowMode: "array"`;
+ * - a query the client gave up on (query_timeout: no answer at all, as in a
+ *   network partition) closes the connection, which may still be waiting for
+ *   that answer: the pool then discards it instead of lending it out again.
  */
-function withArrayRows(client: pg.PoolClient): void {
-  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-  (client as { query: unknown }).query = (first: unknown, ...rest: unknown[]) =>
-    typeof first === "string" && first.startsWith(ARRAY_ROWS) && rest.length === 1 && Array.isArray(rest[0])
-      ? query({ text: first, values: rest[0], rowMode: "array" })
-      : query(first, ...rest);
+function withQueryWrapper(client: pg.PoolClient): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+  const giveUp = (error: unknown) => {
+    if (error instanceof Error && error.message === "Query read timeout") {
+      (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+    }
+    throw error;
+  };
+  (client as { query: unknown }).query = (first: unknown, ...rest: unknown[]) => {
+    const result =
+      typeof first === "string" && first.startsWith(ARRAY_ROWS) && rest.length === 1 && Array.isArray(rest[0])
+        ? query({ text: first, values: rest[0], rowMode: "array" })
+        : query(first, ...rest);
+    // Callback-style and streaming calls (pg-cursor) return no promise: passed through as they are.
+    return result instanceof Promise ? result.catch(giveUp) : result;
+  };
 }
 
 function finishStore(dialect: Dialect, db: Db, closeDriver: () => Promise<void>): Store {

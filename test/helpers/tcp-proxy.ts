@@ -5,11 +5,14 @@ import { createServer, type Server, Socket } from "node:net";
  * Redis), so a test can simulate an outage without stopping the server other
  * people use. `cut()` resets every open connection and every new one (what a
  * client sees when the server stops or its connections are killed);
- * `restore()` forwards again on the same port.
+ * `stall()` silently stops every byte (a partition); `restore()` forwards
+ * again on the same port.
  */
 export class TcpProxy {
   private readonly sockets = new Set<Socket>();
+  private readonly pairs = new Set<{ client: Socket; upstream: Socket }>();
   private down = false;
+  private stalled = false;
   connections = 0;
 
   private constructor(
@@ -30,10 +33,12 @@ export class TcpProxy {
       proxy.track(upstream);
       client.on("error", () => upstream.destroy());
       upstream.on("error", () => client.destroy());
+      const pair = { client, upstream };
       upstream.connect(targetPort, targetHost, () => {
-        client.pipe(upstream);
-        upstream.pipe(client);
+        proxy!.pairs.add(pair);
+        if (!proxy!.stalled) TcpProxy.forward(pair);
       });
+      client.on("close", () => proxy?.pairs.delete(pair));
       client.on("close", () => upstream.destroy());
       upstream.on("close", () => client.destroy());
     });
@@ -49,6 +54,27 @@ export class TcpProxy {
     socket.on("close", () => this.sockets.delete(socket));
   }
 
+  private static forward({ client, upstream }: { client: Socket; upstream: Socket }): void {
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.resume();
+    upstream.resume();
+  }
+
+  /**
+   * A network partition: connections stay open but no byte passes either way
+   * (nothing is reset, so neither side learns of it) until `restore()`.
+   */
+  stall(): void {
+    this.stalled = true;
+    for (const { client, upstream } of this.pairs) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      client.pause();
+      upstream.pause();
+    }
+  }
+
   /** Resets every proxied connection and refuses new ones until `restore()`. */
   cut(): void {
     this.down = true;
@@ -58,6 +84,10 @@ export class TcpProxy {
 
   restore(): void {
     this.down = false;
+    if (this.stalled) {
+      this.stalled = false;
+      for (const pair of this.pairs) TcpProxy.forward(pair);
+    }
   }
 
   async close(): Promise<void> {

@@ -7,6 +7,9 @@
  *   shape (never a 500, never a hang), `/v1/ready` is 503 while `/v1/health`
  *   stays 200; when the proxy forwards again the same app recovers without a
  *   restart, and every write acknowledged before, during or after is stored.
+ * - PostgreSQL partition (connections open, no byte passes): requests fail
+ *   with 503 once DATABASE_QUERY_TIMEOUT_MS has passed instead of hanging,
+ *   and the app recovers once the network heals.
  * - Redis cut: the app keeps serving.
  */
 import assert from "node:assert/strict";
@@ -173,6 +176,50 @@ if (storeKinds().includes("postgres")) {
         console.log(
           `# outage [postgres]: before ${describe(before)}; during ${describe(during)}; after ${describe(afterRecovery)}; ` +
             `ready again ${recoveryMs} ms after the store returned; ${ids.length} acknowledged creates all stored`,
+        );
+      } finally {
+        await app.close();
+        await proxy.close();
+        await testStore.drop();
+      }
+    });
+
+    test("a partition (no byte passes, nothing is reset): 503 after the query timeout, not a hang; recovery after", async () => {
+      const testStore = await createTestStore("postgres");
+      const target = new URL(testStore.env.DATABASE_URL!);
+      const proxy = await TcpProxy.start(Number(target.port || 5432), target.hostname);
+      const proxied = new URL(target);
+      proxied.port = String(proxy.port);
+      const app = await buildApp(
+        loadConfig({
+          DATABASE_URL: proxied.toString(),
+          DATABASE_QUERY_TIMEOUT_MS: "500",
+          LOG_LEVEL: "silent",
+        }),
+      );
+      try {
+        await app.ready();
+        const auth = await seed(testStore.store.db);
+        const list = () =>
+          withTimeout(
+            app.inject({ method: "GET", url: "/v1/contacts?limit=5", headers: auth }),
+            REQUEST_TIMEOUT_MS,
+            "GET /v1/contacts during a partition",
+          );
+        assert.equal((await list()).statusCode, 200, "served before the partition");
+        proxy.stall();
+        // Pooled connections hang silently now: without a limit, a request would wait for TCP to give up (minutes).
+        const during = await Promise.all([list(), list(), list()]);
+        for (const res of during) {
+          assert.equal(res.statusCode, 503, res.body);
+          assert.equal(res.json().error.code, "service_unavailable");
+        }
+        proxy.restore();
+        const recoveryMs = await waitFor("recovery after the partition", 20_000, async () => {
+          return (await list()).statusCode === 200;
+        });
+        console.log(
+          `# partition [postgres]: 3 × 503 while stalled; served again ${recoveryMs} ms after it healed`,
         );
       } finally {
         await app.close();
