@@ -376,6 +376,8 @@ describe("configuration", () => {
     assert.ok(config.dataDir.endsWith("/data"));
     assert.equal(config.databaseUrl, undefined);
     assert.equal(config.logLevel, "info");
+    assert.equal(config.databaseQueryTimeoutMs, 30_000);
+    assert.equal(loadConfig({ DATABASE_QUERY_TIMEOUT_MS: "2500" }).databaseQueryTimeoutMs, 2500);
     assert.ok(Object.isFrozen(config));
   });
 
@@ -388,6 +390,8 @@ describe("configuration", () => {
     [{ LOG_LEVEL: "loud" }, "LOG_LEVEL"],
     [{ PHONEBOOK_ADMIN_TOKEN: "short" }, "PHONEBOOK_ADMIN_TOKEN"],
     [{ PHONEBOOK_CURSOR_SECRET: "short" }, "PHONEBOOK_CURSOR_SECRET"],
+    [{ DATABASE_QUERY_TIMEOUT_MS: "soon" }, "DATABASE_QUERY_TIMEOUT_MS"],
+    [{ DATABASE_QUERY_TIMEOUT_MS: "10" }, "DATABASE_QUERY_TIMEOUT_MS"],
   ];
   for (const [env, variable] of bad) {
     test(`a bad ${variable} stops the start with a message naming it`, () => {
