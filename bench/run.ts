@@ -217,6 +217,13 @@ async function runScenario(
       log(`  ${scenario.id} failed: ${(error as Error).message}`);
     }
     const seconds = (performance.now() - start) / 1000;
+    const peakRssBytes = rss.stop();
+    let floorRowsPerSecond: number | undefined;
+    if (scenario.floor && rows > 0) {
+      log(`  ${scenario.id}: floor`);
+      const floor = await scenario.floor(ctx, rows);
+      floorRowsPerSecond = floor.rows / floor.seconds;
+    }
     const result: BulkScenarioResult = {
       kind: "bulk",
       id: scenario.id,
@@ -225,7 +232,8 @@ async function runScenario(
       seconds,
       rowsPerSecond: rows / seconds,
       startRssBytes,
-      peakRssBytes: rss.stop(),
+      peakRssBytes,
+      ...(floorRowsPerSecond === undefined ? {} : { floorRowsPerSecond }),
       errors,
     };
     return result;

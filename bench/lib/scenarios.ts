@@ -68,6 +68,11 @@ export interface BulkScenario {
   title: string;
   /** Runs the operation against the server at `url`; returns the rows it moved. */
   run(ctx: BenchContext, url: string): Promise<{ rows: number }>;
+  /**
+   * The floor of the operation: the same rows moved by the store alone, in
+   * the harness process; returns the rows and the seconds spent in the store.
+   */
+  floor?(ctx: BenchContext, rows: number): Promise<{ rows: number; seconds: number }>;
 }
 
 export type Scenario = HttpScenario | BulkScenario;
