@@ -18,6 +18,7 @@ import { createAccount } from "../src/domain/accounts.ts";
 import { signMetaPayload } from "../src/domain/inbound.ts";
 import { createOrganization } from "../src/domain/organizations.ts";
 import { createTestStore } from "../test/helpers/harness.ts";
+import { messagesDelivery } from "../test/helpers/meta-delivery.ts";
 
 /** The part of autocannon's API used here (loaded untyped, so no ambient module declaration is needed). */
 interface BurstRequest {
@@ -64,34 +65,11 @@ const phoneNumberId = "106540352242922";
 
 function delivery(i: number): string {
   const n = i % people;
-  const waId = `62813200${String(n).padStart(5, "0")}`;
-  return JSON.stringify({
-    object: "whatsapp_business_account",
-    entry: [
-      {
-        id: "102290129340398",
-        changes: [
-          {
-            field: "messages",
-            value: {
-              messaging_product: "whatsapp",
-              metadata: { display_phone_number: "628111222333", phone_number_id: phoneNumberId },
-              contacts: [{ profile: { name: `Person ${n}` }, wa_id: waId, user_id: `ID.BENCH${n}` }],
-              messages: [
-                {
-                  from: waId,
-                  id: `wamid.bench${i}`,
-                  timestamp: String(1763790000 + i),
-                  type: "text",
-                  text: { body: "hi" },
-                },
-              ],
-            },
-          },
-        ],
-      },
-    ],
-  });
+  return messagesDelivery(
+    phoneNumberId,
+    { wa_id: `62813200${String(n).padStart(5, "0")}`, user_id: `ID.BENCH${n}`, name: `Person ${n}` },
+    { messageId: `wamid.bench${i}`, timestamp: 1763790000 + i, body: "hi" },
+  );
 }
 
 const testStore = await createTestStore(values.postgres ? "postgres" : "sqlite");

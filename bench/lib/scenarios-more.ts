@@ -19,6 +19,7 @@ import {
 } from "../../src/domain/contacts.ts";
 import { ingestDelivery, parseDelivery, signMetaPayload } from "../../src/domain/inbound.ts";
 import { insertContactRows } from "../../src/store/repositories/bulk-insert.ts";
+import { messagesDelivery } from "../../test/helpers/meta-delivery.ts";
 import type { BenchContext, HttpPlan, Json, Scenario } from "./scenarios.ts";
 
 const BATCH = 1000;
@@ -49,37 +50,6 @@ function batchBodies(ctx: BenchContext) {
       metadata: { round },
     }));
   };
-}
-
-/** A `messages` delivery from one person to the account, as Meta posts it. */
-function delivery(phoneNumberId: string, waId: string, name: string, ts: number): string {
-  return JSON.stringify({
-    object: "whatsapp_business_account",
-    entry: [
-      {
-        id: "102290129340398",
-        changes: [
-          {
-            field: "messages",
-            value: {
-              messaging_product: "whatsapp",
-              metadata: { display_phone_number: "628111222333", phone_number_id: phoneNumberId },
-              contacts: [{ profile: { name }, wa_id: waId }],
-              messages: [
-                {
-                  from: waId,
-                  id: `wamid.${randomUUID()}`,
-                  timestamp: String(ts),
-                  type: "text",
-                  text: { body: "Halo" },
-                },
-              ],
-            },
-          },
-        ],
-      },
-    ],
-  });
 }
 
 export const MORE_SCENARIOS: Scenario[] = [
@@ -166,7 +136,11 @@ export const MORE_SCENARIOS: Scenario[] = [
       const phones = ctx.sample.map((s) => s.phone_number.slice(1));
       const next = () => {
         n += 1;
-        return delivery(account.phoneNumberId, phones[n % phones.length]!, `Webhook ${n}`, 1_763_790_000 + n);
+        return messagesDelivery(
+          account.phoneNumberId,
+          { wa_id: phones[n % phones.length]!, name: `Webhook ${n}` },
+          { timestamp: 1_763_790_000 + n, body: "Halo" },
+        );
       };
       return {
         next: () => {

@@ -13,6 +13,7 @@ import { newId } from "../../src/ids.ts";
 import { attachLabels } from "../../src/store/repositories/contacts.ts";
 import { storeKinds } from "../helpers/env.ts";
 import { createHarness, createTestStore, type Harness, type Json } from "../helpers/harness.ts";
+import { type InboundPerson, messagesDelivery } from "../helpers/meta-delivery.ts";
 
 const SECRET = "test-app-secret-0123456789";
 const VERIFY_TOKEN = "test-verify-token-abc";
@@ -27,46 +28,8 @@ function fixture(name: string, phoneNumberId?: string): string {
 }
 
 /** A `messages` delivery from one person, in Meta's shape. */
-function inbound(
-  phoneNumberId: string,
-  person: { wa_id?: string; user_id?: string; parent_user_id?: string; name?: string; username?: string },
-  messageId = `wamid.${Math.random().toString(36).slice(2)}`,
-): string {
-  const profile: Record<string, string> = {};
-  if (person.name) profile.name = person.name;
-  if (person.username) profile.username = person.username;
-  const contact: Record<string, unknown> = { profile };
-  if (person.wa_id) contact.wa_id = person.wa_id;
-  if (person.user_id) contact.user_id = person.user_id;
-  if (person.parent_user_id) contact.parent_user_id = person.parent_user_id;
-  return JSON.stringify({
-    object: "whatsapp_business_account",
-    entry: [
-      {
-        id: "102290129340398",
-        changes: [
-          {
-            field: "messages",
-            value: {
-              messaging_product: "whatsapp",
-              metadata: { display_phone_number: "628111222333", phone_number_id: phoneNumberId },
-              contacts: [contact],
-              messages: [
-                {
-                  ...(person.wa_id ? { from: person.wa_id } : {}),
-                  ...(person.user_id ? { from_user_id: person.user_id } : {}),
-                  id: messageId,
-                  timestamp: "1763790000",
-                  type: "text",
-                  text: { body: "hello" },
-                },
-              ],
-            },
-          },
-        ],
-      },
-    ],
-  });
+function inbound(phoneNumberId: string, person: InboundPerson, messageId?: string): string {
+  return messagesDelivery(phoneNumberId, person, messageId === undefined ? {} : { messageId });
 }
 
 function preference(
