@@ -1,5 +1,6 @@
 import { ApiError, isApiError } from "../errors.ts";
 import type { AccountRow } from "../store/repositories/accounts.ts";
+import { insertContactRows } from "../store/repositories/bulk-insert.ts";
 import * as batchRepo from "../store/repositories/contact-batch.ts";
 import type { ContactRow } from "../store/repositories/contacts.ts";
 import * as contactsRepo from "../store/repositories/contacts.ts";
@@ -240,8 +241,9 @@ export async function writeContactBatch(
   }
 
   const inserts = entries.filter((e) => e.isNew);
-  const written = await batchRepo.insertContactRows(
+  const written = await insertContactRows(
     scope.db,
+    scope.dialect,
     inserts.map((e) => e.row),
   );
   await batchRepo.updateContactRows(

@@ -1,5 +1,3 @@
-import type { Insertable } from "kysely";
-import type { ContactsTable } from "../schema.ts";
 import type { Dialect, Executor } from "../store.ts";
 import { CONTACT_COLUMNS, type ContactRow } from "./contacts.ts";
 
@@ -42,24 +40,6 @@ export async function findByIdentities(
     out.push(...(await query.execute()));
   }
   return out;
-}
-
-/** Inserts rows, skipping any whose identity was taken meanwhile; returns the ids written. */
-export async function insertContactRows(
-  db: Executor,
-  rows: Insertable<ContactsTable>[],
-): Promise<Set<string>> {
-  const written = new Set<string>();
-  for (let i = 0; i < rows.length; i += SLICE) {
-    const result = await db
-      .insertInto("contacts")
-      .values(rows.slice(i, i + SLICE))
-      .onConflict((oc) => oc.doNothing())
-      .returning("id")
-      .execute();
-    for (const r of result) written.add(r.id);
-  }
-  return written;
 }
 
 /**
