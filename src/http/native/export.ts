@@ -1,4 +1,5 @@
 import { Readable } from "node:stream";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { FastifyRequest } from "fastify";
 import { Type } from "typebox";
@@ -22,6 +23,8 @@ export type ExportFormat = "csv" | "ndjson";
 
 /** Contacts read per query while exporting: memory holds one batch, whatever the total. */
 export const EXPORT_BATCH = 500;
+/** Contacts per piece of text handed to the response (see exportContacts). */
+const EXPORT_PIECE = 50;
 
 /**
  * CSV columns of the export. `name` is the name set on the contact (its
@@ -96,12 +99,24 @@ export async function* exportContacts(
   for (;;) {
     const rows = await listContacts(scope, filters, after, batchSize);
     if (rows.length === 0) return;
-    yield rows
-      .map((row) => (format === "csv" ? csvRow(row) : `${JSON.stringify(contactOut(row))}\n`))
-      .join("");
+    // Yielded in pieces of EXPORT_PIECE rows: a whole batch as one string
+    // (~300 KB) is a "large object" that V8 allocates straight in the old
+    // generation, so every batch left garbage only a full collection frees,
+    // and the server's RSS grew by ~100 MB over a 1M-row export.
+    for (let from = 0; from < rows.length; from += EXPORT_PIECE) {
+      let piece = "";
+      for (const row of rows.slice(from, from + EXPORT_PIECE)) {
+        piece += format === "csv" ? csvRow(row) : `${JSON.stringify(contactOut(row))}\n`;
+      }
+      yield piece;
+    }
     if (rows.length < batchSize) return;
     const last = rows[rows.length - 1]!;
     after = { created_at: last.created_at, id: last.id };
+    // better-sqlite3 answers synchronously and a fast reader drains the socket
+    // at once, so without this turn the whole export runs without returning to
+    // the event loop: the server answered nothing else until it ended.
+    await nextTurn();
   }
 }
 
