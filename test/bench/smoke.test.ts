@@ -49,7 +49,15 @@ interface Results {
         ceiling: { requests: number; errors: number };
         floor: { requests: number; errors: number };
       }
-    | { id: string; kind: "bulk"; rows: number; errors: number; peakRssBytes: number }
+    | {
+        id: string;
+        kind: "bulk";
+        rows: number;
+        errors: number;
+        startRssBytes: number;
+        peakRssBytes: number;
+        floorRowsPerSecond?: number;
+      }
   >;
   targets: Array<{ target: string; verdict: string }>;
   pending: Array<{ title: string }>;
@@ -66,7 +74,8 @@ function assertClean(results: Results, ids: string[], output: string) {
   for (const s of results.scenarios) {
     if (s.kind === "bulk") {
       assert.equal(s.errors, 0, `${s.id} had errors\n${output}`);
-      assert.ok(s.rows > 0 && s.peakRssBytes > 0, `${s.id} moved no rows`);
+      assert.ok(s.rows > 0 && s.peakRssBytes > 0 && s.startRssBytes > 0, `${s.id} moved no rows`);
+      if (s.id === "import") assert.ok((s.floorRowsPerSecond ?? 0) > 0, `the import has no floor\n${output}`);
       continue;
     }
     for (const side of ["phonebook", "ceiling", "floor"] as const) {
