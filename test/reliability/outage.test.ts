@@ -107,15 +107,21 @@ async function waitFor(what: string, ms: number, check: () => Promise<boolean>):
   throw new Error(`${what} did not happen within ${ms} ms`);
 }
 
+/** A fresh PostgreSQL test database reached through a TcpProxy of our own; the URL points at the proxy. */
+async function proxiedPostgres() {
+  const testStore = await createTestStore("postgres");
+  const target = new URL(testStore.env.DATABASE_URL!);
+  const proxy = await TcpProxy.start(Number(target.port || 5432), target.hostname);
+  const proxied = new URL(target);
+  proxied.port = String(proxy.port);
+  return { testStore, proxy, databaseUrl: proxied.toString() };
+}
+
 if (storeKinds().includes("postgres")) {
   describe("PostgreSQL outage [postgres]", () => {
     test("503 service_unavailable while the store is cut, recovery without a restart", async () => {
-      const testStore = await createTestStore("postgres");
-      const target = new URL(testStore.env.DATABASE_URL!);
-      const proxy = await TcpProxy.start(Number(target.port || 5432), target.hostname);
-      const proxied = new URL(target);
-      proxied.port = String(proxy.port);
-      const app = await buildApp(loadConfig({ DATABASE_URL: proxied.toString(), LOG_LEVEL: "silent" }));
+      const { testStore, proxy, databaseUrl } = await proxiedPostgres();
+      const app = await buildApp(loadConfig({ DATABASE_URL: databaseUrl, LOG_LEVEL: "silent" }));
       try {
         await app.ready();
         const auth = await seed(testStore.store.db);
@@ -185,14 +191,10 @@ if (storeKinds().includes("postgres")) {
     });
 
     test("a partition (no byte passes, nothing is reset): 503 after the query timeout, not a hang; recovery after", async () => {
-      const testStore = await createTestStore("postgres");
-      const target = new URL(testStore.env.DATABASE_URL!);
-      const proxy = await TcpProxy.start(Number(target.port || 5432), target.hostname);
-      const proxied = new URL(target);
-      proxied.port = String(proxy.port);
+      const { testStore, proxy, databaseUrl } = await proxiedPostgres();
       const app = await buildApp(
         loadConfig({
-          DATABASE_URL: proxied.toString(),
+          DATABASE_URL: databaseUrl,
           DATABASE_QUERY_TIMEOUT_MS: "500",
           LOG_LEVEL: "silent",
         }),
