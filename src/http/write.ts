@@ -219,13 +219,7 @@ export function attachValidationOfPosts(route: {
   route.attachValidation = true;
   route.config = { ...(route.config as object | undefined), [RETHROW_VALIDATION]: true };
   // First of the route's preHandlers, so a failed validation is answered (and recorded) before any other.
-  const own =
-    route.preHandler === undefined
-      ? []
-      : Array.isArray(route.preHandler)
-        ? route.preHandler
-        : [route.preHandler];
-  route.preHandler = [validationFailureHook, ...own];
+  route.preHandler = [validationFailureHook, ...[route.preHandler ?? []].flat()];
 }
 
 /**

@@ -14,7 +14,7 @@ import {
   updateOrganization,
 } from "../../src/domain/organizations.ts";
 import { MemoryRateLimiter, type RateLimiter } from "../../src/rate-limit/rate-limiter.ts";
-import { createPostgresStore, createSqliteStore, type Store } from "../../src/store/store.ts";
+import { createPostgresStore, createSqliteStore, type Db, type Store } from "../../src/store/store.ts";
 import { PG_ADMIN_URL, type StoreKind } from "./env.ts";
 
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
@@ -176,4 +176,25 @@ export async function createHarness(
       await testStore.drop();
     },
   };
+}
+
+/**
+ * An organisation with limits far above any test's load, one account and one
+ * API key, written straight to the store: for tests that run their own server
+ * (a child process, or an app built with its own configuration).
+ */
+export async function seedOrganization(
+  db: Db,
+  options: { name: string; phoneNumberId: string; phoneNumber: string },
+) {
+  const org = await createOrganization(db, { name: options.name });
+  await updateOrganization(db, org.id, {
+    rate_limits: { read_per_minute: 1_000_000, write_per_minute: 1_000_000 },
+  });
+  const account = await createAccount(db, org.id, {
+    phone_number_id: options.phoneNumberId,
+    phone_number: options.phoneNumber,
+  });
+  const { key } = await createApiKey(db, org.id, {});
+  return { orgId: org.id, account, key, auth: { authorization: `Bearer ${key}` } };
 }

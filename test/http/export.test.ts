@@ -1,14 +1,19 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { parse } from "csv-parse/sync";
-import { createAccount } from "../../src/domain/accounts.ts";
 import { bulkInsertContacts } from "../../src/domain/bulk-insert.ts";
 import { contactFilters, createContact } from "../../src/domain/contacts.ts";
-import { createApiKey, createOrganization } from "../../src/domain/organizations.ts";
 import { CSV_COLUMNS, exportContacts } from "../../src/http/native/export.ts";
 import { findAccountByPhoneNumberId } from "../../src/store/repositories/accounts.ts";
 import { storeKinds } from "../helpers/env.ts";
-import { createHarness, createTestStore, type Harness, type Json, type Tenant } from "../helpers/harness.ts";
+import {
+  createHarness,
+  createTestStore,
+  type Harness,
+  type Json,
+  seedOrganization,
+  type Tenant,
+} from "../helpers/harness.ts";
 import { waitForImport } from "../helpers/imports.ts";
 import { startServerProcess } from "../helpers/server-process.ts";
 
@@ -216,13 +221,12 @@ for (const kind of storeKinds()) {
     test("the server keeps answering other requests while an export streams", async () => {
       const testStore = await createTestStore(kind);
       await testStore.store.migrate();
-      const org = await createOrganization(testStore.store.db, { name: "Big Export Co" });
-      const account = await createAccount(testStore.store.db, org.id, {
-        phone_number_id: "400000000000001",
-        phone_number: "+628111444000",
+      const { orgId, account, auth } = await seedOrganization(testStore.store.db, {
+        name: "Big Export Co",
+        phoneNumberId: "400000000000001",
+        phoneNumber: "+628111444000",
       });
-      const { key } = await createApiKey(testStore.store.db, org.id, {});
-      const scope = { db: testStore.store.db, dialect: testStore.store.dialect, organizationId: org.id };
+      const scope = { db: testStore.store.db, dialect: testStore.store.dialect, organizationId: orgId };
       const at = Date.now();
       for (let from = 0; from < 30_000; from += 5000) {
         const contacts = Array.from({ length: 5000 }, (_, i) => ({
@@ -240,7 +244,6 @@ for (const kind of storeKinds()) {
       // (at level info: the helper waits for the "Server listening" line)
       const server = await startServerProcess({ ...testStore.env, LOG_LEVEL: "info" });
       try {
-        const auth = { authorization: `Bearer ${key}` };
         let streaming = true;
         let answeredWhileStreaming = 0;
         const probes = (async () => {

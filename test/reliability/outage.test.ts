@@ -17,12 +17,10 @@ import { describe, test } from "node:test";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
-import { createAccount } from "../../src/domain/accounts.ts";
-import { createApiKey, createOrganization, updateOrganization } from "../../src/domain/organizations.ts";
 import type { Db } from "../../src/store/store.ts";
 import { hasRedis, REDIS_URL, storeKinds } from "../helpers/env.ts";
 import { errorShapeProblem } from "../helpers/error-shape.ts";
-import { createTestStore } from "../helpers/harness.ts";
+import { createTestStore, seedOrganization } from "../helpers/harness.ts";
 import { withTimeout } from "../helpers/reliability.ts";
 import { TcpProxy } from "../helpers/tcp-proxy.ts";
 
@@ -37,15 +35,14 @@ interface Sample {
   headers: Record<string, unknown>;
 }
 
-/** Seeds an organisation with generous limits and one account; returns its auth header. */
+/** An organisation with one account; returns its auth header. */
 async function seed(db: Db): Promise<{ authorization: string }> {
-  const org = await createOrganization(db, { name: "Outage Co" });
-  await updateOrganization(db, org.id, {
-    rate_limits: { read_per_minute: 1_000_000, write_per_minute: 1_000_000 },
+  const { auth } = await seedOrganization(db, {
+    name: "Outage Co",
+    phoneNumberId: "300000000000001",
+    phoneNumber: "+628111888000",
   });
-  await createAccount(db, org.id, { phone_number_id: "300000000000001", phone_number: "+628111888000" });
-  const { key } = await createApiKey(db, org.id, {});
-  return { authorization: `Bearer ${key}` };
+  return auth;
 }
 
 /** `concurrency` loops of mixed reads and creates until `stop()`; every answer is recorded. */

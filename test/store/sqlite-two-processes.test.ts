@@ -8,10 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { createAccount } from "../../src/domain/accounts.ts";
 import { createContact } from "../../src/domain/contacts.ts";
-import { createApiKey, createOrganization, updateOrganization } from "../../src/domain/organizations.ts";
-import { createTestStore } from "../helpers/harness.ts";
+import { createTestStore, seedOrganization } from "../helpers/harness.ts";
 import { startServerProcess } from "../helpers/server-process.ts";
 
 const PER_LOOP = 60;
@@ -22,15 +20,11 @@ describe("SQLite shared by two processes", () => {
     const testStore = await createTestStore("sqlite");
     await testStore.store.migrate();
     const db = testStore.store.db;
-    const org = await createOrganization(db, { name: "Two Processes Co" });
-    await updateOrganization(db, org.id, {
-      rate_limits: { read_per_minute: 1_000_000, write_per_minute: 1_000_000 },
+    const { orgId, account, auth } = await seedOrganization(db, {
+      name: "Two Processes Co",
+      phoneNumberId: "500000000000001",
+      phoneNumber: "+628111555000",
     });
-    const account = await createAccount(db, org.id, {
-      phone_number_id: "500000000000001",
-      phone_number: "+628111555000",
-    });
-    const { key } = await createApiKey(db, org.id, {});
     // At level info the helper sees the "Server listening" line.
     const server = await startServerProcess({ ...testStore.env, LOG_LEVEL: "info" });
     try {
@@ -39,7 +33,7 @@ describe("SQLite shared by two processes", () => {
         for (let i = 0; i < PER_LOOP; i++) {
           const res = await fetch(`${server.url}/v1/${account.phone_number_id}/contacts`, {
             method: "POST",
-            headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+            headers: { ...auth, "content-type": "application/json" },
             body: JSON.stringify({
               phone_number: `+62833${loop}${String(i).padStart(6, "0")}`,
               name: "HTTP",
@@ -49,7 +43,7 @@ describe("SQLite shared by two processes", () => {
           statuses.push(res.status);
         }
       });
-      const scope = { db, dialect: testStore.store.dialect, organizationId: org.id };
+      const scope = { db, dialect: testStore.store.dialect, organizationId: orgId };
       let local = 0;
       const here = (async () => {
         for (let i = 0; i < PER_LOOP * 2; i++) {
@@ -76,7 +70,7 @@ describe("SQLite shared by two processes", () => {
       const { n } = await db
         .selectFrom("contacts")
         .select((eb) => eb.fn.countAll<number>().as("n"))
-        .where("organization_id", "=", org.id)
+        .where("organization_id", "=", orgId)
         .executeTakeFirstOrThrow();
       assert.equal(Number(n), PER_LOOP * HTTP_LOOPS + PER_LOOP * 2, "every acknowledged create is stored");
     } finally {

@@ -101,14 +101,15 @@ export async function* exportContacts(
     if (rows.length === 0) return;
     // Yielded in pieces of EXPORT_PIECE rows: a whole batch as one string
     // (~300 KB) is a "large object" that V8 allocates straight in the old
-    // generation, so every batch left garbage only a full collection frees,
-    // and the server's RSS grew by ~100 MB over a 1M-row export.
-    for (let from = 0; from < rows.length; from += EXPORT_PIECE) {
-      let piece = "";
-      for (const row of rows.slice(from, from + EXPORT_PIECE)) {
-        piece += format === "csv" ? csvRow(row) : `${JSON.stringify(contactOut(row))}\n`;
+    // generation, so every batch left garbage only a full collection frees
+    // (the heap grew by ~90 MB of it over a 1M-row export).
+    let piece = "";
+    for (const [i, row] of rows.entries()) {
+      piece += format === "csv" ? csvRow(row) : `${JSON.stringify(contactOut(row))}\n`;
+      if ((i + 1) % EXPORT_PIECE === 0 || i === rows.length - 1) {
+        yield piece;
+        piece = "";
       }
-      yield piece;
     }
     if (rows.length < batchSize) return;
     const last = rows[rows.length - 1]!;
