@@ -17,6 +17,7 @@ import {
   normalizeInput,
   type Scope,
 } from "./contacts.ts";
+import { recordIdentityChange } from "./identity-history.ts";
 
 /**
  * Contacts observed from WhatsApp (spec §6): Meta's webhook deliveries turned
@@ -507,6 +508,8 @@ async function moveIdentity(ctx: Ctx, change: IdentityChange): Promise<void> {
     }
   }
   await update(ctx, source, input);
+  const moved = await repo.findContactRow(ctx.scope.db, source.id);
+  if (moved) await recordIdentityChange(ctx.scope.db, change.type, source, moved, ctx.at);
 }
 
 async function update(ctx: Ctx, row: repo.ContactRow, input: ContactInput): Promise<void> {
