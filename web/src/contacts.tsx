@@ -51,6 +51,9 @@ export function ContactsPage({ shared, params }: { shared: Shared; params: URLSe
     replaceRoute(hrefOf(["contacts"], next as unknown as Record<string, string>));
   }, []);
 
+  // The URL changed by other means (a link, back/forward): the box follows it.
+  useEffect(() => setSearchText(filters.search), [filters.search]);
+
   // Search as you type: the URL (and so the request) follows the box after a pause.
   useEffect(() => {
     if (searchText === filters.search) return;
@@ -357,7 +360,7 @@ function BulkBar(props: {
             <strong>{count}</strong> selected
           </span>
           <label>
-            <span class="sr">Label</span>
+            <span class="sr">Label to add or remove</span>
             <select name="bulk-label" value={labelId} onChange={(e) => setLabelId(e.currentTarget.value)}>
               <option value="">Choose a label…</option>
               {props.shared.labels.map((l) => (

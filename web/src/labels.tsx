@@ -113,7 +113,7 @@ export function LabelsPage({ shared }: { shared: Shared }) {
   return (
     <main class="page">
       <h1>Labels</h1>
-      <form class="card label-create" onSubmit={create} aria-label="New label">
+      <form class="card label-create" onSubmit={create} aria-label="Create a label">
         <label>
           <span>New label</span>
           <input

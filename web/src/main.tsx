@@ -8,6 +8,7 @@ import {
   api,
   forgetKey,
   type Label,
+  type Page,
   setUnauthorizedHandler,
   storedKey,
   storeKey,
@@ -126,7 +127,8 @@ function App() {
 
   useEffect(() => {
     if (!me) return;
-    Promise.all([all<Account>("/accounts?status=all"), all<Label>("/labels")])
+    // /v1/accounts is one unpaged list (an organisation has few numbers).
+    Promise.all([api<Page<Account>>("/accounts?status=all").then((r) => r.data), all<Label>("/labels")])
       .then(([accounts, labels]) => setShared({ accounts, labels }))
       .catch((e) => {
         if (!(e instanceof ApiError && e.status === 401)) setLoadError(e);

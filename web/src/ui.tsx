@@ -27,10 +27,11 @@ export function LabelChip({ label }: { label: { name: string; color: string } })
   return <span class={`chip c-${label.color}`}>{label.name}</span>;
 }
 
+const DATE_TIME = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+
 export function formatDate(iso: string | null | undefined): string {
   if (!iso) return "—";
-  const d = new Date(iso);
-  return `${d.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" })} ${d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" })}`;
+  return DATE_TIME.format(new Date(iso));
 }
 
 /** A modal confirmation (<dialog>): focus goes to Cancel, Escape cancels. */
