@@ -4,13 +4,12 @@ import { insertIdentityChange } from "../store/repositories/identity-history.ts"
 import type { Executor } from "../store/store.ts";
 
 /**
- * Records that Meta moved a contact's identity (`user_changed_number`,
- * `user_changed_user_id`), when the phone or the BSUID actually changed.
+ * Records that Meta moved a contact's identity (a new number, or a new
+ * business-scoped user id only), when the phone or the BSUID actually changed.
  * Called inside the transaction that applied the move.
  */
 export async function recordIdentityChange(
   db: Executor,
-  kind: "user_changed_number" | "user_changed_user_id",
   before: Pick<ContactRow, "id" | "phone_number" | "business_scoped_user_id">,
   after: Pick<ContactRow, "phone_number" | "business_scoped_user_id">,
   at: number,
@@ -24,7 +23,7 @@ export async function recordIdentityChange(
   await insertIdentityChange(db, {
     id: newId("idh"),
     contact_id: before.id,
-    kind,
+    kind: before.phone_number !== after.phone_number ? "user_changed_number" : "user_changed_user_id",
     previous_phone_number: before.phone_number,
     phone_number: after.phone_number,
     previous_business_scoped_user_id: before.business_scoped_user_id,

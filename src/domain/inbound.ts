@@ -243,7 +243,7 @@ async function moveIdentity(ctx: Ctx, move: IdentityMove): Promise<void> {
   }
   await update(ctx, source, input);
   const moved = await repo.findContactRow(ctx.scope.db, source.id);
-  if (moved) await recordIdentityChange(ctx.scope.db, change.type, source, moved, ctx.at);
+  if (moved) await recordIdentityChange(ctx.scope.db, source, moved, ctx.at);
 }
 
 async function update(ctx: Ctx, row: repo.ContactRow, input: ContactInput): Promise<void> {

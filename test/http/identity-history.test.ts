@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { signMetaPayload } from "../../src/domain/inbound.ts";
+import { signMetaPayload } from "../../src/http/webhooks/meta-delivery.ts";
 import { assertError } from "../helpers/assertions.ts";
 import { storeKinds } from "../helpers/env.ts";
 import { createHarness, type Harness, type Json, type Tenant } from "../helpers/harness.ts";
