@@ -3,7 +3,7 @@ import type { Authenticator, Principal } from "../domain/auth.ts";
 import { rateLimitsOf } from "../domain/organizations.ts";
 import { ApiError } from "../errors.ts";
 import type { BucketKind, RateLimiter } from "../rate-limit/rate-limiter.ts";
-import { attachValidationOfPosts, idempotencyKeyHook } from "./write.ts";
+import { attachValidationOfPosts, idempotencyKeyHook } from "./write-transaction.ts";
 
 declare module "fastify" {
   interface FastifyRequest {

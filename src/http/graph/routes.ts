@@ -16,15 +16,13 @@ import { PLATFORM_DEFAULT_LIMIT } from "../platform/contacts.ts";
 import { boundOf } from "../platform/pagination.ts";
 import { Cursors, cursorsOf, KapsoContactSchema, kapsoContactOut } from "../platform/representation.ts";
 import { kapsoFilters } from "../platform/wire.ts";
-import { runWrite } from "../write.ts";
+import { MetadataInput, PhoneNumberId } from "../schemas.ts";
+import { runWrite } from "../write-transaction.ts";
 import { GRAPH_ERROR_RESPONSES } from "./errors.ts";
 
 const AccountParams = {
   version: Type.String({ pattern: "^v\\d+\\.\\d+$", description: "Any Graph version, e.g. v23.0" }),
-  phone_number_id: Type.String({
-    pattern: "^\\d{6,20}$",
-    description: "Meta phone_number_id of the account",
-  }),
+  phone_number_id: PhoneNumberId("Meta phone_number_id of the account"),
 };
 const ContactParams = Type.Object({
   ...AccountParams,
@@ -33,10 +31,6 @@ const ContactParams = Type.Object({
     description: "wa_id (phone without +); a BSUID or contact id works too",
   }),
 });
-const Metadata = Type.Union(
-  [Type.Unsafe<Record<string, unknown>>({ type: "object", "x-error-code": "invalid_metadata" }), Type.Null()],
-  { "x-error-code": "invalid_metadata" },
-);
 
 /**
  * The graph surface (`/meta/whatsapp/{version}/{phone_number_id}/contacts`):
@@ -134,7 +128,7 @@ export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
           {
             profile_name: Type.Optional(Type.Union([Type.String({ maxLength: 256 }), Type.Null()])),
             display_name: Type.Optional(Type.Union([Type.String({ maxLength: 256 }), Type.Null()])),
-            metadata: Type.Optional(Metadata),
+            metadata: Type.Optional(MetadataInput),
           },
           { additionalProperties: false },
         ),

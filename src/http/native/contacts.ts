@@ -12,22 +12,21 @@ import {
 } from "../../domain/contacts.ts";
 import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
-import { DataEnvelope, Id, ListEnvelope, NATIVE_ERROR_RESPONSES, PageQuery, Timestamp } from "../schemas.ts";
-import { runWrite } from "../write.ts";
-import { ContactSchema, contactOut } from "./contact-representation.ts";
+import {
+  DataEnvelope,
+  Id,
+  ListEnvelope,
+  MetadataInput,
+  NATIVE_ERROR_RESPONSES,
+  PageQuery,
+  PhoneNumberId,
+  Timestamp,
+} from "../schemas.ts";
+import { runWrite } from "../write-transaction.ts";
+import { ContactSchema, contactOut } from "./representation.ts";
 import { pathAccountOf, scopeOf } from "./scope.ts";
 import { nativeFilters } from "./wire.ts";
 
-const PhoneNumberId = Type.String({
-  pattern: "^\\d{6,20}$",
-  description: "Meta phone_number_id of one of your accounts",
-});
-const LooseObject = Type.Unsafe<Record<string, unknown>>({
-  type: "object",
-  "x-error-code": "invalid_metadata",
-  description: "Flat object: ≤ 50 keys of 1–40 characters; values strings (≤ 500), numbers, booleans or null",
-});
-const Metadata = Type.Union([LooseObject, Type.Null()], { "x-error-code": "invalid_metadata" });
 const Name = Type.String({ maxLength: 256 });
 
 export const ListQuery = Type.Object(
@@ -54,7 +53,7 @@ const CreateFields = {
   email: Type.Optional(
     Type.Union([Type.String({ maxLength: 254 }), Type.Null()], { "x-error-code": "invalid_email" }),
   ),
-  metadata: Type.Optional(Metadata),
+  metadata: Type.Optional(MetadataInput),
   business_scoped_user_id: Type.Optional(Type.String({ maxLength: 128 })),
   labels: Type.Optional(Type.Array(Id("lbl"), { maxItems: 100 })),
 };
@@ -65,7 +64,7 @@ const UpdateBody = Type.Object(
     email: Type.Optional(
       Type.Union([Type.String({ maxLength: 254 }), Type.Null()], { "x-error-code": "invalid_email" }),
     ),
-    metadata: Type.Optional(Metadata),
+    metadata: Type.Optional(MetadataInput),
     phone_number: Type.Optional(Type.String({ maxLength: 40 })),
   },
   { additionalProperties: false },
@@ -102,7 +101,9 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   for (const scoped of [false, true]) {
     const base = scoped ? "/:phone_number_id/contacts" : "/contacts";
-    const pathParams: Record<string, typeof PhoneNumberId> = scoped ? { phone_number_id: PhoneNumberId } : {};
+    const pathParams: Record<string, ReturnType<typeof PhoneNumberId>> = scoped
+      ? { phone_number_id: PhoneNumberId() }
+      : {};
     const summarySuffix = scoped ? " (one account)" : "";
 
     app.get(

@@ -6,7 +6,7 @@ import { requireAccountByPhoneNumberId } from "../../domain/accounts.ts";
 import { contactFilters, type Scope } from "../../domain/contacts.ts";
 import { type ExportFormat, exportContacts } from "../../jobs/export.ts";
 import { principalOf } from "../auth.ts";
-import { NATIVE_ERROR_RESPONSES } from "../schemas.ts";
+import { NATIVE_ERROR_RESPONSES, PhoneNumberId } from "../schemas.ts";
 import { ListQuery } from "./contacts.ts";
 import { type NativeListQuery, nativeFilters } from "./wire.ts";
 
@@ -25,7 +25,7 @@ export const exportRoutes: FastifyPluginAsyncTypebox = async (app) => {
           summary: `Export every matching contact as CSV or NDJSON${scoped ? " (one account)" : ""}`,
           description:
             "Streamed in constant memory, newest first; takes the list filters. CSV columns and the round trip with imports: docs/imports-and-export.md.",
-          params: Type.Object(scoped ? { phone_number_id: Type.String({ pattern: "^\\d{6,20}$" }) } : {}),
+          params: Type.Object(scoped ? { phone_number_id: PhoneNumberId() } : {}),
           querystring: Type.Object(
             {
               ...filterProperties,

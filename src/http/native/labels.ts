@@ -14,7 +14,7 @@ import {
 import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
 import { DataEnvelope, Id, ListEnvelope, NATIVE_ERROR_RESPONSES, PageQuery, Timestamp } from "../schemas.ts";
-import { runWrite } from "../write.ts";
+import { runWrite } from "../write-transaction.ts";
 import { scopeOf } from "./scope.ts";
 
 export const Color = Type.Union(

@@ -17,8 +17,8 @@ import {
 import { parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
 import { principalOf } from "../auth.ts";
-import { Timestamp } from "../schemas.ts";
-import { runWrite } from "../write.ts";
+import { MetadataInput, PhoneNumberId, Timestamp } from "../schemas.ts";
+import { runWrite } from "../write-transaction.ts";
 import { PLATFORM_ERROR_RESPONSES } from "./errors.ts";
 import { boundOf, offsetWindow } from "./pagination.ts";
 import {
@@ -32,17 +32,7 @@ import { kapsoFilters } from "./wire.ts";
 
 export const PLATFORM_DEFAULT_LIMIT = 20;
 
-const PhoneNumberId = Type.String({
-  pattern: "^\\d{6,20}$",
-  description: "Meta phone_number_id of one of your accounts",
-});
 const Name = Type.Union([Type.String({ maxLength: 256 }), Type.Null()]);
-const LooseObject = Type.Unsafe<Record<string, unknown>>({
-  type: "object",
-  "x-error-code": "invalid_metadata",
-  description: "Flat object: ≤ 50 keys of 1–40 characters; values strings (≤ 500), numbers, booleans or null",
-});
-const Metadata = Type.Union([LooseObject, Type.Null()], { "x-error-code": "invalid_metadata" });
 const CustomerId = Type.Union([
   Type.String({ maxLength: 64, description: "A customer's UUID" }),
   Type.Null(),
@@ -60,7 +50,7 @@ const ListQuery = Type.Object(
     ),
     wa_id_contains: Type.Optional(Type.String({ description: "Substring of the wa_id digits" })),
     business_scoped_user_id: Type.Optional(Type.String({ description: "Exact BSUID" })),
-    phone_number_id: Type.Optional(PhoneNumberId),
+    phone_number_id: Type.Optional(PhoneNumberId()),
     created_after: Type.Optional(Timestamp),
     created_before: Type.Optional(Timestamp),
     limit: Type.Optional(Type.String({ description: "Cursor mode: 1–100, default 20" })),
@@ -81,7 +71,7 @@ const ContactFields = {
   profile_name: Type.Optional(Name),
   display_name: Type.Optional(Name),
   customer_id: Type.Optional(CustomerId),
-  metadata: Type.Optional(Metadata),
+  metadata: Type.Optional(MetadataInput),
 };
 
 const CreateBody = Type.Object(
@@ -90,7 +80,7 @@ const CreateBody = Type.Object(
       {
         ...ContactFields,
         wa_id: Type.String({ maxLength: 40 }),
-        phone_number_id: Type.Optional(PhoneNumberId),
+        phone_number_id: Type.Optional(PhoneNumberId()),
       },
       { additionalProperties: false },
     ),
@@ -110,7 +100,7 @@ const IdentifierParams = Type.Object({
   }),
 });
 const IdentifierQuery = Type.Object(
-  { phone_number_id: Type.Optional(PhoneNumberId) },
+  { phone_number_id: Type.Optional(PhoneNumberId()) },
   { additionalProperties: false },
 );
 

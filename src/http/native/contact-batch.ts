@@ -11,16 +11,11 @@ import { getContact, resolveAccount } from "../../domain/contacts.ts";
 import { BULK_LABEL_MAX, bulkLabel, setContactLabel } from "../../domain/labels.ts";
 import { ApiError } from "../../errors.ts";
 import { isId } from "../../ids.ts";
-import { DataEnvelope, Id, NATIVE_ERROR_RESPONSES } from "../schemas.ts";
-import { runWrite } from "../write.ts";
-import { ContactSchema, contactOut } from "./contact-representation.ts";
+import { DataEnvelope, Id, NATIVE_ERROR_RESPONSES, PhoneNumberId } from "../schemas.ts";
+import { runWrite } from "../write-transaction.ts";
+import { ContactSchema, contactOut } from "./representation.ts";
 import { pathAccountOf, scopeOf } from "./scope.ts";
 import { NATIVE_FIELDS } from "./wire.ts";
-
-const PhoneNumberId = Type.String({
-  pattern: "^\\d{6,20}$",
-  description: "Meta phone_number_id of one of your accounts",
-});
 
 const ITEM_FIELDS = new Set([
   "phone_number",
@@ -136,13 +131,15 @@ const BatchResultSchema = Type.Object({
  * Batch create/upsert, bulk_label and attach/detach, in both path styles:
  * org-level (`/contacts/…`) and account-scoped (`/:phone_number_id/contacts/…`).
  */
-export const contactBulkRoutes: FastifyPluginAsyncTypebox = async (app) => {
+export const contactBatchRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ["contacts"];
   const accountOf = pathAccountOf;
 
   for (const scoped of [false, true]) {
     const base = scoped ? "/:phone_number_id/contacts" : "/contacts";
-    const pathParams: Record<string, typeof PhoneNumberId> = scoped ? { phone_number_id: PhoneNumberId } : {};
+    const pathParams: Record<string, ReturnType<typeof PhoneNumberId>> = scoped
+      ? { phone_number_id: PhoneNumberId() }
+      : {};
     const suffix = scoped ? " (one account)" : "";
 
     app.post(
