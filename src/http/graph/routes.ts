@@ -1,17 +1,15 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import type { FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import { requireAccountByPhoneNumberId } from "../../domain/accounts.ts";
 import {
   contactFilters,
   findContactByIdentifier,
   listContactsPage,
-  type Scope,
   updateContact,
 } from "../../domain/contacts.ts";
 import { parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
-import { principalOf, protect } from "../auth.ts";
+import { protect, scopeOf } from "../auth.ts";
 import { PLATFORM_DEFAULT_LIMIT } from "../platform/contacts.ts";
 import { boundOf } from "../platform/pagination.ts";
 import { Cursors, cursorsOf, KapsoContactSchema, kapsoContactOut } from "../platform/representation.ts";
@@ -39,13 +37,7 @@ const ContactParams = Type.Object({
  */
 export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
   protect(app);
-  const { store } = app.services;
   const tags = ["graph"];
-  const scopeOf = (request: FastifyRequest): Scope => ({
-    db: store.db,
-    dialect: store.dialect,
-    organizationId: principalOf(request).organization.id,
-  });
 
   app.get(
     "/:version/:phone_number_id/contacts",
@@ -145,7 +137,7 @@ export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
       }
       const scope = scopeOf(request);
       return runWrite(request, reply, async (tx) => {
-        const txScope = { ...scope, db: tx };
+        const txScope = scopeOf(request, tx);
         const account = await requireAccountByPhoneNumberId(
           tx,
           scope.organizationId,

@@ -18,7 +18,7 @@ import { ApiError } from "../../errors.ts";
 import { newId } from "../../ids.ts";
 import { type ImportFormat, receiveUpload } from "../../jobs/import-records.ts";
 import { findAccount, listAccounts } from "../../store/repositories/accounts.ts";
-import { principalOf } from "../auth.ts";
+import { principalOf, scopeOf } from "../auth.ts";
 import {
   DataEnvelope,
   Id,
@@ -29,7 +29,6 @@ import {
   Timestamp,
 } from "../schemas.ts";
 import { runWrite } from "../write-transaction.ts";
-import { scopeOf } from "./scope.ts";
 
 const CONTENT_TYPES: Record<string, ImportFormat> = {
   "text/csv": "csv",

@@ -16,7 +16,7 @@ import {
 } from "../../domain/contacts.ts";
 import { parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
-import { principalOf } from "../auth.ts";
+import { scopeOf } from "../auth.ts";
 import { MetadataInput, PhoneNumberId, Timestamp } from "../schemas.ts";
 import { runWrite } from "../write-transaction.ts";
 import { PLATFORM_ERROR_RESPONSES } from "./errors.ts";
@@ -128,13 +128,7 @@ const CURSOR_EXAMPLE = "/platform/v1/whatsapp/contacts?limit=100&after=<paging.c
 
 /** `/platform/v1/whatsapp/contacts…` (Kapso's platform API), over the same domain as `/v1`. */
 export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { store } = app.services;
   const tags = ["platform"];
-  const scopeOf = (request: FastifyRequest): Scope => ({
-    db: store.db,
-    dialect: store.dialect,
-    organizationId: principalOf(request).organization.id,
-  });
   const accountIdOf = async (scope: Scope, phoneNumberId: string | undefined) =>
     phoneNumberId === undefined
       ? undefined
@@ -205,10 +199,10 @@ export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const scope = scopeOf(request);
+      const _scope = scopeOf(request);
       const { phone_number_id, ...fields } = request.body.contact;
       return runWrite(request, reply, async (tx) => {
-        const txScope = { ...scope, db: tx };
+        const txScope = scopeOf(request, tx);
         const account = await resolveAccount(txScope, phone_number_id, "phone_number_id");
         const contact = await createContact(txScope, account, contactInput(fields), "api");
         return { status: 201, body: { data: kapsoContactOut(contact) } };
@@ -259,9 +253,9 @@ export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
           { param: "contact" },
         );
       }
-      const scope = scopeOf(request);
+      const _scope = scopeOf(request);
       return runWrite(request, reply, async (tx) => {
-        const txScope = { ...scope, db: tx };
+        const txScope = scopeOf(request, tx);
         const accountId = await accountIdOf(txScope, request.query.phone_number_id);
         const found = await findContactByIdentifier(txScope, request.params.identifier, accountId);
         const { contact } = await updateContact(txScope, found.id, contactInput(fields));
@@ -282,9 +276,9 @@ export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const scope = scopeOf(request);
+      const _scope = scopeOf(request);
       await runWrite(request, reply, async (tx) => {
-        const txScope = { ...scope, db: tx };
+        const txScope = scopeOf(request, tx);
         const accountId = await accountIdOf(txScope, request.query.phone_number_id);
         const found = await findContactByIdentifier(txScope, request.params.identifier, accountId);
         await deleteContact(txScope, found.id);
