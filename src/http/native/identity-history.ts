@@ -4,6 +4,7 @@ import { toIso } from "../../domain/clock.ts";
 import { getContact } from "../../domain/contacts.ts";
 import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
 import { type IdentityChangeRow, listIdentityChanges } from "../../store/repositories/identity-history.ts";
+import { scopeOf } from "../auth.ts";
 import {
   Id,
   ListEnvelope,
@@ -12,7 +13,7 @@ import {
   PageQuery,
   Timestamp,
 } from "../schemas.ts";
-import { pathAccountOf, scopeOf } from "./scope.ts";
+import { PATH_STYLES, pathAccountOf } from "./scope.ts";
 
 export const IdentityChangeSchema = Type.Object(
   {
@@ -49,29 +50,22 @@ function identityChangeOut(row: IdentityChangeRow) {
  */
 export const identityHistoryRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { cursors } = app.services;
-  for (const scoped of [false, true]) {
-    const path = scoped
-      ? "/:phone_number_id/contacts/:id/identity_history"
-      : "/contacts/:id/identity_history";
+  for (const style of PATH_STYLES) {
     app.get(
-      path,
+      `${style.base}/:id/identity_history`,
       {
         schema: {
           tags: ["contacts"],
-          summary: `A contact's identity history (phone number and BSUID changes from Meta)${scoped ? " (one account)" : ""}`,
-          params: Type.Object({
-            ...(scoped ? { phone_number_id: Type.String({ pattern: "^\\d{6,20}$" }) } : {}),
-            id: Id("ctc"),
-          }),
+          summary: `A contact's identity history (phone number and BSUID changes from Meta)${style.suffix}`,
+          params: style.params({ id: Id("ctc") }),
           querystring: Type.Object({ ...PageQuery }, { additionalProperties: false }),
           response: { 200: ListEnvelope(IdentityChangeSchema), ...NATIVE_ERROR_RESPONSES },
         },
       },
       async (request) => {
         const scope = scopeOf(request);
-        const account = await pathAccountOf(request, scope);
-        const { id } = request.params as { id: string };
-        const contact = await getContact(scope, id, account?.id);
+        const account = await pathAccountOf(scope, request.params.phone_number_id);
+        const contact = await getContact(scope, request.params.id, account?.id);
         const limit = parseLimit(request.query.limit);
         const cursorScope = canonicalScope("native.identity_history", { contact: contact.id });
         const { cursor } = request.query;

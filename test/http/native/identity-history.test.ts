@@ -2,14 +2,14 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { signMetaPayload } from "../../src/http/webhooks/meta-delivery.ts";
-import { assertError } from "../helpers/assertions.ts";
-import { storeKinds } from "../helpers/env.ts";
-import { createHarness, type Harness, type Json, type Tenant } from "../helpers/harness.ts";
+import { signMetaPayload } from "../../../src/http/webhooks/meta-delivery.ts";
+import { assertError } from "../../helpers/assertions.ts";
+import { storeKinds } from "../../helpers/env.ts";
+import { createHarness, type Harness, type Json, type Tenant } from "../../helpers/harness.ts";
 
 const SECRET = "test-app-secret-0123456789";
 const FIXTURE_PNID = "106540352242922";
-const FIXTURES = join(import.meta.dirname, "..", "fixtures", "meta");
+const FIXTURES = join(import.meta.dirname, "..", "..", "fixtures", "meta");
 
 function fixture(name: string): string {
   return readFileSync(join(FIXTURES, `${name}.json`), "utf8");
