@@ -3,6 +3,7 @@ import { ApiError } from "../errors.ts";
 import { type AccountRow, findAccountByPhoneNumberId } from "../store/repositories/accounts.ts";
 import * as repo from "../store/repositories/contacts.ts";
 import { pruneReceipts, recordReceipt } from "../store/repositories/inbound-receipts.ts";
+import { survivorIdOf } from "../store/repositories/merges.ts";
 import type { Dialect, Executor } from "../store/store.ts";
 import { constantTimeEqual } from "./auth.ts";
 import { NAME_MAX } from "./contact-fields.ts";
@@ -423,8 +424,10 @@ function byPhone(ctx: Ctx, phone: string | null | undefined): Promise<repo.Conta
 async function observe(ctx: Ctx, raw: ContactInput): Promise<void> {
   const input = normalizeInput(raw, WEBHOOK_PARAMS);
   for (let attempt = 0; attempt < 3; attempt++) {
-    const holderOfBsuid = await byBsuid(ctx, input.business_scoped_user_id);
-    const holderOfPhone = await byPhone(ctx, input.phone_number);
+    const bsuidHolder = await liveHolder(ctx, await byBsuid(ctx, input.business_scoped_user_id));
+    const phoneHolder = await liveHolder(ctx, await byPhone(ctx, input.phone_number));
+    const holderOfBsuid = bsuidHolder?.row;
+    const holderOfPhone = phoneHolder?.row;
     if (!holderOfBsuid && !holderOfPhone) {
       try {
         // The one create path (insert if absent on the unique identity indexes).
@@ -439,6 +442,11 @@ async function observe(ctx: Ctx, raw: ContactInput): Promise<void> {
     }
     let keeper = (holderOfBsuid ?? holderOfPhone)!;
     let next = input;
+    if (bsuidHolder?.merged || phoneHolder?.merged) {
+      // The person was merged (docs/merge.md): the message lands on the survivor,
+      // whose own identity stays; the old identity stays with its tombstone.
+      next = { ...input, phone_number: undefined, business_scoped_user_id: undefined };
+    }
     if (holderOfBsuid && holderOfPhone && holderOfBsuid.id !== holderOfPhone.id) {
       // Two contacts hold the two halves of one person's identity.
       const merged = await mergePair(ctx, holderOfBsuid, holderOfPhone);
@@ -509,6 +517,18 @@ async function moveIdentity(ctx: Ctx, change: IdentityChange): Promise<void> {
   await update(ctx, source, input);
 }
 
+/** A found contact, or the survivor it was merged into (`merged`: reached through a tombstone). */
+async function liveHolder(
+  ctx: Ctx,
+  row: repo.ContactRow | undefined,
+): Promise<{ row: repo.ContactRow; merged: boolean } | undefined> {
+  if (!row) return undefined;
+  const survivorId = await survivorIdOf(ctx.scope.db, ctx.scope.organizationId, row.id);
+  if (survivorId === undefined) return { row, merged: false };
+  const survivor = await repo.findContactRow(ctx.scope.db, survivorId);
+  return survivor ? { row: survivor, merged: true } : undefined;
+}
+
 async function update(ctx: Ctx, row: repo.ContactRow, input: ContactInput): Promise<void> {
   const changes = diffContact(row, input, ctx.at);
   await applyChanges(ctx.scope, row, changes, WEBHOOK_PARAMS);
@@ -526,6 +546,8 @@ function conflict(ctx: Ctx, contactId: string, heldBy: string, identity: string)
 async function isWebhookShell(ctx: Ctx, row: repo.ContactRow): Promise<boolean> {
   return (
     row.source === "inbound" &&
+    // A merged-away contact is kept for its survivor's undo, never absorbed.
+    (await survivorIdOf(ctx.scope.db, ctx.scope.organizationId, row.id)) === undefined &&
     row.display_name === null &&
     row.email === null &&
     row.metadata === "{}" &&

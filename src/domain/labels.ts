@@ -230,7 +230,8 @@ async function contactIdsIn(
     .selectFrom("contacts")
     .select("id")
     .where("organization_id", "=", organizationId)
-    .where("id", "in", ids);
+    .where("id", "in", ids)
+    .where("merged_into", "is", null);
   if (accountId) query = query.where("account_id", "=", accountId);
   return new Set((await query.execute()).map((r) => r.id));
 }
