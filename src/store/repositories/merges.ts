@@ -238,3 +238,18 @@ export async function contactRows(db: Executor, ids: string[]): Promise<Map<stri
     .execute();
   return new Map(rows.map((r) => [r.id, r as ContactRow]));
 }
+
+/** Of these contacts, the merged-away ones and their survivors. */
+export async function survivorsOf(db: Executor, ids: string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < ids.length; i += 500) {
+    const rows = await db
+      .selectFrom("contacts")
+      .select(["id", "merged_into"])
+      .where("id", "in", ids.slice(i, i + 500))
+      .where("merged_into", "is not", null)
+      .execute();
+    for (const row of rows) out.set(row.id, row.merged_into!);
+  }
+  return out;
+}
