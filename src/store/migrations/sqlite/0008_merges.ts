@@ -19,7 +19,7 @@ const NAME_KEY = "lower(coalesce(display_name, profile_name))";
 const TAIL = "substr(phone_number, -7)";
 
 /** The live contacts of n's organisation that match n on one of the duplicate keys. */
-const MATCHES = `
+export const DUPLICATE_MATCHES = `
   SELECT id FROM contacts WHERE new.email IS NOT NULL AND email IS NOT NULL
     AND organization_id = new.organization_id AND lower(email) = lower(new.email)
   UNION SELECT id FROM contacts WHERE new.phone_number IS NOT NULL
@@ -44,7 +44,7 @@ const INSERT_PAIRS = `
          CASE WHEN new.id < o.id THEN o.account_id ELSE new.account_id END,
          new.updated_at
   FROM contacts o
-  WHERE o.id IN (${MATCHES}) AND o.id <> new.id AND o.merged_into IS NULL AND new.merged_into IS NULL;`;
+  WHERE o.id IN (${DUPLICATE_MATCHES}) AND o.id <> new.id AND o.merged_into IS NULL AND new.merged_into IS NULL;`;
 
 const CHANGED = [
   "email",
