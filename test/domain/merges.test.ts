@@ -9,7 +9,7 @@ import {
   type Scope,
   updateContact,
 } from "../../src/domain/contacts.ts";
-import { ingestDelivery, parseDelivery } from "../../src/domain/inbound.ts";
+import { ingestObservations } from "../../src/domain/inbound.ts";
 import { createLabel } from "../../src/domain/labels.ts";
 import {
   listDuplicates,
@@ -20,6 +20,7 @@ import {
 } from "../../src/domain/merges.ts";
 import { createOrganization } from "../../src/domain/organizations.ts";
 import { ApiError } from "../../src/errors.ts";
+import { observationsOf, parseDelivery } from "../../src/http/webhooks/meta-delivery.ts";
 import type { AccountRow } from "../../src/store/repositories/accounts.ts";
 import { labelsOf, lockContacts } from "../../src/store/repositories/merges.ts";
 import { storeKinds } from "../helpers/env.ts";
@@ -202,10 +203,10 @@ for (const kind of storeKinds()) {
         ],
       };
       const report = await ts.store.transaction((tx) =>
-        ingestDelivery(
+        ingestObservations(
           tx,
           ts.store.dialect,
-          parseDelivery(Buffer.from(JSON.stringify(delivery))),
+          observationsOf(parseDelivery(Buffer.from(JSON.stringify(delivery)))),
           Date.now(),
         ),
       );
