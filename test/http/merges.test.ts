@@ -119,6 +119,45 @@ for (const kind of storeKinds()) {
       refused(await call("POST", `/v1/contacts/${a.id}/unmerge`, {}), 422, "no_undoable_merge");
     });
 
+    test("old ids and identities: create, batch, labels, PATCH and DELETE reach the survivor", async () => {
+      const number = phone();
+      const a = await create({ phone_number: phone(), name: "Survivor" });
+      const b = await create({ phone_number: number });
+      assert.equal((await call("POST", `/v1/contacts/${a.id}/merge`, { from: [b.id] })).statusCode, 200);
+      const dup = await call("POST", `/v1/${a1.phoneNumberId}/contacts`, { phone_number: number });
+      refused(dup, 409, "contact_exists");
+      assert.equal(dup.json().error.existing_id, a.id);
+      const batch = await call("POST", `/v1/${a1.phoneNumberId}/contacts/batch`, {
+        mode: "upsert",
+        contacts: [{ phone_number: number, name: "Renamed" }, { phone_number: phone() }],
+      });
+      assert.equal(batch.statusCode, 200, batch.body);
+      const [first, second] = batch.json().data;
+      assert.equal(first.status, "error");
+      assert.equal(first.error.code, "contact_merged");
+      assert.equal(first.error.merged_into, a.id);
+      assert.equal(second.status, "created");
+      const label = await call("POST", "/v1/labels", { name: `merged-${seq}` });
+      const labelled = await call("POST", `/v1/contacts/${b.id}/labels`, { label_id: label.json().data.id });
+      assert.equal(labelled.statusCode, 200, labelled.body);
+      assert.equal(labelled.json().data.id, a.id);
+      assert.deepEqual(
+        labelled.json().data.labels.map((l: Json) => l.id),
+        [label.json().data.id],
+      );
+      const patched = await h.inject({
+        method: "PATCH",
+        url: `/v1/contacts/${b.id}`,
+        headers: t.auth,
+        payload: { email: "patched@x.io" },
+      });
+      assert.equal(patched.json().data.id, a.id);
+      assert.equal(patched.json().data.email, "patched@x.io");
+      assert.equal((await call("DELETE", `/v1/contacts/${b.id}`)).statusCode, 200);
+      refused(await call("GET", `/v1/contacts/${a.id}`), 404, "resource_not_found");
+      refused(await call("GET", `/v1/contacts/${b.id}`), 404, "resource_not_found");
+    });
+
     test("bad input: 4xx with the envelope and a stable code, nothing merged", async () => {
       const a = await create({ phone_number: phone() });
       const b = await create({ phone_number: phone() });
