@@ -47,14 +47,6 @@ export interface MergeCommand {
   expectedUpdatedAt?: number | Record<string, number> | undefined;
 }
 
-/** Wire names for `param`s of errors (defaults: the domain names). */
-export interface MergeParams {
-  id?: string;
-  from?: string;
-  prefer?: (key: PreferKey) => string;
-  expected_updated_at?: string;
-}
-
 /** One field of the result: its value, which contact it comes from, whether the survivor's value changes. */
 export interface FieldOutcome {
   field: MergeField | "marketing_opt_out" | "created_at";
@@ -77,35 +69,33 @@ export interface MergePlan {
   refusals: ApiError[];
 }
 
-function paramOf(params: MergeParams | undefined, key: "id" | "from" | "expected_updated_at"): string {
-  return params?.[key] ?? key;
-}
-
 /** Syntax rules (400): at most 10, no repeats, `prefer` names a field and a contact of the merge. */
-function checkCommand(cmd: MergeCommand, params?: MergeParams): void {
-  const fromParam = paramOf(params, "from");
+function checkCommand(cmd: MergeCommand): void {
+  const fromParam = "from";
   if (cmd.from.length === 0) {
     throw new ApiError("missing_required_field", `${fromParam} must name at least one contact.`, {
-      param: fromParam,
+      field: fromParam,
     });
   }
   if (cmd.from.length > MAX_MERGE_FROM) {
     throw new ApiError("invalid_field_value", `${fromParam} may name at most ${MAX_MERGE_FROM} contacts.`, {
-      param: fromParam,
+      field: fromParam,
     });
   }
   if (new Set(cmd.from).size !== cmd.from.length) {
-    throw new ApiError("invalid_field_value", `${fromParam} names a contact twice.`, { param: fromParam });
+    throw new ApiError("invalid_field_value", `${fromParam} names a contact twice.`, { field: fromParam });
   }
   const members = new Set([cmd.survivorId, ...cmd.from]);
   for (const [key, id] of Object.entries(cmd.prefer ?? {})) {
-    const param = params?.prefer?.(key as PreferKey) ?? `prefer.${key}`;
+    const param = `prefer.${key}`;
     if (!PREFER_KEYS.includes(key as PreferKey)) {
-      throw new ApiError("invalid_field_value", `prefer may name only ${PREFER_KEYS.join(", ")}.`, { param });
+      throw new ApiError("invalid_field_value", `prefer may name only ${PREFER_KEYS.join(", ")}.`, {
+        field: param,
+      });
     }
     if (id !== undefined && !members.has(id)) {
       throw new ApiError("invalid_field_value", `${param} must be the survivor or one of ${fromParam}.`, {
-        param,
+        field: param,
       });
     }
   }
@@ -117,15 +107,10 @@ function checkCommand(cmd: MergeCommand, params?: MergeParams): void {
  * collected as `refusals` (the preview lists them all, the merge throws the
  * first).
  */
-export async function planMerge(
-  scope: Scope,
-  cmd: MergeCommand,
-  at: number,
-  params?: MergeParams,
-): Promise<MergePlan> {
-  checkCommand(cmd, params);
-  const fromParam = paramOf(params, "from");
-  const idParam = paramOf(params, "id");
+export async function planMerge(scope: Scope, cmd: MergeCommand, at: number): Promise<MergePlan> {
+  checkCommand(cmd);
+  const fromParam = "from";
+  const idParam = "id";
   const rows = await repo.lockContacts(scope.db, scope.dialect, scope.organizationId, [
     cmd.survivorId,
     ...cmd.from,
@@ -135,13 +120,13 @@ export async function planMerge(
   const merged: repo.ContactState[] = [];
   for (const id of cmd.from) {
     const row = rows.get(id);
-    if (!row) throw new ApiError("resource_not_found", `No such contact: ${id}.`, { param: fromParam });
+    if (!row) throw new ApiError("resource_not_found", `No such contact: ${id}.`, { field: fromParam });
     merged.push(row);
   }
   const refusals: ApiError[] = [];
   if (cmd.from.includes(cmd.survivorId)) {
     refusals.push(
-      new ApiError("merge_with_itself", "A contact cannot be merged into itself.", { param: fromParam }),
+      new ApiError("merge_with_itself", "A contact cannot be merged into itself.", { field: fromParam }),
     );
   }
   if (survivor.merged_into !== null) {
@@ -150,7 +135,7 @@ export async function planMerge(
         "contact_merged",
         `${survivor.id} was merged into ${survivor.merged_into}; merge into that.`,
         {
-          param: idParam,
+          field: idParam,
           extra: { contact_id: survivor.id, merged_into: survivor.merged_into },
         },
       ),
@@ -161,7 +146,7 @@ export async function planMerge(
     if (row.merged_into !== null) {
       refusals.push(
         new ApiError("contact_merged", `${row.id} was already merged into ${row.merged_into}.`, {
-          param: fromParam,
+          field: fromParam,
           extra: { contact_id: row.id, merged_into: row.merged_into },
         }),
       );
@@ -170,12 +155,12 @@ export async function planMerge(
         new ApiError(
           "merge_chain",
           `${row.id} is the survivor of a merge that can still be undone; merge the others into it instead.`,
-          { param: fromParam, extra: { contact_id: row.id } },
+          { field: fromParam, extra: { contact_id: row.id } },
         ),
       );
     }
   }
-  checkExpected(cmd, [survivor, ...merged], refusals, paramOf(params, "expected_updated_at"));
+  checkExpected(cmd, [survivor, ...merged], refusals, "expected_updated_at");
 
   const others = merged.filter((row) => row.id !== survivor.id);
   const all = [survivor, ...others];
@@ -218,7 +203,7 @@ export async function planMerge(
       new ApiError(
         "merge_invalid_result",
         `The merged metadata would break the metadata rules: ${(error as Error).message}`,
-        { param: "metadata" },
+        { field: "metadata" },
       ),
     );
   }
@@ -292,7 +277,7 @@ function checkExpected(
     const row = rows.find((r) => r.id === id);
     if (!row) {
       throw new ApiError("invalid_field_value", `${param} names ${id}, which is not part of this merge.`, {
-        param,
+        field: param,
       });
     }
     if (row.updated_at !== ms) {
@@ -301,7 +286,7 @@ function checkExpected(
           "contact_changed",
           `${id} changed since ${new Date(ms).toISOString()}; review it again.`,
           {
-            param,
+            field: param,
             extra: { contact_id: id, updated_at: new Date(row.updated_at).toISOString() },
           },
         ),
@@ -320,13 +305,8 @@ export interface MergeResult {
  * Merges `cmd.from` into `cmd.survivorId`, in the caller's transaction
  * (`scope.db`). Throws the first refusal; writes nothing when it throws.
  */
-export async function mergeContacts(
-  scope: Scope,
-  cmd: MergeCommand,
-  at: number,
-  params?: MergeParams,
-): Promise<MergeResult> {
-  const plan = await planMerge(scope, cmd, at, params);
+export async function mergeContacts(scope: Scope, cmd: MergeCommand, at: number): Promise<MergeResult> {
+  const plan = await planMerge(scope, cmd, at);
   if (plan.refusals.length > 0) throw plan.refusals[0]!;
   const { survivor, merged } = plan;
   const mergedIds = merged.map((row) => row.id);
@@ -412,13 +392,13 @@ export async function undoMerge(
   if (!merge) throw notFound("merge", param);
   if (merge.undone_at !== null) {
     throw new ApiError("merge_already_undone", "This merge was undone already.", {
-      param,
+      field: param,
       extra: { undone_at: new Date(merge.undone_at).toISOString() },
     });
   }
   if (at >= merge.undo_until) {
     throw new ApiError("merge_undo_expired", "A merge can be undone for 30 days only.", {
-      param,
+      field: param,
       extra: { undo_until: new Date(merge.undo_until).toISOString() },
     });
   }
@@ -512,7 +492,7 @@ export async function latestUndoableMergeId(scope: Scope, contactId: string, at:
   const open = rows.find((row) => row.undone_at === null && row.undo_until > at);
   if (!open) {
     throw new ApiError("no_undoable_merge", "This contact survived no merge that can still be undone.", {
-      param: "id",
+      field: "id",
     });
   }
   return open.id;

@@ -9,7 +9,6 @@ import {
   MAX_MERGE_FROM,
   type MergeCommand,
   type MergeField,
-  type MergeParams,
   type MergePlan,
   mergeContacts,
   mergedIdentitiesOf,
@@ -32,6 +31,7 @@ import {
 import { runWrite } from "../write.ts";
 import { ContactSchema, contactOut, MetadataSchema } from "./contact-representation.ts";
 import { pathAccountOf, scopeOf } from "./scope.ts";
+import { NATIVE_FIELDS } from "./wire.ts";
 
 /**
  * Merging duplicate contacts on the native surface (docs/merge.md): thin
@@ -57,12 +57,6 @@ const PREFER_WIRE: Record<string, PreferKey> = {
   parent_business_scoped_user_id: "parent_business_scoped_user_id",
   customer_id: "customer_id",
   metadata: "metadata",
-};
-const PARAMS: MergeParams = {
-  id: "id",
-  from: "from",
-  expected_updated_at: "expected_updated_at",
-  prefer: (key) => `prefer.${Object.keys(PREFER_WIRE).find((w) => PREFER_WIRE[w] === key) ?? key}`,
 };
 
 const ContactId = Id("ctc");
@@ -236,7 +230,11 @@ function previewOut(plan: MergePlan, requestId: string) {
     merged_ids: plan.merged.map((row) => row.id),
     can_merge: plan.refusals.length === 0,
     refusals: plan.refusals.map((error) => {
-      const { type: _type, request_id: _rid, ...rest } = renderNativeError(error, requestId).error;
+      const {
+        type: _type,
+        request_id: _rid,
+        ...rest
+      } = renderNativeError(error.named(NATIVE_FIELDS), requestId).error;
       return rest;
     }),
     fields: plan.fields.map(fieldOut),
@@ -314,10 +312,10 @@ export const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
       return runWrite<{ data: MergeOut | PreviewOut; request_id: string }>(request, reply, async (tx) => {
         const txScope = { ...scope, db: tx };
         if (preview) {
-          const plan = await planMerge(txScope, cmd, now(), PARAMS);
+          const plan = await planMerge(txScope, cmd, now());
           return { status: 200, body: { data: previewOut(plan, request.id), request_id: request.id } };
         }
-        const result = await mergeContacts(txScope, cmd, now(), PARAMS);
+        const result = await mergeContacts(txScope, cmd, now());
         return {
           status: 200,
           body: {
