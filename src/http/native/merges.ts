@@ -19,6 +19,7 @@ import {
 import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
 import { ApiError, renderNativeError } from "../../errors.ts";
 import type { MergeRow } from "../../store/repositories/merges.ts";
+import { scopeOf } from "../auth.ts";
 import {
   DataEnvelope,
   Id,
@@ -28,9 +29,9 @@ import {
   PageQuery,
   Timestamp,
 } from "../schemas.ts";
-import { runWrite } from "../write.ts";
-import { ContactSchema, contactOut, MetadataSchema } from "./contact-representation.ts";
-import { pathAccountOf, scopeOf } from "./scope.ts";
+import { runWrite } from "../write-transaction.ts";
+import { ContactSchema, contactOut, MetadataSchema } from "./representation.ts";
+import { pathAccountOf } from "./scope.ts";
 import { NATIVE_FIELDS } from "./wire.ts";
 
 /**
@@ -269,7 +270,10 @@ export const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
       async (request) => {
         const scope = scopeOf(request);
         const limit = parseLimit(request.query.limit);
-        const account = await pathAccountOf(request, scope);
+        const account = await pathAccountOf(
+          scope,
+          (request.params as { phone_number_id?: string }).phone_number_id,
+        );
         const cursorScope = canonicalScope("native.duplicates", { account: account?.id });
         const after =
           request.query.cursor === undefined ? undefined : cursors.decode(cursorScope, request.query.cursor);

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { storeKinds } from "../helpers/env.ts";
-import { errorShapeProblem } from "../helpers/error-shape.ts";
-import { createHarness, type Harness, type Json, type Tenant } from "../helpers/harness.ts";
+import { storeKinds } from "../../helpers/env.ts";
+import { errorShapeProblem } from "../../helpers/error-shape.ts";
+import { createHarness, type Harness, type Json, type Tenant } from "../../helpers/harness.ts";
 
 let seq = 0;
 const phone = () => `+62857${String(process.pid % 1000).padStart(3, "0")}${String(++seq).padStart(4, "0")}`;
