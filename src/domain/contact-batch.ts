@@ -5,6 +5,7 @@ import * as batchRepo from "../store/repositories/contact-batch.ts";
 import type { ContactRow } from "../store/repositories/contacts.ts";
 import * as contactsRepo from "../store/repositories/contacts.ts";
 import * as labelsRepo from "../store/repositories/labels.ts";
+import { survivorsOf } from "../store/repositories/merges.ts";
 import type { ContactSource } from "../store/schema.ts";
 import { now } from "./clock.ts";
 import {
@@ -110,6 +111,14 @@ export async function writeContactBatch(
     scope.db,
     stored.map((r) => r.id),
   );
+  // Identities of merged-away contacts (docs/merge.md): a row naming one is refused, pointing at the survivor.
+  const merged =
+    stored.length === 0
+      ? new Map<string, string>()
+      : await survivorsOf(
+          scope.db,
+          stored.map((r) => r.id),
+        );
   const own =
     options.mode === "create" && options.ownContacts && stored.length > 0
       ? await options.ownContacts(stored.map((r) => r.id))
@@ -166,6 +175,21 @@ export async function writeContactBatch(
       register(entry);
       touched.set(index, entry);
       results[index] = { status: "created", id: row.id };
+      continue;
+    }
+    const survivorId = target.isNew ? undefined : merged.get(target.row.id);
+    if (survivorId !== undefined) {
+      results[index] = {
+        status: "error",
+        error: new ApiError(
+          "contact_merged",
+          `This identity belongs to a contact merged into ${survivorId}.`,
+          {
+            param: input.phone_number ? "phone_number" : "business_scoped_user_id",
+            extra: { contact_id: target.row.id, merged_into: survivorId },
+          },
+        ),
+      };
       continue;
     }
     if (options.mode === "create" && !target.isNew && !own.has(target.row.id)) {

@@ -2,6 +2,7 @@ import { ApiError, fieldError, notFound } from "../errors.ts";
 import { isId, newId } from "../ids.ts";
 import { type AccountRow, findAccountByPhoneNumberId, listAccounts } from "../store/repositories/accounts.ts";
 import * as repo from "../store/repositories/contacts.ts";
+import { survivorIdOf } from "../store/repositories/merges.ts";
 import type { ContactSource } from "../store/schema.ts";
 import type { Dialect, Executor } from "../store/store.ts";
 import { PHONE_NUMBER_ID_PATTERN } from "./accounts.ts";
@@ -207,7 +208,10 @@ export async function createContact(
     }
     const existing = await repo.findByIdentity(scope.db, account.id, input);
     if (existing) {
-      throw identityTaken(existing.id, input.phone_number ? "phone_number" : "business_scoped_user_id");
+      throw identityTaken(
+        await liveIdOf(scope, existing.id),
+        input.phone_number ? "phone_number" : "business_scoped_user_id",
+      );
     }
     // The conflicting row vanished between the insert and the read: try again.
   }
@@ -354,7 +358,10 @@ export async function applyChanges(
   if (identity.phone_number || identity.business_scoped_user_id) {
     const holder = await repo.findByIdentity(scope.db, row.account_id, identity);
     if (holder && holder.id !== row.id) {
-      throw identityTaken(holder.id, identity.phone_number ? "phone_number" : "business_scoped_user_id");
+      throw identityTaken(
+        await liveIdOf(scope, holder.id),
+        identity.phone_number ? "phone_number" : "business_scoped_user_id",
+      );
     }
   }
   // A writer that takes the identity between the check and this update makes it
@@ -364,10 +371,40 @@ export async function applyChanges(
   await repo.updateContactRow(scope.db, row.id, changes.set);
 }
 
-export async function getContact(scope: Scope, id: string, accountId?: string): Promise<repo.ContactView> {
+/** The id of the live contact behind an id: itself, or the survivor it was merged into (docs/merge.md). */
+export async function liveIdOf(scope: Scope, id: string): Promise<string> {
+  return (await survivorIdOf(scope.db, scope.organizationId, id)) ?? id;
+}
+
+/** A contact found by id; `merged_into` is set when the id was merged away and `contact` is its survivor. */
+export interface FoundContact {
+  contact: repo.ContactView;
+  merged_into?: string | undefined;
+}
+
+/**
+ * A contact by id. A merged-away id answers its survivor (which may be in
+ * another account: the account filter applies to the id asked for).
+ */
+export async function findContact(
+  scope: Scope,
+  id: string,
+  accountId?: string,
+  param = "id",
+): Promise<FoundContact> {
   const view = await repo.findContactView(scope.db, scope.dialect, scope.organizationId, id, accountId);
-  if (!view) throw notFound("contact", "id");
-  return view;
+  if (view) return { contact: view };
+  const survivorId = await survivorIdOf(scope.db, scope.organizationId, id, accountId);
+  const survivor =
+    survivorId === undefined
+      ? undefined
+      : await repo.findContactView(scope.db, scope.dialect, scope.organizationId, survivorId);
+  if (!survivor) throw notFound("contact", param);
+  return { contact: survivor, merged_into: survivor.id };
+}
+
+export async function getContact(scope: Scope, id: string, accountId?: string): Promise<repo.ContactView> {
+  return (await findContact(scope, id, accountId)).contact;
 }
 
 /** PATCH: validates, merges metadata, and writes only what changes. */
@@ -383,15 +420,17 @@ export async function updateContact(
   const changes = diffContact(current, input, now());
   await applyChanges(scope, current, changes);
   const labelIds = await requireLabels(scope, input.label_ids);
-  await repo.attachLabels(scope.db, id, labelIds, now());
+  await repo.attachLabels(scope.db, current.id, labelIds, now());
   const contact =
-    changes.changed.length === 0 && labelIds.length === 0 ? current : await getContact(scope, id, accountId);
+    changes.changed.length === 0 && labelIds.length === 0 ? current : await getContact(scope, current.id);
   return { contact, changed: changes.changed };
 }
 
+/** Deletes a contact; a merged-away id deletes its survivor (the person), and with it the tombstones. */
 export async function deleteContact(scope: Scope, id: string, accountId?: string): Promise<void> {
-  await getContact(scope, id, accountId);
-  if (!(await repo.deleteContactRow(scope.db, scope.organizationId, id))) throw notFound("contact", "id");
+  const current = await getContact(scope, id, accountId);
+  if (!(await repo.deleteContactRow(scope.db, scope.organizationId, current.id)))
+    throw notFound("contact", "id");
 }
 
 /**
@@ -547,6 +586,16 @@ export async function findContactByIdentifier(
   accountId?: string,
   param = "identifier",
 ): Promise<repo.ContactView> {
+  return (await findContactByIdentifierResolved(scope, identifier, accountId, param)).contact;
+}
+
+/** findContactByIdentifier, saying when the identifier led to a merged-away contact (docs/merge.md). */
+export async function findContactByIdentifierResolved(
+  scope: Scope,
+  identifier: string,
+  accountId?: string,
+  param = "identifier",
+): Promise<FoundContact> {
   const missing = () => notFound("contact", param);
   let id: string | undefined;
   if (isId("ctc", identifier)) {
@@ -564,7 +613,5 @@ export async function findContactByIdentifier(
     }
   }
   if (!id) throw missing();
-  const view = await repo.findContactView(scope.db, scope.dialect, scope.organizationId, id, accountId);
-  if (!view) throw missing();
-  return view;
+  return findContact(scope, id, accountId, param);
 }

@@ -3,6 +3,7 @@ import { isId, newId } from "../ids.ts";
 import { uniqueViolation } from "../store/driver-errors.ts";
 import * as contactsRepo from "../store/repositories/contacts.ts";
 import * as repo from "../store/repositories/labels.ts";
+import { survivorIdOf } from "../store/repositories/merges.ts";
 import type { Executor } from "../store/store.ts";
 import { now } from "./clock.ts";
 import { hasControlCharacters } from "./contact-fields.ts";
@@ -170,6 +171,9 @@ export async function setContactLabel(
   operation: "attach" | "detach",
   accountId?: string,
 ): Promise<boolean> {
+  // A merged-away id labels its survivor (docs/merge.md).
+  const survivorId = await survivorIdOf(scope.db, scope.organizationId, contactId, accountId);
+  if (survivorId !== undefined) return setContactLabel(scope, survivorId, labelId, operation);
   await requireContact(scope, contactId, accountId);
   await getLabel(scope, labelId, "label_id");
   const at = now();
@@ -230,7 +234,8 @@ async function contactIdsIn(
     .selectFrom("contacts")
     .select("id")
     .where("organization_id", "=", organizationId)
-    .where("id", "in", ids);
+    .where("id", "in", ids)
+    .where("merged_into", "is", null);
   if (accountId) query = query.where("account_id", "=", accountId);
   return new Set((await query.execute()).map((r) => r.id));
 }

@@ -21,6 +21,8 @@ export interface Database {
   import_created: ImportCreatedTable;
   idempotency_keys: IdempotencyKeysTable;
   contact_identity_changes: ContactIdentityChangesTable;
+  merges: MergesTable;
+  duplicate_pairs: DuplicatePairsTable;
 }
 
 export interface SettingsTable {
@@ -88,6 +90,10 @@ export interface ContactsTable {
   customer_id: string | null;
   created_at: number;
   updated_at: number;
+  /** Set on a merged-away contact (a tombstone): the survivor it was merged into (docs/merge.md). */
+  merged_into: Generated<string | null>;
+  /** The merge that made this contact a tombstone. */
+  merge_id: Generated<string | null>;
 }
 
 export interface LabelsTable {
@@ -207,4 +213,36 @@ export interface ContactIdentityChangesTable {
   previous_business_scoped_user_id: string | null;
   business_scoped_user_id: string | null;
   created_at: number;
+}
+
+/** One merge of contacts into a survivor (docs/merge.md), with what its undo needs. */
+export interface MergesTable {
+  id: string;
+  organization_id: string;
+  survivor_id: string;
+  /** JSON array of the merged-away contact ids, in request order. */
+  merged_ids: string;
+  /** JSON object: field → contact id, as requested. */
+  prefer: string;
+  /** JSON object: the survivor's columns before the merge. */
+  survivor_before: string;
+  /** JSON object: the survivor's columns the merge set (and their new values). */
+  survivor_after: string;
+  /** JSON array of label ids the merge attached to the survivor. */
+  labels_added: string;
+  created_at: number;
+  undo_until: number;
+  undone_at: number | null;
+}
+
+/** A candidate pair of duplicate contacts, maintained by triggers (docs/merge.md); contact_a < contact_b. */
+export interface DuplicatePairsTable {
+  /** `contact_a.contact_b`. */
+  id: string;
+  organization_id: string;
+  contact_a: string;
+  contact_b: string;
+  account_a: string;
+  account_b: string;
+  detected_at: number;
 }

@@ -4,6 +4,7 @@ import { requireAccountByPhoneNumberId } from "../../domain/accounts.ts";
 import {
   contactFilters,
   findContactByIdentifier,
+  findContactByIdentifierResolved,
   listContactsPage,
   updateContact,
 } from "../../domain/contacts.ts";
@@ -93,7 +94,15 @@ export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags,
         summary: "Fetch a contact by wa_id (the bare object)",
         params: ContactParams,
-        response: { 200: KapsoContactSchema, ...GRAPH_ERROR_RESPONSES },
+        response: {
+          200: Type.Object({
+            ...KapsoContactSchema.properties,
+            merged_into: Type.Optional(
+              Type.String({ description: "Set when wa_id led to a merged-away contact" }),
+            ),
+          }),
+          ...GRAPH_ERROR_RESPONSES,
+        },
       },
     },
     async (request) => {
@@ -103,7 +112,10 @@ export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
         scope.organizationId,
         request.params.phone_number_id,
       );
-      return kapsoContactOut(await findContactByIdentifier(scope, request.params.wa_id, account.id, "wa_id"));
+      const found = await findContactByIdentifierResolved(scope, request.params.wa_id, account.id, "wa_id");
+      // A merged-away identity answers its survivor and says so (docs/merge.md).
+      const out = kapsoContactOut(found.contact);
+      return found.merged_into === undefined ? out : { ...out, merged_into: out.id };
     },
   );
 

@@ -5,7 +5,7 @@ import {
   contactFilters,
   createContact,
   deleteContact,
-  getContact,
+  findContact,
   listContacts,
   resolveAccount,
   updateContact,
@@ -164,15 +164,30 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
         schema: {
           tags,
           summary: `Fetch a contact${suffix}`,
+          description:
+            "A merged-away id answers its survivor, with `merged_into` (the survivor's id) beside `data` (docs/merge.md).",
           params: idParams,
-          response: { 200: DataEnvelope(ContactSchema), ...NATIVE_ERROR_RESPONSES },
+          response: {
+            200: Type.Object({
+              data: ContactSchema,
+              merged_into: Type.Optional(
+                Type.String({ description: "Set when the id asked for was merged into this contact" }),
+              ),
+              request_id: Type.String(),
+            }),
+            ...NATIVE_ERROR_RESPONSES,
+          },
         },
       },
       async (request) => {
         const scope = scopeOf(request);
         const account = await pathAccountOf(scope, request.params.phone_number_id);
-        const contact = await getContact(scope, request.params.id, account?.id);
-        return { data: contactOut(contact), request_id: request.id };
+        const found = await findContact(scope, request.params.id, account?.id);
+        return {
+          data: contactOut(found.contact),
+          ...(found.merged_into === undefined ? {} : { merged_into: found.merged_into }),
+          request_id: request.id,
+        };
       },
     );
 

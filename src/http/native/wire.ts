@@ -8,7 +8,12 @@ import type { ListQuery } from "./contacts.ts";
  * wire names of the domain's fields, for error `param`s and messages, and the
  * list query as the domain's filters. Import files use the same names.
  */
-export const NATIVE_FIELDS: FieldNames = { display_name: "name", label_ids: "labels" };
+export const NATIVE_FIELDS: FieldNames = {
+  display_name: "name",
+  label_ids: "labels",
+  // A merge's `prefer` keys (docs/merge.md).
+  "prefer.display_name": "prefer.name",
+};
 
 /** The contact filters of a native list (or export) query, as its schema types them. */
 export type NativeListQuery = Omit<Static<typeof ListQuery>, "limit" | "cursor">;

@@ -8,6 +8,7 @@ import {
   createContact,
   deleteContact,
   findContactByIdentifier,
+  findContactByIdentifierResolved,
   listContactsAtOffset,
   listContactsPage,
   resolveAccount,
@@ -218,14 +219,19 @@ export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary: "Fetch a contact by id, phone, BSUID or parent BSUID",
         params: IdentifierParams,
         querystring: IdentifierQuery,
-        response: { 200: Type.Object({ data: KapsoContactSchema }), ...PLATFORM_ERROR_RESPONSES },
+        response: {
+          200: Type.Object({ data: KapsoContactSchema, merged_into: Type.Optional(Type.String()) }),
+          ...PLATFORM_ERROR_RESPONSES,
+        },
       },
     },
     async (request) => {
       const scope = scopeOf(request);
       const accountId = await accountIdOf(scope, request.query.phone_number_id);
-      const contact = await findContactByIdentifier(scope, request.params.identifier, accountId);
-      return { data: kapsoContactOut(contact) };
+      const found = await findContactByIdentifierResolved(scope, request.params.identifier, accountId);
+      const data = kapsoContactOut(found.contact);
+      // A merged-away identifier answers its survivor and says so (docs/merge.md).
+      return found.merged_into === undefined ? { data } : { data, merged_into: data.id };
     },
   );
 

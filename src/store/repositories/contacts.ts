@@ -11,7 +11,8 @@ import {
 import type { ContactsTable, Database } from "../schema.ts";
 import { type Dialect, type Executor, executeArrayRows } from "../store.ts";
 
-export type ContactRow = Omit<Selectable<ContactsTable>, "seq">;
+/** A contact's own columns; tombstones (merged_into, merge_id) are read by repositories/merges.ts. */
+export type ContactRow = Omit<Selectable<ContactsTable>, "seq" | "merged_into" | "merge_id">;
 
 export interface LabelRef {
   id: string;
@@ -118,6 +119,8 @@ function filterConditions(
   const col = (name: string) => opaque(dialect, hint, name, false);
   const { after, before } = bound;
   const c: Expression<SqlBool>[] = [eb(col("contacts.organization_id"), "=", f.organizationId)];
+  // Merged-away contacts (tombstones, docs/merge.md) are never listed.
+  c.push(eb(col("contacts.merged_into"), "is", null));
   if (f.accountId !== undefined) c.push(eb(col("contacts.account_id"), "=", f.accountId));
   if (f.phone !== undefined) c.push(eb(col("contacts.phone_number"), "=", f.phone));
   if (f.businessScopedUserId !== undefined)
@@ -610,6 +613,8 @@ export async function findContactView(
         eb.and([
           eb("contacts.organization_id", "=", PARAM.org),
           eb("contacts.id", "=", PARAM.id),
+          // A merged-away id is resolved to its survivor by the domain (merges.ts).
+          eb("contacts.merged_into", "is", null),
           ...(accountId === undefined ? [] : [eb("contacts.account_id", "=", PARAM.account)]),
         ]),
       1,
