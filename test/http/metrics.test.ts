@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { ConfigError, loadConfig } from "../../src/config.ts";
-import { signMetaPayload } from "../../src/domain/inbound.ts";
+import { signMetaPayload } from "../../src/http/webhooks/meta-delivery.ts";
 import { assertError } from "../helpers/assertions.ts";
 import { storeKinds } from "../helpers/env.ts";
 import {
