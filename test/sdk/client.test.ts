@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import type { AddressInfo } from "node:net";
+import { createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { type Contact, Phonebook, PhonebookConnectionError, PhonebookError } from "../../sdk/src/index.ts";
 import { storeKinds } from "../helpers/env.ts";
@@ -228,10 +230,14 @@ for (const kind of storeKinds()) {
 
     test("network errors: bounded attempts with exponential backoff, then PhonebookConnectionError", async () => {
       const sleeps: number[] = [];
-      // A port nothing listens on: connection refused on every attempt.
+      // A port nothing listens on (taken, then released): connection refused on every attempt.
+      const probe = createServer();
+      await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+      const { port } = probe.address() as AddressInfo;
+      await new Promise((resolve) => probe.close(resolve));
       const pb = new Phonebook({
         apiKey: t.key,
-        baseUrl: "http://127.0.0.1:1",
+        baseUrl: `http://127.0.0.1:${port}`,
         retries: {
           maxAttempts: 4,
           baseDelayMs: 100,
@@ -241,7 +247,7 @@ for (const kind of storeKinds()) {
       });
       const error = await pb.me().catch((e: unknown) => e);
       assert.ok(error instanceof PhonebookConnectionError, String(error));
-      assert.match(error.message, /4 attempt/);
+      assert.match(error.message, /4 attempt\(s\): ECONNREFUSED/);
       assert.deepEqual(sleeps, [100, 200, 400]);
     });
   });
