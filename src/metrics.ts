@@ -5,6 +5,7 @@ import type { Config } from "./config.ts";
 import { constantTimeEqual } from "./domain/auth.ts";
 import { ApiError } from "./errors.ts";
 import { bucketOf } from "./http/auth.ts";
+import { newId } from "./ids.ts";
 import type { PoolStats, QueryEvent, Store } from "./store/store.ts";
 
 /**
@@ -202,11 +203,13 @@ export async function listenMetrics(
 ): Promise<{ url: string; close(): Promise<void> }> {
   const server: Server = createServer((request, response) => {
     const send = (status: number, code: string, type: string, message: string) => {
+      const requestId = newId("req");
       response.writeHead(status, {
         "content-type": "application/json; charset=utf-8",
         "cache-control": "no-store",
+        "x-request-id": requestId,
       });
-      response.end(JSON.stringify({ error: { type, code, message, request_id: null } }));
+      response.end(JSON.stringify({ error: { type, code, message, request_id: requestId } }));
     };
     const path = (request.url ?? "/").split("?")[0];
     if (path !== "/metrics")
