@@ -2547,9 +2547,9 @@ export interface paths {
                 query?: never;
                 header?: never;
                 path: {
+                    id: string;
                     /** @description Meta phone_number_id of one of your accounts */
                     phone_number_id: string;
-                    id: string;
                 };
                 cookie?: never;
             };
@@ -2797,9 +2797,9 @@ export interface paths {
                 query?: never;
                 header?: never;
                 path: {
+                    id: string;
                     /** @description Meta phone_number_id of one of your accounts */
                     phone_number_id: string;
-                    id: string;
                 };
                 cookie?: never;
             };
@@ -3056,9 +3056,9 @@ export interface paths {
                 query?: never;
                 header?: never;
                 path: {
+                    id: string;
                     /** @description Meta phone_number_id of one of your accounts */
                     phone_number_id: string;
-                    id: string;
                 };
                 cookie?: never;
             };
@@ -5020,9 +5020,9 @@ export interface paths {
                     "idempotency-key"?: string;
                 };
                 path: {
+                    id: string;
                     /** @description Meta phone_number_id of one of your accounts */
                     phone_number_id: string;
-                    id: string;
                 };
                 cookie?: never;
             };
@@ -5293,10 +5293,10 @@ export interface paths {
                 query?: never;
                 header?: never;
                 path: {
-                    /** @description Meta phone_number_id of one of your accounts */
-                    phone_number_id: string;
                     id: string;
                     label_id: string;
+                    /** @description Meta phone_number_id of one of your accounts */
+                    phone_number_id: string;
                 };
                 cookie?: never;
             };
@@ -7921,6 +7921,7 @@ export interface paths {
                 };
                 header?: never;
                 path: {
+                    /** @description Meta phone_number_id of one of your accounts */
                     phone_number_id: string;
                 };
                 cookie?: never;

@@ -1,19 +1,19 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { ConfigError, loadConfig } from "../../src/config.ts";
-import { signMetaPayload } from "../../src/http/webhooks/meta-delivery.ts";
-import { assertError } from "../helpers/assertions.ts";
-import { storeKinds } from "../helpers/env.ts";
+import { ConfigError, loadConfig } from "../src/config.ts";
+import { signMetaPayload } from "../src/http/webhooks/meta-delivery.ts";
+import { assertError } from "./helpers/assertions.ts";
+import { storeKinds } from "./helpers/env.ts";
 import {
   createHarness,
   createTestStore,
   type Harness,
   seedOrganization,
   type Tenant,
-} from "../helpers/harness.ts";
-import { waitForImport } from "../helpers/imports.ts";
-import { messagesDelivery } from "../helpers/meta-delivery.ts";
-import { startServerProcess } from "../helpers/server-process.ts";
+} from "./helpers/harness.ts";
+import { waitForImport } from "./helpers/imports.ts";
+import { messagesDelivery } from "./helpers/meta-delivery.ts";
+import { startServerProcess } from "./helpers/server-process.ts";
 
 const TOKEN = "metrics-token-0123456789";
 const META = { META_APP_SECRET: "meta-app-secret-for-metrics", META_VERIFY_TOKEN: "verify-me" };
