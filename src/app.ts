@@ -24,6 +24,7 @@ import { whatsappWebhookRoutes } from "./http/webhooks/whatsapp.ts";
 import { newId } from "./ids.ts";
 import { ImportRunner, type ImportRunnerOptions } from "./jobs/import-runner.ts";
 import { loggerOptions } from "./logger.ts";
+import { Metrics, metricsEnabled, registerMetrics } from "./metrics.ts";
 import { MemoryRateLimiter, type RateLimiter } from "./rate-limit/rate-limiter.ts";
 import { RedisRateLimiter } from "./rate-limit/redis.ts";
 import { getOrInitSetting } from "./store/repositories/settings.ts";
@@ -158,12 +159,19 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     reply.headers(securityHeaders(request.url));
     done();
   });
+  // Prometheus metrics (GET /metrics), when METRICS_TOKEN or METRICS_PORT is set.
+  const metrics = metricsEnabled(config) ? new Metrics(store) : undefined;
+  registerMetrics(app, config, metrics);
   // Imports run in the background from start (resuming any a crash interrupted) until close.
   const jobs = options.jobs ?? true;
   const importRunner =
     jobs === false
       ? null
-      : new ImportRunner(store, { log: app.log, ...(typeof jobs === "object" ? jobs : {}) });
+      : new ImportRunner(store, {
+          log: app.log,
+          ...(metrics && { onRowsCommitted: (rows: number) => metrics.importRows.inc(rows) }),
+          ...(typeof jobs === "object" ? jobs : {}),
+        });
   app.decorate("importRunner", importRunner);
   app.addHook("onReady", async () => importRunner?.start());
   app.addHook("preClose", async () => importRunner?.stop());
@@ -177,6 +185,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     clearInterval(sweeper);
     if (!options.rateLimiter) await services.rateLimiter.close();
     if (!options.store) await store.close();
+    if (metrics) store.observeQueries(undefined);
   });
 
   app.setErrorHandler(sendError);

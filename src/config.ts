@@ -21,6 +21,12 @@ export interface Config {
    * network partition fails requests with 503 instead of holding them.
    */
   readonly databaseQueryTimeoutMs: number;
+  /** Bearer token of GET /metrics (METRICS_TOKEN); metrics are off when neither it nor metricsPort is set. */
+  readonly metricsToken: string | undefined;
+  /** A separate port serving only GET /metrics (METRICS_PORT); set, /metrics is not on the API port. */
+  readonly metricsPort: number | undefined;
+  /** Bind address of the metrics port (METRICS_HOST, default HOST). */
+  readonly metricsHost: string;
 }
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -49,6 +55,15 @@ function parsePort(env: Env): number {
   if (raw === undefined) return 3000;
   if (!/^\d{1,5}$/.test(raw) || Number(raw) > 65535) {
     throw new ConfigError("PORT", `must be a whole number from 0 to 65535 (got "${raw}").`);
+  }
+  return Number(raw);
+}
+
+function parseMetricsPort(env: Env): number | undefined {
+  const raw = optional(env, "METRICS_PORT");
+  if (raw === undefined) return undefined;
+  if (!/^\d{1,5}$/.test(raw) || Number(raw) > 65535) {
+    throw new ConfigError("METRICS_PORT", `must be a whole number from 0 to 65535 (got "${raw}").`);
   }
   return Number(raw);
 }
@@ -128,6 +143,9 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     logLevel: parseLogLevel(env),
     redisKeyPrefix: parseRedisKeyPrefix(env),
     databaseQueryTimeoutMs: parseQueryTimeout(env),
+    metricsToken: parseSecret(env, "METRICS_TOKEN", 16),
+    metricsPort: parseMetricsPort(env),
+    metricsHost: optional(env, "METRICS_HOST") ?? optional(env, "HOST") ?? "127.0.0.1",
     ...overrides,
   };
   return Object.freeze(config);

@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { buildApp } from "./app.ts";
 import type { Config } from "./config.ts";
 import { bootstrapIfEmpty } from "./domain/bootstrap.ts";
+import { listenMetrics } from "./metrics.ts";
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -45,12 +46,22 @@ export async function startServer(
   app.server.requestTimeout = 10 * 60_000;
   app.server.keepAliveTimeout = 65_000;
   const url = await app.listen({ port: config.port, host: config.host });
+  // METRICS_PORT: GET /metrics on its own listener (and not on the API port).
+  const metricsServer =
+    app.metrics && config.metricsPort !== undefined
+      ? await listenMetrics(app.metrics, {
+          port: config.metricsPort,
+          host: config.metricsHost,
+          token: config.metricsToken,
+        })
+      : undefined;
+  if (metricsServer) app.log.info(`Metrics listening at ${metricsServer.url}/metrics`);
 
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
       app.log.info("shutting down: no new connections, finishing in-flight requests");
-      await app.close();
+      await Promise.all([app.close(), metricsServer?.close()]);
     })();
     return stopping;
   };

@@ -5,6 +5,7 @@ import {
   CompiledQuery,
   Kysely,
   type SqliteDatabase as KyselySqliteDatabase,
+  type LogEvent,
   Migrator,
   PostgresDialect,
   SqliteDialect,
@@ -31,6 +32,36 @@ export interface Store {
   ping(): Promise<void>;
   migrate(): Promise<{ applied: string[] }>;
   close(): Promise<void>;
+  /** Calls `observer` after every statement (metrics); one observer, the last one set. */
+  observeQueries(observer: QueryObserver | undefined): void;
+  /** PostgreSQL: the connection pool's use now; undefined on SQLite (one connection). */
+  readonly poolStats: (() => PoolStats) | undefined;
+}
+
+/** One statement the store ran, with how long it took. */
+export interface QueryEvent {
+  sql: string;
+  durationMs: number;
+  failed: boolean;
+}
+export type QueryObserver = (event: QueryEvent) => void;
+export interface PoolStats {
+  total: number;
+  idle: number;
+  waiting: number;
+  max: number;
+}
+
+/** Kysely's log hook, forwarding each statement to the store's observer once one is set. */
+class QueryLog {
+  observer: QueryObserver | undefined;
+  readonly log = (event: LogEvent) => {
+    this.observer?.({
+      sql: event.query.sql,
+      durationMs: event.queryDurationMillis,
+      failed: event.level === "error",
+    });
+  };
 }
 
 // BIGINT columns hold millisecond timestamps and counts: well inside 2^53.
@@ -52,10 +83,12 @@ export function createSqliteStore(filename: string): Store {
   connection.pragma("synchronous = NORMAL");
   connection.pragma("foreign_keys = ON");
   connection.pragma("busy_timeout = 5000");
+  const queryLog = new QueryLog();
   const db = new Kysely<Database>({
     dialect: withImmediateTransactions(new SqliteDialect({ database: withStatementCache(connection) })),
+    log: queryLog.log,
   });
-  return finishStore("sqlite", db, async () => {
+  return finishStore("sqlite", db, queryLog, undefined, async () => {
     connection.close();
   });
 }
@@ -139,8 +172,15 @@ export function createPostgresStore(url: string, options: PostgresOptions = {}):
     client.on("error", () => {});
     withQueryWrapper(client);
   });
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return finishStore("postgres", db, async () => {});
+  const queryLog = new QueryLog();
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: queryLog.log });
+  const poolStats = (): PoolStats => ({
+    total: pool.totalCount,
+    idle: pool.idleCount,
+    waiting: pool.waitingCount,
+    max: pool.options.max,
+  });
+  return finishStore("postgres", db, queryLog, poolStats, async () => {});
 }
 
 /**
@@ -168,11 +208,21 @@ function withQueryWrapper(client: pg.PoolClient): void {
   };
 }
 
-function finishStore(dialect: Dialect, db: Db, closeDriver: () => Promise<void>): Store {
+function finishStore(
+  dialect: Dialect,
+  db: Db,
+  queryLog: QueryLog,
+  poolStats: (() => PoolStats) | undefined,
+  closeDriver: () => Promise<void>,
+): Store {
   let closed = false;
   return {
     dialect,
     db,
+    poolStats,
+    observeQueries(observer) {
+      queryLog.observer = observer;
+    },
     transaction: (fn) => db.transaction().execute(fn),
     async ping() {
       await sql`SELECT 1`.execute(db);
