@@ -11,6 +11,7 @@ import { contactRoutes } from "./contacts.ts";
 import { exportRoutes } from "./export.ts";
 import { importRoutes } from "./imports.ts";
 import { labelRoutes } from "./labels.ts";
+import { webhookRoutes } from "./webhooks.ts";
 
 /** The native `/v1` surface (kirim.chat style). */
 export const nativeRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -155,6 +156,7 @@ export const nativeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     await protectedApp.register(labelRoutes);
     await protectedApp.register(importRoutes);
     await protectedApp.register(exportRoutes);
+    await protectedApp.register(webhookRoutes);
   };
   await app.register(protectedRoutes);
 };
