@@ -19,6 +19,7 @@ import {
   withoutNulls,
 } from "./contact-fields.ts";
 import { getCustomer, requireExternalId, requireUuid } from "./customers.ts";
+import { emitEvents, updateEvents } from "./events.ts";
 import { type Bound, type KeysetPage, walkKeyset } from "./pagination.ts";
 import { normalizePhone, requirePhone } from "./phone.ts";
 
@@ -207,6 +208,7 @@ export async function createContact(
   for (let attempt = 0; attempt < 3; attempt++) {
     if (await repo.insertContactIfAbsent(scope.db, row)) {
       await repo.attachLabels(scope.db, row.id, labelIds, row.created_at);
+      await emitEvents(scope, [{ type: "contact.created", contactId: row.id }]);
       return (await repo.findContactView(scope.db, scope.dialect, scope.organizationId, row.id))!;
     }
     const existing = await repo.findByIdentity(scope.db, account.id, input);
@@ -370,6 +372,11 @@ export async function applyChanges(
   // aborted, so nothing more can be asked here); the write path reruns the
   // transaction, whose check above then reports the holder.
   await repo.updateContactRow(scope.db, row.id, changes.set);
+  const optOut = changes.set.marketing_opt_out;
+  await emitEvents(
+    scope,
+    updateEvents(row.id, changes.changed, optOut === undefined ? undefined : optOut === 1),
+  );
 }
 
 export async function getContact(scope: Scope, id: string, accountId?: string): Promise<repo.ContactView> {
@@ -399,8 +406,9 @@ export async function updateContact(
 }
 
 export async function deleteContact(scope: Scope, id: string, accountId?: string): Promise<void> {
-  await getContact(scope, id, accountId);
+  const view = await getContact(scope, id, accountId);
   if (!(await repo.deleteContactRow(scope.db, scope.organizationId, id))) throw notFound("contact", "id");
+  await emitEvents(scope, [{ type: "contact.deleted", contact: view }]);
 }
 
 export interface ListQuery {

@@ -1,13 +1,16 @@
 import { contactOut } from "../http/native/contact-representation.ts";
 import { newId } from "../ids.ts";
-import type { ContactView } from "../store/repositories/contacts.ts";
+import { type ContactView, findContactView } from "../store/repositories/contacts.ts";
 import * as repo from "../store/repositories/webhooks.ts";
-import type { Executor } from "../store/store.ts";
+import { type Dialect, type Executor, hooksOf } from "../store/store.ts";
 import { now } from "./clock.ts";
 
 /**
- * The outbox (spec §7). Every change to a contact records its event here, in
- * the transaction of the change: `recordEvents(tx, organizationId, [...])`.
+ * The outbox (spec §7). Every change to a contact emits its event here, in
+ * the transaction of the change: `emitEvents(scope, [...])` where the change
+ * is made. The events of a transaction are written when it is about to commit
+ * (so they carry the contacts' state as committed, and the sequence row is
+ * locked last, after every contact row: two writers cannot deadlock on it).
  * Each event takes the next number of its organisation's sequence inside that
  * transaction, so events commit in sequence order, and one delivery row is
  * written per enabled endpoint that wants it; the worker (jobs/webhook-worker.ts)
@@ -40,8 +43,12 @@ export function isEventType(value: string): value is SubscribableEventType {
 
 export interface EventInput {
   type: EventType;
-  /** The contact's state after the change (before it, for contact.deleted). */
+  /** The contact's state (before the change, for contact.deleted). */
   contact?: ContactView | undefined;
+  /** The contact, read as committed when the transaction's events are written (unless `contact` is given). */
+  contactId?: string | undefined;
+  /** label.added: the label, taken from the contact's labels when the events are written. */
+  labelId?: string | undefined;
   /** contact.updated: the fields whose values changed (native names). */
   changedFields?: string[] | undefined;
   /** Further members of `data` (label, import, subscription). */
@@ -71,27 +78,102 @@ export function nativeChangedFields(changed: readonly string[]): string[] {
 }
 
 /**
- * The events of a contact update: `contact.updated` with its changed fields,
- * and `contact.opted_out` / `contact.opted_in` when the marketing preference
- * changed. Nothing when nothing changed.
+ * The events of a contact update: `contact.updated` with its changed fields
+ * (domain names), and `contact.opted_out` / `contact.opted_in` when the
+ * marketing preference changed (`optOut`: its new value). Nothing when nothing changed.
  */
 export function updateEvents(
-  contact: ContactView,
+  contactId: string,
   changed: readonly string[],
+  optOut: boolean | undefined,
   origin?: "import",
 ): EventInput[] {
   if (changed.length === 0) return [];
   const events: EventInput[] = [
-    { type: "contact.updated", contact, changedFields: nativeChangedFields(changed), origin },
+    { type: "contact.updated", contactId, changedFields: nativeChangedFields(changed), origin },
   ];
-  if (changed.includes("marketing_opt_out")) {
-    events.push({
-      type: contact.marketing_opt_out === 1 ? "contact.opted_out" : "contact.opted_in",
-      contact,
-      origin,
-    });
+  if (changed.includes("marketing_opt_out") && optOut !== undefined) {
+    events.push({ type: optOut ? "contact.opted_out" : "contact.opted_in", contactId, origin });
   }
   return events;
+}
+
+/** Where events are emitted: the transaction and the organisation (a domain Scope fits). */
+export interface EventScope {
+  db: Executor;
+  dialect: Dialect;
+  organizationId: string;
+}
+
+interface Pending {
+  scope: EventScope;
+  inputs: EventInput[];
+}
+
+const pendingByTransaction = new WeakMap<object, Map<string, Pending>>();
+const committedListeners = new Set<() => void>();
+
+/** Called after a transaction that wrote events commits (the delivery worker listens, to start at once). */
+export function onEventsCommitted(listener: () => void): () => void {
+  committedListeners.add(listener);
+  return () => committedListeners.delete(listener);
+}
+
+/**
+ * Emits events of a change made in `scope.db`. Inside `Store.transaction`
+ * they are written just before it commits; on any other handle, at once.
+ */
+export async function emitEvents(scope: EventScope, inputs: readonly EventInput[]): Promise<void> {
+  if (inputs.length === 0) return;
+  const hooks = hooksOf(scope.db);
+  if (!hooks) {
+    await writeEvents(scope, inputs);
+    return;
+  }
+  let byOrganization = pendingByTransaction.get(scope.db);
+  if (!byOrganization) {
+    const created = new Map<string, Pending>();
+    byOrganization = created;
+    pendingByTransaction.set(scope.db, created);
+    hooks.beforeCommit.push(async () => {
+      pendingByTransaction.delete(scope.db);
+      for (const pending of created.values()) await writeEvents(pending.scope, pending.inputs);
+    });
+    hooks.afterCommit.push(() => {
+      for (const listener of committedListeners) listener();
+    });
+  }
+  let pending = byOrganization.get(scope.organizationId);
+  if (!pending) {
+    pending = { scope, inputs: [] };
+    byOrganization.set(scope.organizationId, pending);
+  }
+  pending.inputs.push(...inputs);
+}
+
+/** Reads the contacts the events name (as they are now) and records the events. */
+async function writeEvents(scope: EventScope, inputs: readonly EventInput[]): Promise<void> {
+  const views = new Map<string, ContactView | null>();
+  const resolved: EventInput[] = [];
+  for (const input of inputs) {
+    if (input.contact !== undefined || input.contactId === undefined) {
+      resolved.push(input);
+      continue;
+    }
+    let view = views.get(input.contactId);
+    if (view === undefined) {
+      view = (await findContactView(scope.db, scope.dialect, scope.organizationId, input.contactId)) ?? null;
+      views.set(input.contactId, view);
+    }
+    // Created and deleted in one transaction: its deletion tells all there is.
+    if (view === null) continue;
+    const data = { ...input.data };
+    if (input.labelId !== undefined && data.label === undefined) {
+      data.label = view.labels.find((l) => l.id === input.labelId) ?? { id: input.labelId };
+    }
+    resolved.push({ ...input, contact: view, data });
+  }
+  await recordEvents(scope.db, scope.organizationId, resolved);
 }
 
 function wants(subscription: { events: string }, type: EventType): boolean {
@@ -100,9 +182,10 @@ function wants(subscription: { events: string }, type: EventType): boolean {
 }
 
 /**
- * Writes events and their deliveries in the caller's transaction; returns the
- * events written. Call it last in the transaction (after the contact rows are
- * written): the sequence row it locks is then held only until the commit.
+ * Writes events and their deliveries in the caller's transaction now; returns
+ * the events written. Contact changes use emitEvents; this is for events that
+ * are the write itself (ping, an endpoint disabled), made last in their
+ * transaction: the sequence row it locks is then held only until the commit.
  */
 export async function recordEvents(
   db: Executor,

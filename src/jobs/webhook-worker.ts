@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { DEFAULT_RETRY_SCHEDULE_MS } from "../config.ts";
 import { now } from "../domain/clock.ts";
-import { eventBody, newDelivery, recordEvents } from "../domain/events.ts";
+import { eventBody, newDelivery, onEventsCommitted, recordEvents } from "../domain/events.ts";
 import { signatureHeaders } from "../domain/webhook-signing.ts";
 import * as repo from "../store/repositories/webhooks.ts";
 import type { Store, Tx } from "../store/store.ts";
@@ -73,6 +73,7 @@ export class WebhookWorker {
   private wake: (() => void) | undefined;
   private readonly inFlight = new Set<Promise<void>>();
   private lastSweep = 0;
+  private unlisten: (() => void) | undefined;
 
   constructor(
     private readonly store: Store,
@@ -95,11 +96,15 @@ export class WebhookWorker {
   start(): void {
     if (this.loop) return;
     this.stopping = false;
+    // A committed write with events wakes the worker at once (this process's writes; others are polled).
+    this.unlisten = onEventsCommitted(() => this.notify());
     this.loop = this.run();
   }
 
   /** Stops claiming; waits for the attempts in flight to be recorded. */
   async stop(): Promise<void> {
+    this.unlisten?.();
+    this.unlisten = undefined;
     this.stopping = true;
     this.wake?.();
     await this.loop;
