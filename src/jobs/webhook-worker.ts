@@ -280,7 +280,7 @@ export class WebhookWorker {
     }
     if (subscription.enabled === 0) return;
     if (result.statusCode === 410) {
-      await this.disable(tx, subscription, "gone", "The endpoint answered 410 Gone.", at);
+      await this.disable(tx, subscription, "gone", "The endpoint answered 410 Gone.", at, startedAt);
       return;
     }
     const since = subscription.failing_since ?? startedAt;
@@ -291,6 +291,7 @@ export class WebhookWorker {
         "failing",
         `Every attempt failed for ${Math.round((at - since) / 3_600_000)} hours.`,
         at,
+        since,
       );
     } else if (subscription.failing_since === null) {
       await repo.updateSubscription(tx, subscription.id, { failing_since: since });
@@ -309,9 +310,11 @@ export class WebhookWorker {
     reason: "gone" | "failing",
     message: string,
     at: number,
+    failingSince: number,
   ): Promise<void> {
     await repo.updateSubscription(tx, subscription.id, {
       enabled: 0,
+      failing_since: subscription.failing_since ?? failingSince,
       disabled_at: at,
       disabled_reason: reason,
       updated_at: Math.max(at, subscription.updated_at + 1),
