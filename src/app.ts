@@ -161,6 +161,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       : new WebhookWorker(store, {
           log: app.log,
           timeoutMs: config.webhooks.timeoutMs,
+          leaseMs: config.webhooks.leaseMs,
           retryScheduleMs: config.webhooks.retryScheduleMs,
           allowPrivate: config.webhooks.allowPrivate,
           retentionMs: config.webhooks.eventsRetentionDays * 24 * 60 * 60 * 1000,

@@ -38,6 +38,11 @@ export interface WebhooksConfig {
   readonly eventsRetentionDays: number;
   /** WEBHOOKS_WORKER=false: this process records events but delivers none (another process does). */
   readonly worker: boolean;
+  /**
+   * WEBHOOKS_LEASE_MS: how long a worker's claim on a delivery lasts; a worker
+   * that dies releases its deliveries after this (default twice the timeout + 30 s).
+   */
+  readonly leaseMs: number;
 }
 
 /** Spec §7: immediately, 10 s, 30 s, 2 min, 10 min, 1 h, 6 h, 24 h. */
@@ -166,13 +171,19 @@ function parseRetrySchedule(env: Env): readonly number[] {
 }
 
 function parseWebhooks(env: Env): WebhooksConfig {
+  const timeoutMs = parseWholeNumber(env, "WEBHOOKS_TIMEOUT_MS", 10_000, 50, 60_000, "milliseconds");
+  const leaseMs = parseWholeNumber(env, "WEBHOOKS_LEASE_MS", timeoutMs * 2 + 30_000, 1000, 3_600_000, "milliseconds");
+  if (leaseMs <= timeoutMs) {
+    throw new ConfigError("WEBHOOKS_LEASE_MS", `must be longer than WEBHOOKS_TIMEOUT_MS (${timeoutMs}).`);
+  }
   return Object.freeze({
     allowHttp: parseBoolean(env, "WEBHOOKS_ALLOW_HTTP", false),
     allowPrivate: parseBoolean(env, "WEBHOOKS_ALLOW_PRIVATE", false),
-    timeoutMs: parseWholeNumber(env, "WEBHOOKS_TIMEOUT_MS", 10_000, 50, 60_000, "milliseconds"),
+    timeoutMs,
     retryScheduleMs: parseRetrySchedule(env),
     eventsRetentionDays: parseWholeNumber(env, "EVENTS_RETENTION_DAYS", 30, 1, 3650, "days"),
     worker: parseBoolean(env, "WEBHOOKS_WORKER", true),
+    leaseMs,
   });
 }
 
