@@ -172,7 +172,14 @@ function parseRetrySchedule(env: Env): readonly number[] {
 
 function parseWebhooks(env: Env): WebhooksConfig {
   const timeoutMs = parseWholeNumber(env, "WEBHOOKS_TIMEOUT_MS", 10_000, 50, 60_000, "milliseconds");
-  const leaseMs = parseWholeNumber(env, "WEBHOOKS_LEASE_MS", timeoutMs * 2 + 30_000, 1000, 3_600_000, "milliseconds");
+  const leaseMs = parseWholeNumber(
+    env,
+    "WEBHOOKS_LEASE_MS",
+    timeoutMs * 2 + 30_000,
+    1000,
+    3_600_000,
+    "milliseconds",
+  );
   if (leaseMs <= timeoutMs) {
     throw new ConfigError("WEBHOOKS_LEASE_MS", `must be longer than WEBHOOKS_TIMEOUT_MS (${timeoutMs}).`);
   }

@@ -1,4 +1,3 @@
-import { contactOut } from "../http/native/contact-representation.ts";
 import { newId } from "../ids.ts";
 import { type ContactView, findContactView } from "../store/repositories/contacts.ts";
 import * as repo from "../store/repositories/webhooks.ts";
@@ -49,7 +48,7 @@ export interface EventInput {
   contactId?: string | undefined;
   /** label.added: the label, taken from the contact's labels when the events are written. */
   labelId?: string | undefined;
-  /** contact.updated: the fields whose values changed (native names). */
+  /** contact.updated: the fields whose values changed (domain names; surfaces name them). */
   changedFields?: string[] | undefined;
   /** Further members of `data` (label, import, subscription). */
   data?: Record<string, unknown> | undefined;
@@ -64,19 +63,6 @@ export interface EventInput {
   subscriptionId?: string | undefined;
 }
 
-/** Native field names in `changed_fields` (the domain's are translated here). */
-const NATIVE_FIELD_NAMES: Record<string, string> = { display_name: "name" };
-
-export function nativeChangedFields(changed: readonly string[]): string[] {
-  const out = new Set<string>();
-  for (const field of changed) {
-    out.add(NATIVE_FIELD_NAMES[field] ?? field);
-    if (field === "display_name") out.add("display_name");
-    if (field === "phone_number") out.add("wa_id");
-  }
-  return [...out];
-}
-
 /**
  * The events of a contact update: `contact.updated` with its changed fields
  * (domain names), and `contact.opted_out` / `contact.opted_in` when the
@@ -89,9 +75,7 @@ export function updateEvents(
   origin?: "import",
 ): EventInput[] {
   if (changed.length === 0) return [];
-  const events: EventInput[] = [
-    { type: "contact.updated", contactId, changedFields: nativeChangedFields(changed), origin },
-  ];
+  const events: EventInput[] = [{ type: "contact.updated", contactId, changedFields: [...changed], origin }];
   if (changed.includes("marketing_opt_out") && optOut !== undefined) {
     events.push({ type: optOut ? "contact.opted_out" : "contact.opted_in", contactId, origin });
   }
@@ -215,7 +199,7 @@ export async function recordEvents(
   planned.forEach(({ input, targets }, index) => {
     const seq = last - planned.length + 1 + index;
     const data: Record<string, unknown> = {};
-    if (input.contact) data.contact = contactOut(input.contact);
+    if (input.contact) data.contact = snapshotOf(input.contact);
     if (input.changedFields) data.changed_fields = input.changedFields;
     Object.assign(data, input.data);
     const event: repo.EventRow = {
@@ -266,7 +250,12 @@ export function newDelivery(
   };
 }
 
-/** The body sent for an event: the same bytes on every attempt. */
-export function eventBody(event: Pick<repo.EventRow, "id" | "type" | "seq" | "created_at" | "data">): string {
-  return `{"id":${JSON.stringify(event.id)},"object":"event","type":${JSON.stringify(event.type)},"sequence":${event.seq},"created_at":"${new Date(event.created_at).toISOString()}","data":${event.data}}`;
+/**
+ * The contact as stored in an event: the domain's view (in domain words; the
+ * surface that shows or sends the event renders it, see
+ * http/native/event-representation.ts), without the internal search text.
+ */
+function snapshotOf(view: ContactView): Omit<ContactView, "search_text"> {
+  const { search_text: _omitted, ...rest } = view;
+  return rest;
 }

@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { DEFAULT_RETRY_SCHEDULE_MS } from "../config.ts";
 import { now } from "../domain/clock.ts";
-import { eventBody, newDelivery, onEventsCommitted, recordEvents } from "../domain/events.ts";
+import { newDelivery, onEventsCommitted, recordEvents } from "../domain/events.ts";
 import { signatureHeaders } from "../domain/webhook-signing.ts";
+import { eventBody } from "../http/native/event-representation.ts";
 import * as repo from "../store/repositories/webhooks.ts";
 import type { Store, Tx } from "../store/store.ts";
 import type { RunnerLog } from "./import-runner.ts";

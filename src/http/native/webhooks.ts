@@ -38,6 +38,7 @@ import {
   Timestamp,
 } from "../schemas.ts";
 import { runWrite } from "../write.ts";
+import { nativeEventOut } from "./event-representation.ts";
 
 const NullableTimestamp = Type.Union([Timestamp, Type.Null()]);
 const iso = (ms: number | null) => (ms === null ? null : toIso(ms));
@@ -188,14 +189,7 @@ export const EventSchema = Type.Object(
 );
 
 function eventOut(row: EventRow) {
-  return {
-    object: "event" as const,
-    id: row.id,
-    type: row.type,
-    sequence: row.seq,
-    created_at: toIso(row.created_at),
-    data: JSON.parse(row.data) as Record<string, unknown>,
-  };
+  return nativeEventOut(row);
 }
 
 function parseInstant(value: string, param: string): number {
