@@ -1,5 +1,5 @@
 import { newId } from "../ids.ts";
-import { type ContactView, findContactView } from "../store/repositories/contacts.ts";
+import { type ContactView, findContactViews } from "../store/repositories/contacts.ts";
 import * as repo from "../store/repositories/webhooks.ts";
 import { type Dialect, type Executor, hooksOf } from "../store/store.ts";
 import { now } from "./clock.ts";
@@ -135,22 +135,29 @@ export async function emitEvents(scope: EventScope, inputs: readonly EventInput[
   pending.inputs.push(...inputs);
 }
 
+const VIEW_CHUNK = 1000;
+
 /** Reads the contacts the events name (as they are now) and records the events. */
 async function writeEvents(scope: EventScope, inputs: readonly EventInput[]): Promise<void> {
-  const views = new Map<string, ContactView | null>();
+  const wanted = [
+    ...new Set(inputs.flatMap((i) => (i.contact === undefined && i.contactId !== undefined ? [i.contactId] : []))),
+  ];
+  const views = new Map<string, ContactView>();
+  for (let i = 0; i < wanted.length; i += VIEW_CHUNK) {
+    const chunk = wanted.slice(i, i + VIEW_CHUNK);
+    for (const view of await findContactViews(scope.db, scope.dialect, scope.organizationId, chunk)) {
+      views.set(view.id, view);
+    }
+  }
   const resolved: EventInput[] = [];
   for (const input of inputs) {
     if (input.contact !== undefined || input.contactId === undefined) {
       resolved.push(input);
       continue;
     }
-    let view = views.get(input.contactId);
-    if (view === undefined) {
-      view = (await findContactView(scope.db, scope.dialect, scope.organizationId, input.contactId)) ?? null;
-      views.set(input.contactId, view);
-    }
+    const view = views.get(input.contactId);
     // Created and deleted in one transaction: its deletion tells all there is.
-    if (view === null) continue;
+    if (view === undefined) continue;
     const data = { ...input.data };
     if (input.labelId !== undefined && data.label === undefined) {
       data.label = view.labels.find((l) => l.id === input.labelId) ?? { id: input.labelId };
