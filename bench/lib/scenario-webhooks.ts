@@ -53,6 +53,7 @@ export const WEBHOOK_SCENARIOS: Scenario[] = [
         const contacts = ctx.sample.slice(0, 200);
         let sent = 0;
         let acknowledged = 0;
+        const statuses = new Map<number, number>();
         const start = performance.now();
         const end = start + DURATION_S * 1000;
         const worker = async () => {
@@ -70,6 +71,7 @@ export const WEBHOOK_SCENARIOS: Scenario[] = [
             });
             await res.arrayBuffer();
             if (res.status === 200) acknowledged++;
+            else statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
           }
         };
         await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
@@ -81,7 +83,8 @@ export const WEBHOOK_SCENARIOS: Scenario[] = [
         console.error(
           `  webhook_delivery: ${acknowledged} updates in ${driven.toFixed(1)} s (${Math.round(acknowledged / driven)}/s), ` +
             `${seen.size} events delivered in ${total.toFixed(1)} s (${Math.round(seen.size / total)} events/s), ` +
-            `lag p50 ${quantile(lags, 0.5)} ms, p99 ${quantile(lags, 0.99)} ms`,
+            `lag p50 ${quantile(lags, 0.5)} ms, p99 ${quantile(lags, 0.99)} ms` +
+            (statuses.size > 0 ? `; other answers ${JSON.stringify(Object.fromEntries(statuses))}` : ""),
         );
         if (seen.size < acknowledged)
           throw new Error(`${acknowledged - seen.size} events not delivered in 2 minutes`);
