@@ -140,7 +140,9 @@ const VIEW_CHUNK = 1000;
 /** Reads the contacts the events name (as they are now) and records the events. */
 async function writeEvents(scope: EventScope, inputs: readonly EventInput[]): Promise<void> {
   const wanted = [
-    ...new Set(inputs.flatMap((i) => (i.contact === undefined && i.contactId !== undefined ? [i.contactId] : []))),
+    ...new Set(
+      inputs.flatMap((i) => (i.contact === undefined && i.contactId !== undefined ? [i.contactId] : [])),
+    ),
   ];
   const views = new Map<string, ContactView>();
   for (let i = 0; i < wanted.length; i += VIEW_CHUNK) {

@@ -1,6 +1,6 @@
 import type { ContactView } from "../../domain/contacts.ts";
 import type { EventRow } from "../../domain/webhooks.ts";
-import { contactOut } from "./contact-representation.ts";
+import { contactOut } from "./representation.ts";
 import { NATIVE_FIELDS } from "./wire.ts";
 
 /**

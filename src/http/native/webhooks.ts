@@ -37,7 +37,7 @@ import {
   PageQuery,
   Timestamp,
 } from "../schemas.ts";
-import { runWrite } from "../write.ts";
+import { runWrite } from "../write-transaction.ts";
 import { nativeEventOut } from "./event-representation.ts";
 
 const NullableTimestamp = Type.Union([Timestamp, Type.Null()]);
