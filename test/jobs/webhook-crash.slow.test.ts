@@ -68,7 +68,7 @@ for (const kind of storeKinds()) {
           WEBHOOKS_RETRY_SCHEDULE_MS: "0,100,100,100,100,100,100,100",
           LOG_LEVEL: "info",
         };
-        const first = await startServerProcess(env);
+        const first = await startServerProcess(env, { startTimeoutMs: 120_000 });
         started.push(first);
         const headers = { ...org.auth, "content-type": "application/json" };
         const ids: string[] = [];
@@ -99,7 +99,7 @@ for (const kind of storeKinds()) {
         assert.ok(receiver.received.length < expected, "the kill comes while deliveries remain");
         await first.kill("SIGKILL");
         receiver.respond = () => ({ status: 200 });
-        const second = await startServerProcess(env);
+        const second = await startServerProcess(env, { startTimeoutMs: 120_000 });
         started.push(second);
         const distinct = () => new Set(receiver.received.map((q) => q.json.id)).size;
         await receiver.waitFor(() => distinct() === expected, `${expected} distinct events`, 120_000);
