@@ -25,6 +25,7 @@ export interface Database {
   webhook_subscriptions: WebhookSubscriptionsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
+  contact_identity_changes: ContactIdentityChangesTable;
 }
 
 export interface SettingsTable {
@@ -276,4 +277,15 @@ export interface WebhookAttemptsTable {
   error: string | null;
   /** The first 1 KiB of the response body. */
   response_body: string | null;
+}
+/** One identity change Meta reported for a contact (phone number or BSUID), newest last. */
+export interface ContactIdentityChangesTable {
+  id: string;
+  contact_id: string;
+  kind: "user_changed_number" | "user_changed_user_id";
+  previous_phone_number: string | null;
+  phone_number: string | null;
+  previous_business_scoped_user_id: string | null;
+  business_scoped_user_id: string | null;
+  created_at: number;
 }
