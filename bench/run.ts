@@ -320,6 +320,9 @@ async function main(): Promise<number> {
       PHONEBOOK_CURSOR_SECRET: cursorSecret,
       META_APP_SECRET: metaAppSecret,
       META_VERIFY_TOKEN: "bench-verify-token",
+      // The webhook scenario's receiver listens on 127.0.0.1.
+      WEBHOOKS_ALLOW_HTTP: "true",
+      WEBHOOKS_ALLOW_PRIVATE: "true",
       LOG_LEVEL: options.logLevel,
     };
     const [phonebook, ceiling] = await Promise.all([

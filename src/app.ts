@@ -23,6 +23,7 @@ import { WEBHOOK_FIELDS } from "./http/webhooks/meta-delivery.ts";
 import { whatsappWebhookRoutes } from "./http/webhooks/whatsapp.ts";
 import { newId } from "./ids.ts";
 import { ImportRunner, type ImportRunnerOptions } from "./jobs/import-runner.ts";
+import { WebhookWorker, type WebhookWorkerOptions } from "./jobs/webhook-worker.ts";
 import { loggerOptions } from "./logger.ts";
 import { Metrics, metricsEnabled, registerMetrics } from "./metrics.ts";
 import { MemoryRateLimiter, type RateLimiter } from "./rate-limit/rate-limiter.ts";
@@ -97,6 +98,8 @@ export interface BuildOptions {
   rateLimiter?: RateLimiter;
   /** Overrides of how writes run (tests: a shorter idempotency wait, fault injection). */
   writes?: Partial<WriteOptions>;
+  /** The webhook delivery worker (runs when jobs run): options over the configuration's, or false for none. */
+  webhooks?: false | WebhookWorkerOptions;
 }
 
 /** How often expired idempotency records are deleted. */
@@ -173,8 +176,27 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
           ...(typeof jobs === "object" ? jobs : {}),
         });
   app.decorate("importRunner", importRunner);
-  app.addHook("onReady", async () => importRunner?.start());
-  app.addHook("preClose", async () => importRunner?.stop());
+  const webhookWorker =
+    jobs === false || options.webhooks === false || !config.webhooks.worker
+      ? null
+      : new WebhookWorker(store, {
+          log: app.log,
+          timeoutMs: config.webhooks.timeoutMs,
+          leaseMs: config.webhooks.leaseMs,
+          retryScheduleMs: config.webhooks.retryScheduleMs,
+          allowPrivate: config.webhooks.allowPrivate,
+          retentionMs: config.webhooks.eventsRetentionDays * 24 * 60 * 60 * 1000,
+          ...options.webhooks,
+        });
+  app.decorate("webhookWorker", webhookWorker);
+  app.addHook("onReady", async () => {
+    importRunner?.start();
+    webhookWorker?.start();
+  });
+  app.addHook("preClose", async () => {
+    await importRunner?.stop();
+    await webhookWorker?.stop();
+  });
   const sweeper = setInterval(() => {
     sweepExpiredIdempotencyKeys(store, now()).catch((error: unknown) => {
       app.log.warn({ err: error }, "could not delete expired idempotency records");

@@ -27,7 +27,34 @@ export interface Config {
   readonly metricsPort: number | undefined;
   /** Bind address of the metrics port (METRICS_HOST, default HOST). */
   readonly metricsHost: string;
+  /** Outbound webhooks (docs/webhooks.md). */
+  readonly webhooks: WebhooksConfig;
 }
+
+export interface WebhooksConfig {
+  /** WEBHOOKS_ALLOW_HTTP: endpoints may be plain http:// (local testing); default https only. */
+  readonly allowHttp: boolean;
+  /** WEBHOOKS_ALLOW_PRIVATE: endpoints may resolve to private, loopback or link-local addresses. */
+  readonly allowPrivate: boolean;
+  /** WEBHOOKS_TIMEOUT_MS: longest one attempt may take (default 10 s). */
+  readonly timeoutMs: number;
+  /** WEBHOOKS_RETRY_SCHEDULE_MS: delay before each attempt, ms (default the §7 schedule of 8 attempts). */
+  readonly retryScheduleMs: readonly number[];
+  /** EVENTS_RETENTION_DAYS: how long events and deliveries are kept (default 30). */
+  readonly eventsRetentionDays: number;
+  /** WEBHOOKS_WORKER=false: this process records events but delivers none (another process does). */
+  readonly worker: boolean;
+  /**
+   * WEBHOOKS_LEASE_MS: how long a worker's claim on a delivery lasts; a worker
+   * that dies releases its deliveries after this (default twice the timeout + 30 s).
+   */
+  readonly leaseMs: number;
+}
+
+/** Spec §7: immediately, 10 s, 30 s, 2 min, 10 min, 1 h, 6 h, 24 h. */
+export const DEFAULT_RETRY_SCHEDULE_MS: readonly number[] = [
+  0, 10_000, 30_000, 120_000, 600_000, 3_600_000, 21_600_000, 86_400_000,
+];
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 const LOG_LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
@@ -121,6 +148,67 @@ function parseQueryTimeout(env: Env): number {
   return Number(raw);
 }
 
+function parseBoolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = optional(env, name);
+  if (raw === undefined) return fallback;
+  if (raw === "true" || raw === "1") return true;
+  if (raw === "false" || raw === "0") return false;
+  throw new ConfigError(name, `must be true or false (got "${raw}").`);
+}
+
+function parseWholeNumber(
+  env: Env,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+  unit: string,
+): number {
+  const raw = optional(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d{1,10}$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new ConfigError(name, `must be a whole number of ${unit} from ${min} to ${max} (got "${raw}").`);
+  }
+  return Number(raw);
+}
+
+function parseRetrySchedule(env: Env): readonly number[] {
+  const raw = optional(env, "WEBHOOKS_RETRY_SCHEDULE_MS");
+  if (raw === undefined) return DEFAULT_RETRY_SCHEDULE_MS;
+  const parts = raw.split(",").map((p) => p.trim());
+  if (parts.length < 1 || parts.length > 20 || parts.some((p) => !/^\d{1,9}$/.test(p))) {
+    throw new ConfigError(
+      "WEBHOOKS_RETRY_SCHEDULE_MS",
+      `must be 1 to 20 comma-separated delays in ms, such as 0,10000,30000 (got "${raw}").`,
+    );
+  }
+  return Object.freeze(parts.map(Number));
+}
+
+function parseWebhooks(env: Env): WebhooksConfig {
+  const timeoutMs = parseWholeNumber(env, "WEBHOOKS_TIMEOUT_MS", 10_000, 50, 60_000, "milliseconds");
+  const leaseMs = parseWholeNumber(
+    env,
+    "WEBHOOKS_LEASE_MS",
+    timeoutMs * 2 + 30_000,
+    1000,
+    3_600_000,
+    "milliseconds",
+  );
+  if (leaseMs <= timeoutMs) {
+    throw new ConfigError("WEBHOOKS_LEASE_MS", `must be longer than WEBHOOKS_TIMEOUT_MS (${timeoutMs}).`);
+  }
+  return Object.freeze({
+    allowHttp: parseBoolean(env, "WEBHOOKS_ALLOW_HTTP", false),
+    allowPrivate: parseBoolean(env, "WEBHOOKS_ALLOW_PRIVATE", false),
+    timeoutMs,
+    retryScheduleMs: parseRetrySchedule(env),
+    eventsRetentionDays: parseWholeNumber(env, "EVENTS_RETENTION_DAYS", 30, 1, 3650, "days"),
+    worker: parseBoolean(env, "WEBHOOKS_WORKER", true),
+    leaseMs,
+  });
+}
+
 /** Parses and freezes the configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
   const dataDir = optional(env, "DATA_DIR") ?? "./data";
@@ -146,6 +234,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     metricsToken: parseSecret(env, "METRICS_TOKEN", 16),
     metricsPort: parseMetricsPort(env),
     metricsHost: optional(env, "METRICS_HOST") ?? optional(env, "HOST") ?? "127.0.0.1",
+    webhooks: parseWebhooks(env),
     ...overrides,
   };
   return Object.freeze(config);

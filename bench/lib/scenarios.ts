@@ -10,6 +10,7 @@ import { type NativeListQuery as ListQuery, nativeFilters } from "../../src/http
 import type { Store } from "../../src/store/store.ts";
 import { COMMON_TERM, CREATE_PHONE_PREFIX, RARE_TERM } from "./dataset.ts";
 import type { RequestSpec } from "./drive.ts";
+import { WEBHOOK_SCENARIOS } from "./scenario-webhooks.ts";
 import { MORE_SCENARIOS } from "./scenarios-more.ts";
 import type { SeededTenant } from "./seed.ts";
 
@@ -272,6 +273,7 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   ...MORE_SCENARIOS,
+  ...WEBHOOK_SCENARIOS,
 ];
 
 /** Scenarios of issue 8 not measured yet (none: every capability has landed). */

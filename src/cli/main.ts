@@ -9,6 +9,7 @@ import { listAccounts } from "../store/repositories/accounts.ts";
 import { listOrganizations } from "../store/repositories/organizations.ts";
 import { createStore, type Store } from "../store/store.ts";
 import { exportCommand, importCommand } from "./transfer.ts";
+import { webhooksCommand } from "./webhooks.ts";
 
 const USAGE = `Usage: phonebook <command> [options]   (every command takes --json)
 
@@ -26,6 +27,12 @@ const USAGE = `Usage: phonebook <command> [options]   (every command takes --jso
                                                 import contacts from a file, with a progress bar
   export --account PHONE_NUMBER_ID [--format csv|ndjson]
                                                 write every contact of the account to stdout
+  webhooks list --org ORG_ID                    list the organisation's webhook endpoints
+  webhooks deliveries --org ORG_ID [--subscription WHS_ID] [--status S] [--limit N]
+                                                recent deliveries, newest first
+  webhooks replay DELIVERY_ID --org ORG_ID      send a delivery's event again
+  webhooks replay --org ORG_ID --subscription WHS_ID --since ISO
+                                                send every event since then again
 
 Configuration comes from the environment (see README.md): DATA_DIR, DATABASE_URL, ...`;
 
@@ -87,6 +94,21 @@ export async function runCli(
       if (typeof value !== "string" || value === "") throw new UsageError(`--${name} is required.`);
       return value;
     };
+    if (command === "webhooks") {
+      return await webhooksCommand(
+        store,
+        {
+          sub,
+          arg,
+          org: need("org"),
+          subscription: values.subscription,
+          status: values.status,
+          since: values.since,
+          limit: values.limit,
+        },
+        print,
+      );
+    }
     switch (command === "import" || command === "export" ? command : `${command} ${sub ?? ""}`.trim()) {
       case "migrate": {
         print("Migrations are up to date.", { ok: true });
@@ -225,6 +247,9 @@ function parse(argv: string[]) {
       account: { type: "string" },
       mode: { type: "string" },
       format: { type: "string" },
+      subscription: { type: "string" },
+      since: { type: "string" },
+      limit: { type: "string" },
     },
   });
 }

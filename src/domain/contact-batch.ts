@@ -18,6 +18,7 @@ import {
   requireIdentity,
   type Scope,
 } from "./contacts.ts";
+import { type EventInput, emitEvents, updateEvents } from "./events.ts";
 
 export const BATCH_MAX = 1000;
 export type BatchMode = "create" | "upsert";
@@ -49,6 +50,8 @@ interface Entry {
   rowChanged: boolean;
   labelsBefore: Set<string>;
   labels: Set<string>;
+  /** Fields changed by the batch's items (for contact.updated). */
+  changed: Set<string>;
 }
 
 function phoneKey(phone: string): string {
@@ -146,6 +149,7 @@ export async function writeContactBatch(
       rowChanged: false,
       labelsBefore: labels,
       labels: new Set(labels),
+      changed: new Set(),
     };
     entries.push(entry);
     register(entry);
@@ -170,6 +174,7 @@ export async function writeContactBatch(
         rowChanged: true,
         labelsBefore: new Set(),
         labels: new Set(input.label_ids ?? []),
+        changed: new Set(),
       };
       entries.push(entry);
       register(entry);
@@ -228,6 +233,7 @@ export async function writeContactBatch(
       touched.set(index, target);
       continue;
     }
+    for (const field of changes.changed) target.changed.add(field);
     if (changes.changed.length > 0) {
       unregister(target);
       target.row = { ...target.row, ...changes.set };
@@ -261,6 +267,7 @@ export async function writeContactBatch(
         .map((label_id) => ({ contact_id: e.row.id, label_id })),
     );
   await labelsRepo.insertContactLabels(scope.db, pairs, at);
+  await emitEvents(scope, batchEvents(entries, lost, options.source === "import" ? "import" : undefined));
 
   if (lost.size > 0) {
     // Another writer stored one of these identities between our read and our
@@ -290,6 +297,25 @@ export async function writeContactBatch(
     }
   }
   return results;
+}
+
+/** The events of a batch: one per created contact, the updates, the labels added. */
+function batchEvents(entries: Entry[], lost: Set<Entry>, origin: "import" | undefined): EventInput[] {
+  const events: EventInput[] = [];
+  for (const e of entries) {
+    if (lost.has(e) || !e.rowChanged) continue;
+    if (e.isNew) {
+      events.push({ type: "contact.created", contactId: e.row.id, origin });
+      continue;
+    }
+    events.push(...updateEvents(e.row.id, [...e.changed], e.row.marketing_opt_out === 1, origin));
+    for (const labelId of e.labels) {
+      if (!e.labelsBefore.has(labelId)) {
+        events.push({ type: "label.added", contactId: e.row.id, labelId, origin });
+      }
+    }
+  }
+  return events;
 }
 
 /** Counts of a batch's results. */

@@ -21,6 +21,7 @@ import {
   withoutNulls,
 } from "./contact-fields.ts";
 import { getCustomer, requireExternalId, requireUuid } from "./customers.ts";
+import { emitEvents, updateEvents } from "./events.ts";
 import { type Bound, type KeysetPage, walkKeyset } from "./pagination.ts";
 import { normalizePhone, requirePhone } from "./phone.ts";
 
@@ -204,6 +205,7 @@ export async function createContact(
   for (let attempt = 0; attempt < 3; attempt++) {
     if (await repo.insertContactIfAbsent(scope.db, row)) {
       await repo.attachLabels(scope.db, row.id, labelIds, row.created_at);
+      await emitEvents(scope, [{ type: "contact.created", contactId: row.id }]);
       return (await repo.findContactView(scope.db, scope.dialect, scope.organizationId, row.id))!;
     }
     const existing = await repo.findByIdentity(scope.db, account.id, input);
@@ -369,6 +371,11 @@ export async function applyChanges(
   // aborted, so nothing more can be asked here); the write path reruns the
   // transaction, whose check above then reports the holder.
   await repo.updateContactRow(scope.db, row.id, changes.set);
+  const optOut = changes.set.marketing_opt_out;
+  await emitEvents(
+    scope,
+    updateEvents(row.id, changes.changed, optOut === undefined ? undefined : optOut === 1),
+  );
 }
 
 /** The id of the live contact behind an id: itself, or the survivor it was merged into (docs/merge.md). */
@@ -431,6 +438,7 @@ export async function deleteContact(scope: Scope, id: string, accountId?: string
   const current = await getContact(scope, id, accountId);
   if (!(await repo.deleteContactRow(scope.db, scope.organizationId, current.id)))
     throw notFound("contact", "id");
+  await emitEvents(scope, [{ type: "contact.deleted", contact: current }]);
 }
 
 /**

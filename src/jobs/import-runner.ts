@@ -219,7 +219,7 @@ export class ImportRunner {
     row: ImportRow,
     outcome: { status: "completed" } | { status: "failed"; failure: string },
   ): Promise<void> {
-    await this.store.transaction((tx) => finishImport(tx, row.id, this.id, outcome));
+    await this.store.transaction((tx) => finishImport(tx, this.store.dialect, row.id, this.id, outcome));
   }
 }
 

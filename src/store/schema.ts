@@ -20,6 +20,11 @@ export interface Database {
   import_errors: ImportErrorsTable;
   import_created: ImportCreatedTable;
   idempotency_keys: IdempotencyKeysTable;
+  event_sequences: EventSequencesTable;
+  events: EventsTable;
+  webhook_subscriptions: WebhookSubscriptionsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_attempts: WebhookAttemptsTable;
   contact_identity_changes: ContactIdentityChangesTable;
   merges: MergesTable;
   duplicate_pairs: DuplicatePairsTable;
@@ -203,6 +208,82 @@ export interface IdempotencyKeysTable {
   expires_at: number;
 }
 
+/** The last event sequence number taken per organisation (inside the writing transaction). */
+export interface EventSequencesTable {
+  organization_id: string;
+  last_seq: number;
+}
+
+/** The outbox (spec §7): one row per event, written in the transaction of the change. */
+export interface EventsTable {
+  id: string;
+  organization_id: string;
+  /** Per-organisation order, taken in the writing transaction: commits in this order. */
+  seq: number;
+  type: string;
+  contact_id: string | null;
+  /** JSON of the envelope's `data`. */
+  data: string;
+  created_at: number;
+}
+
+export interface WebhookSubscriptionsTable {
+  id: string;
+  organization_id: string;
+  url: string;
+  description: string | null;
+  /** JSON array of event types; `["*"]` for all. */
+  events: string;
+  /** 1: per-contact events of imports are delivered too (otherwise only import.completed). */
+  include_import_contacts: number;
+  enabled: number;
+  /** `whsec_<base64>`; the HMAC key is the decoded bytes. */
+  secret: string;
+  /** The secret before the last rotation, which signs alongside until it expires. */
+  previous_secret: string | null;
+  previous_secret_expires_at: number | null;
+  /** First failed attempt since the last success; failing long enough disables the endpoint. */
+  failing_since: number | null;
+  disabled_at: number | null;
+  disabled_reason: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export type DeliveryStatus = "pending" | "succeeded" | "failed" | "canceled";
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  organization_id: string;
+  subscription_id: string;
+  event_id: string;
+  event_seq: number;
+  event_type: string;
+  /** Deliveries of one key to one endpoint go out in event_seq order, one at a time. */
+  ordering_key: string;
+  status: DeliveryStatus;
+  attempts: number;
+  next_attempt_at: number;
+  lease_owner: string | null;
+  lease_until: number | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  replay_of: string | null;
+  created_at: number;
+  updated_at: number;
+  completed_at: number | null;
+}
+
+export interface WebhookAttemptsTable {
+  delivery_id: string;
+  attempt: number;
+  started_at: number;
+  duration_ms: number;
+  status_code: number | null;
+  error: string | null;
+  /** The first 1 KiB of the response body. */
+  response_body: string | null;
+}
 /** One identity change Meta reported for a contact (phone number or BSUID), newest last. */
 export interface ContactIdentityChangesTable {
   id: string;

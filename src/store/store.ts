@@ -208,6 +208,21 @@ function withQueryWrapper(client: pg.PoolClient): void {
   };
 }
 
+/** Work registered on a transaction of `Store.transaction`: run before its commit, and after it. */
+export interface TransactionHooks {
+  /** Run in order inside the transaction once its function returned; a hook may add hooks. */
+  beforeCommit: Array<() => Promise<void>>;
+  /** Run after the commit (not after a rollback); must not throw. */
+  afterCommit: Array<() => void>;
+}
+
+const transactionHooks = new WeakMap<object, TransactionHooks>();
+
+/** The hooks of a transaction opened by `Store.transaction`; undefined for the root handle. */
+export function hooksOf(db: Executor): TransactionHooks | undefined {
+  return transactionHooks.get(db);
+}
+
 function finishStore(
   dialect: Dialect,
   db: Db,
@@ -223,7 +238,17 @@ function finishStore(
     observeQueries(observer) {
       queryLog.observer = observer;
     },
-    transaction: (fn) => db.transaction().execute(fn),
+    async transaction(fn) {
+      const hooks: TransactionHooks = { beforeCommit: [], afterCommit: [] };
+      const value = await db.transaction().execute(async (tx) => {
+        transactionHooks.set(tx, hooks);
+        const result = await fn(tx);
+        for (let i = 0; i < hooks.beforeCommit.length; i++) await hooks.beforeCommit[i]!();
+        return result;
+      });
+      for (const hook of hooks.afterCommit) hook();
+      return value;
+    },
     async ping() {
       await sql`SELECT 1`.execute(db);
     },

@@ -13,6 +13,7 @@ import { identityHistoryRoutes } from "./identity-history.ts";
 import { importRoutes } from "./imports.ts";
 import { labelRoutes } from "./labels.ts";
 import { mergeRoutes } from "./merges.ts";
+import { webhookRoutes } from "./webhooks.ts";
 
 /** The native `/v1` surface (kirim.chat style). */
 export const nativeRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -157,6 +158,7 @@ export const nativeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     await protectedApp.register(labelRoutes);
     await protectedApp.register(importRoutes);
     await protectedApp.register(exportRoutes);
+    await protectedApp.register(webhookRoutes);
     await protectedApp.register(identityHistoryRoutes);
     await protectedApp.register(mergeRoutes);
   };

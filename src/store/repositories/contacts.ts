@@ -635,6 +635,23 @@ export async function findContactView(
   return row ? toView(row) : undefined;
 }
 
+/** The views of several contacts of one organisation (those that exist), in one query. */
+export async function findContactViews(
+  db: Executor,
+  dialect: Dialect,
+  organizationId: string,
+  ids: string[],
+): Promise<ContactView[]> {
+  if (ids.length === 0) return [];
+  return selectViews(
+    db,
+    dialect,
+    (eb) => eb.and([eb("contacts.organization_id", "=", organizationId), eb("contacts.id", "in", ids)]),
+    ids.length,
+    { hint: "unordered" },
+  );
+}
+
 export async function findContactRow(db: Executor, id: string): Promise<ContactRow | undefined> {
   return db.selectFrom("contacts").select(CONTACT_COLUMNS).where("id", "=", id).executeTakeFirst();
 }
