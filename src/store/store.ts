@@ -157,7 +157,12 @@ export function createPostgresStore(url: string, options: PostgresOptions = {}):
     return driver;
   };
   const db = new Kysely<Database>({ dialect });
-  return finishStore("postgres", db, async () => {}, () => migratePostgres(url));
+  return finishStore(
+    "postgres",
+    db,
+    async () => {},
+    () => migratePostgres(url),
+  );
 }
 
 /**
