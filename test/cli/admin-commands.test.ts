@@ -228,7 +228,7 @@ if (storeKinds().includes("sqlite")) {
       const code = await exited;
       clearTimeout(deadline);
       assert.equal(code, 0, stderr);
-      assert.doesNotMatch(stderr, /EPIPE|Error|at /, stderr);
+      assert.doesNotMatch(stderr, /EPIPE|Error|\n\s+at /, stderr);
     } finally {
       await ts.drop();
     }
