@@ -108,7 +108,13 @@ const IDEMPOTENCY_SWEEP_MS = 10 * 60 * 1000;
 /** Builds the application: store migrated, routes registered. Never listens. */
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
   const store = options.store ?? createStore(config);
-  await store.migrate();
+  try {
+    await store.migrate();
+  } catch (error) {
+    // A store this call opened is closed again, so a failed start leaves no handle open.
+    if (!options.store) await store.close().catch(() => {});
+    throw error;
+  }
   const cursorSecret =
     config.cursorSecret ??
     (await getOrInitSetting(store.db, "cursor_secret", randomBytes(32).toString("base64url")));

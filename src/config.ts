@@ -1,4 +1,11 @@
-import { isAbsolute, resolve } from "node:path";
+import { isAbsolute, join, resolve } from "node:path";
+
+/**
+ * The Phonebook directory (where package.json is). A relative DATA_DIR is
+ * resolved against it, never against the working directory, so the server
+ * and the CLI started anywhere use one store (README, "Configuration").
+ */
+export const PACKAGE_ROOT = resolve(import.meta.dirname, "..");
 
 /** Configuration, parsed once from the environment (spec §8). */
 export interface Config {
@@ -215,7 +222,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
   const config: Config = {
     port: parsePort(env),
     host: optional(env, "HOST") ?? "127.0.0.1",
-    dataDir: isAbsolute(dataDir) ? dataDir : resolve(process.cwd(), dataDir),
+    dataDir: isAbsolute(dataDir) ? dataDir : resolve(PACKAGE_ROOT, dataDir),
     databaseUrl: parseUrl(
       env,
       "DATABASE_URL",
@@ -238,4 +245,16 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     ...overrides,
   };
   return Object.freeze(config);
+}
+
+/** Which store a configuration selects, for the start line and the CLI: never a password. */
+export function describeStore(config: Pick<Config, "databaseUrl" | "dataDir">): string {
+  if (!config.databaseUrl) return `SQLite at ${join(config.dataDir, "phonebook.db")}`;
+  try {
+    const url = new URL(config.databaseUrl);
+    if (url.password) url.password = "***";
+    return `PostgreSQL at ${url.toString()}`;
+  } catch {
+    return "PostgreSQL";
+  }
 }

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "./app.ts";
-import type { Config } from "./config.ts";
+import { type Config, describeStore } from "./config.ts";
 import { bootstrapIfEmpty } from "./domain/bootstrap.ts";
 import { listenMetrics } from "./metrics.ts";
 
@@ -45,7 +45,15 @@ export async function startServer(
   // runner sweeps pieces of unfinished uploads only after an hour.
   app.server.requestTimeout = 10 * 60_000;
   app.server.keepAliveTimeout = 65_000;
-  const url = await app.listen({ port: config.port, host: config.host });
+  let url: string;
+  try {
+    url = await app.listen({ port: config.port, host: config.host });
+  } catch (error) {
+    // A port in use: close what was opened (store, jobs, Redis) so the process can exit.
+    await app.close().catch(() => {});
+    throw error;
+  }
+  app.log.info({ store: describeStore(config) }, `store: ${describeStore(config)}`);
   // METRICS_PORT: GET /metrics on its own listener (and not on the API port).
   const metricsServer =
     app.metrics && config.metricsPort !== undefined

@@ -4,9 +4,10 @@
  * summary says what was skipped; in CI (CI=true) a missing server is a failure.
  */
 import { spawn } from "node:child_process";
-import { readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { PG_ADMIN_URL, REDIS_URL } from "./helpers/env.ts";
+import { PGBOUNCER } from "./helpers/pgbouncer.ts";
 import { pgAvailable, redisAvailable } from "./helpers/probe.ts";
 
 function testFiles(dir: string): string[] {
@@ -24,6 +25,10 @@ if (pgProblem)
   skipped.push(`PostgreSQL at ${PG_ADMIN_URL} (${pgProblem}): every contract suite ran on SQLite only`);
 if (redisProblem)
   skipped.push(`Redis at ${REDIS_URL} (${redisProblem}): the shared-bucket tests did not run`);
+if (!pgProblem && !existsSync(PGBOUNCER))
+  skipped.push(
+    `PgBouncer at ${PGBOUNCER} (apt-get install pgbouncer): the transaction-pooling tests did not run`,
+  );
 if (ci && skipped.length > 0) {
   console.error(`CI=true requires the real servers, and some are missing:\n- ${skipped.join("\n- ")}`);
   process.exit(1);

@@ -370,7 +370,7 @@ export async function applyChanges(
   // fail with a unique violation (on PostgreSQL the transaction is then
   // aborted, so nothing more can be asked here); the write path reruns the
   // transaction, whose check above then reports the holder.
-  await repo.updateContactRow(scope.db, row.id, changes.set);
+  await repo.updateContactRow(scope.db, scope.organizationId, row.id, changes.set);
   const optOut = changes.set.marketing_opt_out;
   await emitEvents(
     scope,

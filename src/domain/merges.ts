@@ -332,7 +332,7 @@ export async function mergeContacts(scope: Scope, cmd: MergeCommand, at: number)
   // Tombstones first: the survivor's new values must not meet theirs in a unique index.
   await repo.repointTombstones(scope.db, mergedIds, survivor.id);
   await repo.markMerged(scope.db, mergedIds, survivor.id, mergeRow.id);
-  await contactsRepo.updateContactRow(scope.db, survivor.id, set);
+  await contactsRepo.updateContactRow(scope.db, scope.organizationId, survivor.id, set);
   await contactsRepo.attachLabels(scope.db, survivor.id, plan.labels_added, at);
   await recordMergeEvent(scope.db, {
     type: "contact.merged",
@@ -454,7 +454,7 @@ export async function undoMerge(
 
   await repo.markUndone(scope.db, merge.id, at);
   const restored = await repo.restoreMerged(scope.db, merge.id, at);
-  await contactsRepo.updateContactRow(scope.db, survivor.id, set);
+  await contactsRepo.updateContactRow(scope.db, scope.organizationId, survivor.id, set);
   await repo.detachLabelsAttachedAt(
     scope.db,
     survivor.id,
@@ -467,7 +467,7 @@ export async function undoMerge(
     for (const id of restored) {
       const row = rows.get(id);
       if (row && row.marketing_opt_out === 0) {
-        await contactsRepo.updateContactRow(scope.db, id, {
+        await contactsRepo.updateContactRow(scope.db, scope.organizationId, id, {
           marketing_opt_out: 1,
           marketing_opt_out_at: survivor.marketing_opt_out_at,
         });

@@ -7,6 +7,7 @@ import {
   type SqliteDatabase as KyselySqliteDatabase,
   type LogEvent,
   Migrator,
+  PostgresAdapter,
   PostgresDialect,
   SqliteDialect,
   sql,
@@ -163,6 +164,7 @@ export function createPostgresStore(url: string, options: PostgresOptions = {}):
     query_timeout: timeout + 1000,
     keepAlive: true,
   });
+  withPoolerFallback(pool);
   // An idle client losing its server must not crash the process; the next query reports it.
   pool.on("error", () => {});
   // Nor may a checked-out one: pg-pool listens for errors only on idle clients, and a
@@ -172,15 +174,108 @@ export function createPostgresStore(url: string, options: PostgresOptions = {}):
     client.on("error", () => {});
     withQueryWrapper(client);
   });
+  const dialect = new PostgresDialect({ pool });
+  const createDriver = dialect.createDriver.bind(dialect);
+  dialect.createDriver = () => {
+    const driver = createDriver();
+    // The limit also travels inside each transaction (SET LOCAL, one round trip
+    // with BEGIN): through a transaction-mode pooler, which refuses or drops the
+    // startup parameter, a transaction's statements are still bounded.
+    driver.beginTransaction = async (connection, settings) => {
+      const begin = settings.isolationLevel
+        ? `start transaction isolation level ${settings.isolationLevel}`
+        : "begin";
+      await connection.executeQuery(CompiledQuery.raw(`${begin}; set local statement_timeout = ${timeout}`));
+    };
+    return driver;
+  };
   const queryLog = new QueryLog();
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: queryLog.log });
+  const db = new Kysely<Database>({ dialect, log: queryLog.log });
   const poolStats = (): PoolStats => ({
     total: pool.totalCount,
     idle: pool.idleCount,
     waiting: pool.waitingCount,
     max: pool.options.max,
   });
-  return finishStore("postgres", db, queryLog, poolStats, async () => {});
+  return finishStore(
+    "postgres",
+    db,
+    queryLog,
+    poolStats,
+    async () => {},
+    () => migratePostgres(url),
+  );
+}
+
+/**
+ * PgBouncer (transaction pooling) refuses startup parameters it does not track,
+ * statement_timeout among them ("unsupported startup parameter"). The pool then
+ * connects without it: transactions keep their limit (SET LOCAL at BEGIN), single
+ * statements keep the client's query_timeout, and the server-side limit for them
+ * comes from the role (`ALTER ROLE … SET statement_timeout`, docs/deploying.md).
+ */
+function withPoolerFallback(pool: pg.Pool): void {
+  const options = (pool as unknown as { options: { statement_timeout?: number } }).options;
+  const connect = pool.connect.bind(pool) as () => Promise<pg.PoolClient>;
+  (pool as { connect: unknown }).connect = async (...args: unknown[]) => {
+    if (args.length > 0) return (connect as (...a: unknown[]) => unknown)(...args);
+    try {
+      return await connect();
+    } catch (error) {
+      if (options.statement_timeout === undefined || !isUnsupportedStartupParameter(error)) throw error;
+      options.statement_timeout = undefined;
+      return connect();
+    }
+  };
+}
+
+function isUnsupportedStartupParameter(error: unknown): boolean {
+  return error instanceof Error && /unsupported startup parameter/i.test(error.message);
+}
+
+/** Same key as Kysely's own migration lock, so old and new processes exclude each other. */
+const MIGRATION_LOCK_ID = "3853314791062309107";
+
+/**
+ * Runs the migrations on a connection of their own, with no statement limit
+ * (a migration may rewrite a large table), under a transaction-scoped advisory
+ * lock taken by the same statement that begins the migration transaction.
+ * Kysely's own lock is session-scoped (pg_advisory_lock … pg_advisory_unlock
+ * around the transaction): through PgBouncer in transaction mode those three
+ * may run on three server connections, and a lock left on one of them makes
+ * the next deploy's migration wait forever. pg_advisory_xact_lock ends with
+ * the transaction, on whatever server connection it ran.
+ */
+async function migratePostgres(url: string): Promise<{ applied: string[] }> {
+  const pool = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: 5000, keepAlive: true });
+  withPoolerFallback(pool);
+  pool.on("error", () => {});
+  const dialect = new PostgresDialect({ pool });
+  const createDriver = dialect.createDriver.bind(dialect);
+  dialect.createDriver = () => {
+    const driver = createDriver();
+    driver.beginTransaction = async (connection) => {
+      await connection.executeQuery(
+        CompiledQuery.raw(
+          `begin; set local statement_timeout = 0; select pg_advisory_xact_lock(${MIGRATION_LOCK_ID})`,
+        ),
+      );
+    };
+    return driver;
+  };
+  dialect.createAdapter = () => new TransactionLockedPostgresAdapter();
+  const db = new Kysely<Database>({ dialect });
+  try {
+    return await runMigrator(db, "postgres");
+  } finally {
+    await db.destroy();
+  }
+}
+
+/** The lock is taken by the migration transaction itself (see migratePostgres). */
+class TransactionLockedPostgresAdapter extends PostgresAdapter {
+  override async acquireMigrationLock(): Promise<void> {}
+  override async releaseMigrationLock(): Promise<void> {}
 }
 
 /**
@@ -223,12 +318,25 @@ export function hooksOf(db: Executor): TransactionHooks | undefined {
   return transactionHooks.get(db);
 }
 
+async function runMigrator(db: Db, dialect: Dialect): Promise<{ applied: string[] }> {
+  const migrator = new Migrator({
+    db,
+    provider: migrationProvider(dialect),
+    migrationTableName: "phonebook_migrations",
+    migrationLockTableName: "phonebook_migrations_lock",
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error instanceof Error ? error : new Error(String(error));
+  return { applied: (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName) };
+}
+
 function finishStore(
   dialect: Dialect,
   db: Db,
   queryLog: QueryLog,
   poolStats: (() => PoolStats) | undefined,
   closeDriver: () => Promise<void>,
+  migrate: () => Promise<{ applied: string[] }> = () => runMigrator(db, dialect),
 ): Store {
   let closed = false;
   return {
@@ -252,17 +360,7 @@ function finishStore(
     async ping() {
       await sql`SELECT 1`.execute(db);
     },
-    async migrate() {
-      const migrator = new Migrator({
-        db,
-        provider: migrationProvider(dialect),
-        migrationTableName: "phonebook_migrations",
-        migrationLockTableName: "phonebook_migrations_lock",
-      });
-      const { error, results } = await migrator.migrateToLatest();
-      if (error) throw error instanceof Error ? error : new Error(String(error));
-      return { applied: (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName) };
-    },
+    migrate,
     async close() {
       if (closed) return;
       closed = true;

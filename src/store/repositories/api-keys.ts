@@ -24,3 +24,17 @@ export async function revokeApiKey(db: Executor, id: string, at: number): Promis
     .where("revoked_at", "is", null)
     .execute();
 }
+
+/** An organisation's keys, newest first, as a keyset page (`created_at desc, id desc`). */
+export async function listApiKeys(
+  db: Executor,
+  organizationId: string,
+  page: { limit: number; after?: { created_at: number; id: string } | undefined },
+): Promise<ApiKeyRow[]> {
+  let query = db.selectFrom("api_keys").selectAll().where("organization_id", "=", organizationId);
+  if (page.after) {
+    const { created_at, id } = page.after;
+    query = query.where((eb) => eb(eb.refTuple("created_at", "id"), "<", eb.tuple(created_at, id)));
+  }
+  return query.orderBy("created_at", "desc").orderBy("id", "desc").limit(page.limit).execute();
+}

@@ -694,10 +694,17 @@ export async function insertContactIfAbsent(db: Executor, row: Insertable<Contac
 
 export async function updateContactRow(
   db: Executor,
+  organizationId: string,
   id: string,
   patch: Updateable<ContactsTable>,
 ): Promise<void> {
-  await db.updateTable("contacts").set(patch).where("id", "=", id).execute();
+  // organization_id: redundant with the id, but it routes the statement to one tenant (docs/scaling.md).
+  await db
+    .updateTable("contacts")
+    .set(patch)
+    .where("organization_id", "=", organizationId)
+    .where("id", "=", id)
+    .execute();
 }
 
 export async function deleteContactRow(db: Executor, organizationId: string, id: string): Promise<boolean> {
