@@ -121,7 +121,11 @@ function parseOptions(argv: string[]): Options {
     server,
     only,
     batch: Math.floor(number("batch", values.batch, 5000, 1)),
-    out: resolve(values.out ?? join(import.meta.dirname, "results")),
+    // bench/results of the repository, whether this runs from bench/ (tsx) or dist/bench/ (compiled).
+    out: resolve(
+      values.out ??
+        join(import.meta.dirname, import.meta.url.endsWith(".js") ? "../../bench" : ".", "results"),
+    ),
     logLevel: values["log-level"] ?? "warn",
     keep: values.keep ?? false,
     cpuProf: values["cpu-prof"] === undefined ? undefined : resolve(values["cpu-prof"]),

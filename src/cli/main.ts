@@ -229,7 +229,7 @@ function parse(argv: string[]) {
   });
 }
 
-const isMain = process.argv[1] && /(?:main\.ts|phonebook(?:\.js)?)$/.test(process.argv[1]);
+const isMain = process.argv[1] && /(?:main\.[jt]s|phonebook(?:\.js)?)$/.test(process.argv[1]);
 if (isMain) {
   runCli(process.argv.slice(2)).then(
     (code) => {
