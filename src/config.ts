@@ -21,6 +21,14 @@ export interface Config {
    * network partition fails requests with 503 instead of holding them.
    */
   readonly databaseQueryTimeoutMs: number;
+  /**
+   * PostgreSQL only (DATABASE_PREPARED_STATEMENTS, default on): the hottest
+   * lookups (a contact by id, an API key, an organisation, an identity) run
+   * as named prepared statements, planned once per connection. Turn off
+   * behind a pooler that cannot carry them (PgBouncer < 1.21, or any version
+   * without max_prepared_statements, in transaction mode).
+   */
+  readonly databasePreparedStatements: boolean;
 }
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -106,6 +114,14 @@ function parseQueryTimeout(env: Env): number {
   return Number(raw);
 }
 
+function parseBoolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = optional(env, name)?.toLowerCase();
+  if (raw === undefined) return fallback;
+  if (["1", "true", "on", "yes"].includes(raw)) return true;
+  if (["0", "false", "off", "no"].includes(raw)) return false;
+  throw new ConfigError(name, `must be true or false (got "${raw}").`);
+}
+
 /** Parses and freezes the configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
   const dataDir = optional(env, "DATA_DIR") ?? "./data";
@@ -128,6 +144,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     logLevel: parseLogLevel(env),
     redisKeyPrefix: parseRedisKeyPrefix(env),
     databaseQueryTimeoutMs: parseQueryTimeout(env),
+    databasePreparedStatements: parseBoolean(env, "DATABASE_PREPARED_STATEMENTS", true),
     ...overrides,
   };
   return Object.freeze(config);

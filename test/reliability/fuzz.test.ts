@@ -18,7 +18,7 @@ import { type FuzzContext, type FuzzRequest, fuzzRoutes, requestArb } from "../h
 import { ADMIN_TOKEN, createHarness, type Harness } from "../helpers/harness.ts";
 import { fuzzSeed, scaled, withTimeout } from "../helpers/reliability.ts";
 
-const RUNS_PER_ROUTE = scaled("PB_FUZZ_RUNS", 20, 250);
+const RUNS_PER_ROUTE = scaled("PB_FUZZ_RUNS", 5, 250); // npm test: a quick pass; test:slow: the real fuzzing
 const REQUEST_TIMEOUT_MS = 15_000;
 
 for (const kind of storeKinds()) {
