@@ -36,7 +36,7 @@ export interface Services {
   cursors: CursorCodec;
   /** Per-organisation token buckets: memory by default, Redis when REDIS_URL is set. */
   rateLimiter: RateLimiter;
-  /** How every write transaction is run (see http/write.ts). */
+  /** How every write transaction is run (see http/write-transaction.ts). */
   writes: WriteOptions;
 }
 

@@ -8,7 +8,7 @@ import { now } from "./clock.ts";
 import { requireOrganization } from "./organizations.ts";
 import { requirePhone } from "./phone.ts";
 
-export const ACCOUNT_STATUSES: readonly AccountStatus[] = ["connected", "disconnected", "onboarding"];
+/** What Meta's phone_number_id looks like: 6 to 20 digits. */
 export const PHONE_NUMBER_ID_PATTERN = "^\\d{6,20}$";
 
 export async function createAccount(

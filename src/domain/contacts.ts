@@ -4,6 +4,7 @@ import { type AccountRow, findAccountByPhoneNumberId, listAccounts } from "../st
 import * as repo from "../store/repositories/contacts.ts";
 import type { ContactSource } from "../store/schema.ts";
 import type { Dialect, Executor } from "../store/store.ts";
+import { PHONE_NUMBER_ID_PATTERN } from "./accounts.ts";
 import { now } from "./clock.ts";
 import {
   hasControlCharacters,
@@ -125,7 +126,7 @@ export async function resolveAccount(
   param = "from",
 ): Promise<AccountRow> {
   if (from !== undefined) {
-    if (/^\d{6,20}$/.test(from)) {
+    if (new RegExp(PHONE_NUMBER_ID_PATTERN).test(from)) {
       const byId = await findAccountByPhoneNumberId(scope.db, from);
       if (byId && byId.organization_id === scope.organizationId) return byId;
     }

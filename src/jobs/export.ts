@@ -2,7 +2,7 @@ import { setImmediate as nextTurn } from "node:timers/promises";
 import { toIso } from "../domain/clock.ts";
 import { type ContactView, listContacts, type Scope } from "../domain/contacts.ts";
 import { phoneDigits } from "../domain/phone.ts";
-import { contactOut } from "../http/native/contact-representation.ts";
+import { contactOut } from "../http/native/representation.ts";
 import type { ContactFilters, Keyset } from "../store/repositories/contacts.ts";
 
 /**

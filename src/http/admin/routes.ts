@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { FastifyRequest } from "fastify";
 import { Type } from "typebox";
-import { createAccount, PHONE_NUMBER_ID_PATTERN, updateAccount } from "../../domain/accounts.ts";
+import { createAccount, updateAccount } from "../../domain/accounts.ts";
 import { constantTimeEqual } from "../../domain/auth.ts";
 import { toIso, toIsoOrNull } from "../../domain/clock.ts";
 import {
@@ -14,7 +14,7 @@ import {
 import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
 import { listOrganizations } from "../../store/repositories/organizations.ts";
-import { AccountSchema, accountOut, OrganizationSchema, organizationOut } from "../representations.ts";
+import { AccountSchema, accountOut, OrganizationSchema, organizationOut } from "../representation.ts";
 import {
   DataEnvelope,
   Id,
@@ -23,6 +23,7 @@ import {
   NO_CONTROL_CHARACTERS,
   NullableString,
   PageQuery,
+  PhoneNumberId,
   Timestamp,
 } from "../schemas.ts";
 
@@ -201,7 +202,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
         params: Type.Object({ org_id: Id("org") }),
         body: Type.Object(
           {
-            phone_number_id: Type.String({ pattern: PHONE_NUMBER_ID_PATTERN }),
+            phone_number_id: PhoneNumberId("Meta phone_number_id of the number"),
             phone_number: Type.String({
               minLength: 1,
               maxLength: 40,

@@ -1,30 +1,26 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import type { FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import { requireAccountByPhoneNumberId } from "../../domain/accounts.ts";
 import {
   contactFilters,
   findContactByIdentifier,
   listContactsPage,
-  type Scope,
   updateContact,
 } from "../../domain/contacts.ts";
 import { parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
-import { principalOf, protect } from "../auth.ts";
+import { protect, scopeOf } from "../auth.ts";
 import { PLATFORM_DEFAULT_LIMIT } from "../platform/contacts.ts";
 import { boundOf } from "../platform/pagination.ts";
 import { Cursors, cursorsOf, KapsoContactSchema, kapsoContactOut } from "../platform/representation.ts";
 import { kapsoFilters } from "../platform/wire.ts";
-import { runWrite } from "../write.ts";
+import { MetadataInput, PhoneNumberId } from "../schemas.ts";
+import { runWrite } from "../write-transaction.ts";
 import { GRAPH_ERROR_RESPONSES } from "./errors.ts";
 
 const AccountParams = {
   version: Type.String({ pattern: "^v\\d+\\.\\d+$", description: "Any Graph version, e.g. v23.0" }),
-  phone_number_id: Type.String({
-    pattern: "^\\d{6,20}$",
-    description: "Meta phone_number_id of the account",
-  }),
+  phone_number_id: PhoneNumberId("Meta phone_number_id of the account"),
 };
 const ContactParams = Type.Object({
   ...AccountParams,
@@ -33,10 +29,6 @@ const ContactParams = Type.Object({
     description: "wa_id (phone without +); a BSUID or contact id works too",
   }),
 });
-const Metadata = Type.Union(
-  [Type.Unsafe<Record<string, unknown>>({ type: "object", "x-error-code": "invalid_metadata" }), Type.Null()],
-  { "x-error-code": "invalid_metadata" },
-);
 
 /**
  * The graph surface (`/meta/whatsapp/{version}/{phone_number_id}/contacts`):
@@ -45,13 +37,7 @@ const Metadata = Type.Union(
  */
 export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
   protect(app);
-  const { store } = app.services;
   const tags = ["graph"];
-  const scopeOf = (request: FastifyRequest): Scope => ({
-    db: store.db,
-    dialect: store.dialect,
-    organizationId: principalOf(request).organization.id,
-  });
 
   app.get(
     "/:version/:phone_number_id/contacts",
@@ -134,7 +120,7 @@ export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
           {
             profile_name: Type.Optional(Type.Union([Type.String({ maxLength: 256 }), Type.Null()])),
             display_name: Type.Optional(Type.Union([Type.String({ maxLength: 256 }), Type.Null()])),
-            metadata: Type.Optional(Metadata),
+            metadata: Type.Optional(MetadataInput),
           },
           { additionalProperties: false },
         ),
@@ -151,7 +137,7 @@ export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
       }
       const scope = scopeOf(request);
       return runWrite(request, reply, async (tx) => {
-        const txScope = { ...scope, db: tx };
+        const txScope = scopeOf(request, tx);
         const account = await requireAccountByPhoneNumberId(
           tx,
           scope.organizationId,

@@ -4,9 +4,9 @@ import { rateLimitsOf } from "../../domain/organizations.ts";
 import { ApiError } from "../../errors.ts";
 import { listAccounts } from "../../store/repositories/accounts.ts";
 import { principalOf, protect } from "../auth.ts";
-import { AccountSchema, accountOut } from "../representations.ts";
+import { AccountSchema, accountOut } from "../representation.ts";
 import { DataEnvelope, ErrorBody, NATIVE_ERROR_RESPONSES, NullableString, Timestamp } from "../schemas.ts";
-import { contactBulkRoutes } from "./contact-bulk.ts";
+import { contactBatchRoutes } from "./contact-batch.ts";
 import { contactRoutes } from "./contacts.ts";
 import { exportRoutes } from "./export.ts";
 import { importRoutes } from "./imports.ts";
@@ -151,7 +151,7 @@ export const nativeRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     );
     await protectedApp.register(contactRoutes);
-    await protectedApp.register(contactBulkRoutes);
+    await protectedApp.register(contactBatchRoutes);
     await protectedApp.register(labelRoutes);
     await protectedApp.register(importRoutes);
     await protectedApp.register(exportRoutes);

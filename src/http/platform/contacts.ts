@@ -16,9 +16,9 @@ import {
 } from "../../domain/contacts.ts";
 import { parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
-import { principalOf } from "../auth.ts";
-import { Timestamp } from "../schemas.ts";
-import { runWrite } from "../write.ts";
+import { scopeOf } from "../auth.ts";
+import { MetadataInput, PhoneNumberId, Timestamp } from "../schemas.ts";
+import { runWrite } from "../write-transaction.ts";
 import { PLATFORM_ERROR_RESPONSES } from "./errors.ts";
 import { boundOf, offsetWindow } from "./pagination.ts";
 import {
@@ -32,17 +32,7 @@ import { kapsoFilters } from "./wire.ts";
 
 export const PLATFORM_DEFAULT_LIMIT = 20;
 
-const PhoneNumberId = Type.String({
-  pattern: "^\\d{6,20}$",
-  description: "Meta phone_number_id of one of your accounts",
-});
 const Name = Type.Union([Type.String({ maxLength: 256 }), Type.Null()]);
-const LooseObject = Type.Unsafe<Record<string, unknown>>({
-  type: "object",
-  "x-error-code": "invalid_metadata",
-  description: "Flat object: ≤ 50 keys of 1–40 characters; values strings (≤ 500), numbers, booleans or null",
-});
-const Metadata = Type.Union([LooseObject, Type.Null()], { "x-error-code": "invalid_metadata" });
 const CustomerId = Type.Union([
   Type.String({ maxLength: 64, description: "A customer's UUID" }),
   Type.Null(),
@@ -60,7 +50,7 @@ const ListQuery = Type.Object(
     ),
     wa_id_contains: Type.Optional(Type.String({ description: "Substring of the wa_id digits" })),
     business_scoped_user_id: Type.Optional(Type.String({ description: "Exact BSUID" })),
-    phone_number_id: Type.Optional(PhoneNumberId),
+    phone_number_id: Type.Optional(PhoneNumberId()),
     created_after: Type.Optional(Timestamp),
     created_before: Type.Optional(Timestamp),
     limit: Type.Optional(Type.String({ description: "Cursor mode: 1–100, default 20" })),
@@ -81,7 +71,7 @@ const ContactFields = {
   profile_name: Type.Optional(Name),
   display_name: Type.Optional(Name),
   customer_id: Type.Optional(CustomerId),
-  metadata: Type.Optional(Metadata),
+  metadata: Type.Optional(MetadataInput),
 };
 
 const CreateBody = Type.Object(
@@ -90,7 +80,7 @@ const CreateBody = Type.Object(
       {
         ...ContactFields,
         wa_id: Type.String({ maxLength: 40 }),
-        phone_number_id: Type.Optional(PhoneNumberId),
+        phone_number_id: Type.Optional(PhoneNumberId()),
       },
       { additionalProperties: false },
     ),
@@ -110,7 +100,7 @@ const IdentifierParams = Type.Object({
   }),
 });
 const IdentifierQuery = Type.Object(
-  { phone_number_id: Type.Optional(PhoneNumberId) },
+  { phone_number_id: Type.Optional(PhoneNumberId()) },
   { additionalProperties: false },
 );
 
@@ -138,13 +128,7 @@ const CURSOR_EXAMPLE = "/platform/v1/whatsapp/contacts?limit=100&after=<paging.c
 
 /** `/platform/v1/whatsapp/contacts…` (Kapso's platform API), over the same domain as `/v1`. */
 export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { store } = app.services;
   const tags = ["platform"];
-  const scopeOf = (request: FastifyRequest): Scope => ({
-    db: store.db,
-    dialect: store.dialect,
-    organizationId: principalOf(request).organization.id,
-  });
   const accountIdOf = async (scope: Scope, phoneNumberId: string | undefined) =>
     phoneNumberId === undefined
       ? undefined
@@ -215,10 +199,10 @@ export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const scope = scopeOf(request);
+      const _scope = scopeOf(request);
       const { phone_number_id, ...fields } = request.body.contact;
       return runWrite(request, reply, async (tx) => {
-        const txScope = { ...scope, db: tx };
+        const txScope = scopeOf(request, tx);
         const account = await resolveAccount(txScope, phone_number_id, "phone_number_id");
         const contact = await createContact(txScope, account, contactInput(fields), "api");
         return { status: 201, body: { data: kapsoContactOut(contact) } };
@@ -269,9 +253,9 @@ export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
           { param: "contact" },
         );
       }
-      const scope = scopeOf(request);
+      const _scope = scopeOf(request);
       return runWrite(request, reply, async (tx) => {
-        const txScope = { ...scope, db: tx };
+        const txScope = scopeOf(request, tx);
         const accountId = await accountIdOf(txScope, request.query.phone_number_id);
         const found = await findContactByIdentifier(txScope, request.params.identifier, accountId);
         const { contact } = await updateContact(txScope, found.id, contactInput(fields));
@@ -292,9 +276,9 @@ export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const scope = scopeOf(request);
+      const _scope = scopeOf(request);
       await runWrite(request, reply, async (tx) => {
-        const txScope = { ...scope, db: tx };
+        const txScope = scopeOf(request, tx);
         const accountId = await accountIdOf(txScope, request.query.phone_number_id);
         const found = await findContactByIdentifier(txScope, request.params.identifier, accountId);
         await deleteContact(txScope, found.id);

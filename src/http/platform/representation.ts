@@ -6,7 +6,7 @@ import type { ContactView } from "../../domain/contacts.ts";
 import type { CustomerRow } from "../../domain/customers.ts";
 import type { Keyset } from "../../domain/pagination.ts";
 import { phoneDigits } from "../../domain/phone.ts";
-import { MetadataSchema } from "../native/contact-representation.ts";
+import { MetadataSchema } from "../native/representation.ts";
 import { NullableString, Timestamp } from "../schemas.ts";
 import { encodeKeysetCursor } from "./pagination.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { storeKinds } from "../helpers/env.ts";
-import { createHarness, type Harness, type Json, type Tenant } from "../helpers/harness.ts";
+import { storeKinds } from "../../helpers/env.ts";
+import { createHarness, type Harness, type Json, type Tenant } from "../../helpers/harness.ts";
 
 for (const kind of storeKinds()) {
   describe(`labels [${kind}]`, () => {

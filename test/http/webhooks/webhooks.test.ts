@@ -4,22 +4,22 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import fc from "fast-check";
-import { buildApp } from "../../src/app.ts";
-import { loadConfig } from "../../src/config.ts";
-import { createAccount } from "../../src/domain/accounts.ts";
-import { pruneInboundReceipts, RECEIPT_RETENTION_MS } from "../../src/domain/inbound.ts";
-import { createOrganization } from "../../src/domain/organizations.ts";
-import { signMetaPayload } from "../../src/http/webhooks/meta-delivery.ts";
-import { newId } from "../../src/ids.ts";
-import { attachLabels } from "../../src/store/repositories/contacts.ts";
-import { storeKinds } from "../helpers/env.ts";
-import { createHarness, createTestStore, type Harness, type Json } from "../helpers/harness.ts";
-import { type InboundPerson, messagesDelivery } from "../helpers/meta-delivery.ts";
+import { buildApp } from "../../../src/app.ts";
+import { loadConfig } from "../../../src/config.ts";
+import { createAccount } from "../../../src/domain/accounts.ts";
+import { pruneInboundReceipts, RECEIPT_RETENTION_MS } from "../../../src/domain/inbound.ts";
+import { createOrganization } from "../../../src/domain/organizations.ts";
+import { signMetaPayload } from "../../../src/http/webhooks/meta-delivery.ts";
+import { newId } from "../../../src/ids.ts";
+import { attachLabels } from "../../../src/store/repositories/contacts.ts";
+import { storeKinds } from "../../helpers/env.ts";
+import { createHarness, createTestStore, type Harness, type Json } from "../../helpers/harness.ts";
+import { type InboundPerson, messagesDelivery } from "../../helpers/meta-delivery.ts";
 
 const SECRET = "test-app-secret-0123456789";
 const VERIFY_TOKEN = "test-verify-token-abc";
 const FIXTURE_PNID = "106540352242922";
-const FIXTURES = join(import.meta.dirname, "..", "fixtures", "meta");
+const FIXTURES = join(import.meta.dirname, "..", "..", "fixtures", "meta");
 const WEBHOOK_ENV = { META_APP_SECRET: SECRET, META_VERIFY_TOKEN: VERIFY_TOKEN };
 
 /** A fixture's exact bytes; with `phoneNumberId`, addressed to that account instead. */

@@ -11,16 +11,12 @@ import { getContact, resolveAccount } from "../../domain/contacts.ts";
 import { BULK_LABEL_MAX, bulkLabel, setContactLabel } from "../../domain/labels.ts";
 import { ApiError } from "../../errors.ts";
 import { isId } from "../../ids.ts";
+import { scopeOf } from "../auth.ts";
 import { DataEnvelope, Id, NATIVE_ERROR_RESPONSES } from "../schemas.ts";
-import { runWrite } from "../write.ts";
-import { ContactSchema, contactOut } from "./contact-representation.ts";
-import { pathAccountOf, scopeOf } from "./scope.ts";
+import { runWrite } from "../write-transaction.ts";
+import { ContactSchema, contactOut } from "./representation.ts";
+import { PATH_STYLES, pathAccountOf } from "./scope.ts";
 import { NATIVE_FIELDS } from "./wire.ts";
-
-const PhoneNumberId = Type.String({
-  pattern: "^\\d{6,20}$",
-  description: "Meta phone_number_id of one of your accounts",
-});
 
 const ITEM_FIELDS = new Set([
   "phone_number",
@@ -136,14 +132,10 @@ const BatchResultSchema = Type.Object({
  * Batch create/upsert, bulk_label and attach/detach, in both path styles:
  * org-level (`/contacts/…`) and account-scoped (`/:phone_number_id/contacts/…`).
  */
-export const contactBulkRoutes: FastifyPluginAsyncTypebox = async (app) => {
+export const contactBatchRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ["contacts"];
-  const accountOf = pathAccountOf;
-
-  for (const scoped of [false, true]) {
-    const base = scoped ? "/:phone_number_id/contacts" : "/contacts";
-    const pathParams: Record<string, typeof PhoneNumberId> = scoped ? { phone_number_id: PhoneNumberId } : {};
-    const suffix = scoped ? " (one account)" : "";
+  for (const style of PATH_STYLES) {
+    const { base, suffix } = style;
 
     app.post(
       `${base}/batch`,
@@ -153,7 +145,7 @@ export const contactBulkRoutes: FastifyPluginAsyncTypebox = async (app) => {
           summary: `Create or upsert up to ${BATCH_MAX} contacts${suffix}`,
           description:
             "mode create (default) or upsert. One result per input, in input order; one bad item never fails the others. Items with the same identity inside one batch resolve like upsert.",
-          params: Type.Object(pathParams),
+          params: style.params(),
           body: Type.Object(
             {
               mode: Type.Optional(Type.Union([Type.Literal("create"), Type.Literal("upsert")])),
@@ -162,16 +154,14 @@ export const contactBulkRoutes: FastifyPluginAsyncTypebox = async (app) => {
                 maxItems: BATCH_MAX,
                 description: "Items shaped like the body of create",
               }),
-              ...(scoped
-                ? {}
-                : {
-                    from: Type.Optional(
-                      Type.String({
-                        maxLength: 40,
-                        description: "The account: its E.164 number or phone_number_id",
-                      }),
-                    ),
+              ...style.orgLevelOnly({
+                from: Type.Optional(
+                  Type.String({
+                    maxLength: 40,
+                    description: "The account: its E.164 number or phone_number_id",
                   }),
+                ),
+              }),
             },
             { additionalProperties: false },
           ),
@@ -191,11 +181,13 @@ export const contactBulkRoutes: FastifyPluginAsyncTypebox = async (app) => {
         },
       },
       async (request, reply) => {
-        const body = request.body as { mode?: "create" | "upsert"; contacts: unknown[]; from?: string };
+        const body = request.body;
         const items = body.contacts.map(batchItemOf);
         return runWrite(request, reply, async (tx) => {
           const scope = scopeOf(request, tx);
-          const account = (await accountOf(request, scope)) ?? (await resolveAccount(scope, body.from));
+          const account =
+            (await pathAccountOf(scope, request.params.phone_number_id)) ??
+            (await resolveAccount(scope, body.from));
           const results = await writeContactBatch(scope, account, items, {
             mode: body.mode ?? "create",
             source: "api",
@@ -220,7 +212,7 @@ export const contactBulkRoutes: FastifyPluginAsyncTypebox = async (app) => {
           summary: `Attach or detach one label on up to ${BULK_LABEL_MAX} contacts${suffix}`,
           description:
             "One transaction. applied counts contacts whose labels changed, skipped the others (already so, or not found; not_found lists the latter).",
-          params: Type.Object(pathParams),
+          params: style.params(),
           body: Type.Object(
             {
               contact_ids: Type.Array(Id("ctc"), { minItems: 1, maxItems: BULK_LABEL_MAX }),
@@ -245,14 +237,10 @@ export const contactBulkRoutes: FastifyPluginAsyncTypebox = async (app) => {
         },
       },
       async (request, reply) => {
-        const body = request.body as {
-          contact_ids: string[];
-          label_id: string;
-          operation: "attach" | "detach";
-        };
+        const body = request.body;
         return runWrite(request, reply, async (tx) => {
           const scope = scopeOf(request, tx);
-          const account = await accountOf(request, scope);
+          const account = await pathAccountOf(scope, request.params.phone_number_id);
           const result = await bulkLabel(scope, body, account?.id);
           return {
             status: 200,
@@ -277,17 +265,17 @@ export const contactBulkRoutes: FastifyPluginAsyncTypebox = async (app) => {
           tags,
           summary: `Attach a label to a contact${suffix}`,
           description: "Attaching a label the contact already carries is a no-op.",
-          params: Type.Object({ ...pathParams, id: Id("ctc") }),
+          params: style.params({ id: Id("ctc") }),
           body: Type.Object({ label_id: Id("lbl") }, { additionalProperties: false }),
           response: { 200: DataEnvelope(ContactSchema), ...NATIVE_ERROR_RESPONSES },
         },
       },
       async (request, reply) => {
-        const { id } = request.params as { id: string };
-        const { label_id } = request.body as { label_id: string };
+        const { id } = request.params;
+        const { label_id } = request.body;
         return runWrite(request, reply, async (tx) => {
           const scope = scopeOf(request, tx);
-          const account = await accountOf(request, scope);
+          const account = await pathAccountOf(scope, request.params.phone_number_id);
           await setContactLabel(scope, id, label_id, "attach", account?.id);
           const contact = await getContact(scope, id, account?.id);
           return { status: 200, body: { data: contactOut(contact), request_id: request.id } };
@@ -302,15 +290,15 @@ export const contactBulkRoutes: FastifyPluginAsyncTypebox = async (app) => {
           tags,
           summary: `Detach a label from a contact${suffix}`,
           description: "Detaching a label the contact does not carry is a no-op.",
-          params: Type.Object({ ...pathParams, id: Id("ctc"), label_id: Id("lbl") }),
+          params: style.params({ id: Id("ctc"), label_id: Id("lbl") }),
           response: { 200: DataEnvelope(ContactSchema), ...NATIVE_ERROR_RESPONSES },
         },
       },
       async (request, reply) => {
-        const { id, label_id } = request.params as { id: string; label_id: string };
+        const { id, label_id } = request.params;
         return runWrite(request, reply, async (tx) => {
           const scope = scopeOf(request, tx);
-          const account = await accountOf(request, scope);
+          const account = await pathAccountOf(scope, request.params.phone_number_id);
           await setContactLabel(scope, id, label_id, "detach", account?.id);
           const contact = await getContact(scope, id, account?.id);
           return { status: 200, body: { data: contactOut(contact), request_id: request.id } };

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { parse } from "csv-parse/sync";
-import { bulkInsertContacts } from "../../src/domain/bulk-insert.ts";
-import { contactFilters, createContact } from "../../src/domain/contacts.ts";
-import { CSV_COLUMNS, exportContacts } from "../../src/jobs/export.ts";
-import { findAccountByPhoneNumberId } from "../../src/store/repositories/accounts.ts";
-import { storeKinds } from "../helpers/env.ts";
+import { bulkInsertContacts } from "../../../bench/lib/bulk-insert.ts";
+import { contactFilters, createContact } from "../../../src/domain/contacts.ts";
+import { CSV_COLUMNS, exportContacts } from "../../../src/jobs/export.ts";
+import { findAccountByPhoneNumberId } from "../../../src/store/repositories/accounts.ts";
+import { storeKinds } from "../../helpers/env.ts";
 import {
   createHarness,
   createTestStore,
@@ -13,9 +13,9 @@ import {
   type Json,
   seedOrganization,
   type Tenant,
-} from "../helpers/harness.ts";
-import { waitForImport } from "../helpers/imports.ts";
-import { startServerProcess } from "../helpers/server-process.ts";
+} from "../../helpers/harness.ts";
+import { waitForImport } from "../../helpers/imports.ts";
+import { startServerProcess } from "../../helpers/server-process.ts";
 
 for (const kind of storeKinds()) {
   describe(`export and round trip [${kind}]`, () => {

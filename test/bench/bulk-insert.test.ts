@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { type BulkContact, bulkInsertContacts } from "../../bench/lib/bulk-insert.ts";
 import { createAccount } from "../../src/domain/accounts.ts";
-import { type BulkContact, bulkInsertContacts } from "../../src/domain/bulk-insert.ts";
 import { createOrganization } from "../../src/domain/organizations.ts";
 import { isApiError } from "../../src/errors.ts";
 import { newId } from "../../src/ids.ts";

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { type BatchItem, countResults, writeContactBatch } from "../../src/domain/contact-batch.ts";
-import { findAccountByPhoneNumberId } from "../../src/store/repositories/accounts.ts";
-import { storeKinds } from "../helpers/env.ts";
-import { createHarness, type Harness, type Json, type Tenant } from "../helpers/harness.ts";
+import { type BatchItem, countResults, writeContactBatch } from "../../../src/domain/contact-batch.ts";
+import { findAccountByPhoneNumberId } from "../../../src/store/repositories/accounts.ts";
+import { storeKinds } from "../../helpers/env.ts";
+import { createHarness, type Harness, type Json, type Tenant } from "../../helpers/harness.ts";
 
 for (const kind of storeKinds()) {
   describe(`contacts batch [${kind}]`, () => {

@@ -1,9 +1,9 @@
-import { ApiError, isApiError } from "../errors.ts";
-import { listAccounts } from "../store/repositories/accounts.ts";
-import { insertContactLabelRows, insertContactRows } from "../store/repositories/bulk-insert.ts";
-import { existingLabelIds } from "../store/repositories/contacts.ts";
-import type { ContactSource } from "../store/schema.ts";
-import { buildRow, type ContactInput, normalizeInput, type Scope } from "./contacts.ts";
+import { buildRow, type ContactInput, normalizeInput, type Scope } from "../../src/domain/contacts.ts";
+import { ApiError, isApiError } from "../../src/errors.ts";
+import { listAccounts } from "../../src/store/repositories/accounts.ts";
+import { insertContactLabelRows, insertContactRows } from "../../src/store/repositories/bulk-insert.ts";
+import { existingLabelIds } from "../../src/store/repositories/contacts.ts";
+import type { ContactSource } from "../../src/store/schema.ts";
 
 /** One contact of a bulk insert: which account it goes to, its fields, and when it was created. */
 export interface BulkContact {

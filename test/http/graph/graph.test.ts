@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { GraphApiError, WhatsAppClient } from "@kapso/whatsapp-cloud-api";
-import { storeKinds } from "../helpers/env.ts";
-import { createHarness, type Harness, type Json } from "../helpers/harness.ts";
+import { storeKinds } from "../../helpers/env.ts";
+import { createHarness, type Harness, type Json } from "../../helpers/harness.ts";
 
 const REQ_RE = /^req_[0-9A-HJKMNP-TV-Z]{26}$/;
 

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { storeKinds } from "../helpers/env.ts";
-import { createHarness, type Harness, type Json, type Tenant } from "../helpers/harness.ts";
-import { waitForImport } from "../helpers/imports.ts";
+import { storeKinds } from "../../helpers/env.ts";
+import { createHarness, type Harness, type Json, type Tenant } from "../../helpers/harness.ts";
+import { waitForImport } from "../../helpers/imports.ts";
 
 function assertCounts(imp: Json, expected: Record<string, number>) {
   const counts = {

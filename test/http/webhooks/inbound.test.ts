@@ -3,15 +3,15 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { buildRow, diffContact, type MarketingPreference } from "../../src/domain/contacts.ts";
-import { ApiError } from "../../src/errors.ts";
+import { buildRow, diffContact, type MarketingPreference } from "../../../src/domain/contacts.ts";
+import { ApiError } from "../../../src/errors.ts";
 import {
   parseDelivery,
   signMetaPayload,
   verifyMetaSignature,
-} from "../../src/http/webhooks/meta-delivery.ts";
+} from "../../../src/http/webhooks/meta-delivery.ts";
 
-const FIXTURES = join(import.meta.dirname, "..", "fixtures", "meta");
+const FIXTURES = join(import.meta.dirname, "..", "..", "fixtures", "meta");
 const raw = (name: string) => readFileSync(join(FIXTURES, `${name}.json`));
 
 describe("Meta signature", () => {

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { createContact } from "../../src/domain/contacts.ts";
-import { findAccount } from "../../src/store/repositories/accounts.ts";
-import { storeKinds } from "../helpers/env.ts";
-import { createHarness, type Harness, type Json } from "../helpers/harness.ts";
+import { createContact } from "../../../src/domain/contacts.ts";
+import { findAccount } from "../../../src/store/repositories/accounts.ts";
+import { storeKinds } from "../../helpers/env.ts";
+import { createHarness, type Harness, type Json } from "../../helpers/harness.ts";
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const BASE = "/platform/v1/whatsapp";
