@@ -18,7 +18,10 @@ function newestMtime(path) {
   if (!stat) return 0;
   if (!stat.isDirectory()) return stat.mtimeMs;
   let newest = stat.mtimeMs;
-  for (const name of readdirSync(path)) newest = Math.max(newest, newestMtime(join(path, name)));
+  for (const name of readdirSync(path)) {
+    // bench/results holds reference runs, not sources.
+    if (name !== "results") newest = Math.max(newest, newestMtime(join(path, name)));
+  }
   return newest;
 }
 
