@@ -10,6 +10,7 @@ import { IDEMPOTENCY_WAIT_MS, sweepExpiredIdempotencyKeys } from "./domain/idemp
 import { CursorCodec } from "./domain/pagination.ts";
 import { ApiError, renderNativeError } from "./errors.ts";
 import { adminRoutes } from "./http/admin/routes.ts";
+import { dashboardRoutes } from "./http/dashboard.ts";
 import { toApiError } from "./http/errors.ts";
 import { renderGraphError } from "./http/graph/errors.ts";
 import { graphRoutes } from "./http/graph/routes.ts";
@@ -225,6 +226,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   }
   await app.register(platformRoutes, { prefix: "/platform/v1" });
   await app.register(graphRoutes, { prefix: "/meta/whatsapp" });
+  // The web dashboard at `/` (web/), a client of the /v1 API like any other.
+  await app.register(dashboardRoutes);
   return app;
 }
 

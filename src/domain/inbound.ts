@@ -13,6 +13,7 @@ import {
   normalizeInput,
   type Scope,
 } from "./contacts.ts";
+import { recordIdentityChange } from "./identity-history.ts";
 
 /**
  * Contacts observed from WhatsApp (spec §6): what a person's messages tell
@@ -241,6 +242,8 @@ async function moveIdentity(ctx: Ctx, move: IdentityMove): Promise<void> {
     }
   }
   await update(ctx, source, input);
+  const moved = await repo.findContactRow(ctx.scope.db, source.id);
+  if (moved) await recordIdentityChange(ctx.scope.db, source, moved, ctx.at);
 }
 
 async function update(ctx: Ctx, row: repo.ContactRow, input: ContactInput): Promise<void> {

@@ -20,6 +20,7 @@ export interface Database {
   import_errors: ImportErrorsTable;
   import_created: ImportCreatedTable;
   idempotency_keys: IdempotencyKeysTable;
+  contact_identity_changes: ContactIdentityChangesTable;
 }
 
 export interface SettingsTable {
@@ -194,4 +195,16 @@ export interface IdempotencyKeysTable {
   body: string | null;
   created_at: number;
   expires_at: number;
+}
+
+/** One identity change Meta reported for a contact (phone number or BSUID), newest last. */
+export interface ContactIdentityChangesTable {
+  id: string;
+  contact_id: string;
+  kind: "user_changed_number" | "user_changed_user_id";
+  previous_phone_number: string | null;
+  phone_number: string | null;
+  previous_business_scoped_user_id: string | null;
+  business_scoped_user_id: string | null;
+  created_at: number;
 }

@@ -15,7 +15,7 @@ import { scopeOf } from "../auth.ts";
 import { DataEnvelope, Id, NATIVE_ERROR_RESPONSES } from "../schemas.ts";
 import { runWrite } from "../write-transaction.ts";
 import { ContactSchema, contactOut } from "./representation.ts";
-import { PATH_STYLES, pathAccountOf } from "./scope.ts";
+import { FromAccount, PATH_STYLES, pathAccountOf } from "./scope.ts";
 import { NATIVE_FIELDS } from "./wire.ts";
 
 const ITEM_FIELDS = new Set([
@@ -154,14 +154,7 @@ export const contactBatchRoutes: FastifyPluginAsyncTypebox = async (app) => {
                 maxItems: BATCH_MAX,
                 description: "Items shaped like the body of create",
               }),
-              ...style.orgLevelOnly({
-                from: Type.Optional(
-                  Type.String({
-                    maxLength: 40,
-                    description: "The account: its E.164 number or phone_number_id",
-                  }),
-                ),
-              }),
+              ...style.orgLevelOnly({ from: FromAccount }),
             },
             { additionalProperties: false },
           ),

@@ -24,7 +24,7 @@ import {
 } from "../schemas.ts";
 import { runWrite } from "../write-transaction.ts";
 import { ContactSchema, contactOut } from "./representation.ts";
-import { PATH_STYLES, pathAccountOf } from "./scope.ts";
+import { FromAccount, PATH_STYLES, pathAccountOf } from "./scope.ts";
 import { nativeFilters } from "./wire.ts";
 
 const Name = Type.String({ maxLength: 256 });
@@ -135,14 +135,7 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
           body: Type.Object(
             {
               ...CreateFields,
-              ...style.orgLevelOnly({
-                from: Type.Optional(
-                  Type.String({
-                    maxLength: 40,
-                    description: "The account: its E.164 number or phone_number_id",
-                  }),
-                ),
-              }),
+              ...style.orgLevelOnly({ from: FromAccount }),
             },
             { additionalProperties: false },
           ),

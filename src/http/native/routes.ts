@@ -9,6 +9,7 @@ import { DataEnvelope, ErrorBody, NATIVE_ERROR_RESPONSES, NullableString, Timest
 import { contactBatchRoutes } from "./contact-batch.ts";
 import { contactRoutes } from "./contacts.ts";
 import { exportRoutes } from "./export.ts";
+import { identityHistoryRoutes } from "./identity-history.ts";
 import { importRoutes } from "./imports.ts";
 import { labelRoutes } from "./labels.ts";
 
@@ -155,6 +156,7 @@ export const nativeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     await protectedApp.register(labelRoutes);
     await protectedApp.register(importRoutes);
     await protectedApp.register(exportRoutes);
+    await protectedApp.register(identityHistoryRoutes);
   };
   await app.register(protectedRoutes);
 };

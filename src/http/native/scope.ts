@@ -13,6 +13,11 @@ export async function pathAccountOf(
   return requireAccountByPhoneNumberId(scope.db, scope.organizationId, phoneNumberId);
 }
 
+/** `from` of a create on the org-level path: the account, by its E.164 number or phone_number_id. */
+export const FromAccount = Type.Optional(
+  Type.String({ maxLength: 40, description: "The account: its E.164 number or phone_number_id" }),
+);
+
 /** Path params of a route registered in both path styles: phone_number_id only on the account-scoped one. */
 export type StyledParams<P extends TProperties> = TObject<P & { phone_number_id: TOptional<TString> }>;
 

@@ -1,5 +1,7 @@
+import type { Static } from "typebox";
 import type { ContactFilters } from "../../domain/contacts.ts";
 import type { FieldNames } from "../../errors.ts";
+import type { ListQuery } from "./contacts.ts";
 
 /**
  * Where kirim.chat's words (the native `/v1` surface) meet the domain's: the
@@ -8,16 +10,8 @@ import type { FieldNames } from "../../errors.ts";
  */
 export const NATIVE_FIELDS: FieldNames = { display_name: "name", label_ids: "labels" };
 
-/** The contact filters of a native list (or export) query. */
-export interface NativeListQuery {
-  phone?: string | undefined;
-  search?: string | undefined;
-  label?: string | undefined;
-  created_after?: string | undefined;
-  created_before?: string | undefined;
-  updated_after?: string | undefined;
-  marketing_opt_out?: "true" | "false" | undefined;
-}
+/** The contact filters of a native list (or export) query, as its schema types them. */
+export type NativeListQuery = Omit<Static<typeof ListQuery>, "limit" | "cursor">;
 
 /** A native list query as the domain's filters. */
 export function nativeFilters(query: NativeListQuery): ContactFilters {
