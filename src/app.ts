@@ -24,7 +24,7 @@ import { whatsappWebhookRoutes } from "./http/webhooks/whatsapp.ts";
 import { newId } from "./ids.ts";
 import { ImportRunner, type ImportRunnerOptions } from "./jobs/import-runner.ts";
 import { WebhookWorker, type WebhookWorkerOptions } from "./jobs/webhook-worker.ts";
-import { loggerOptions } from "./logger.ts";
+import { lazyChildLogger, loggerOptions } from "./logger.ts";
 import { Metrics, metricsEnabled, registerMetrics } from "./metrics.ts";
 import { MemoryRateLimiter, type RateLimiter } from "./rate-limit/rate-limiter.ts";
 import { RedisRateLimiter } from "./rate-limit/redis.ts";
@@ -120,6 +120,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     (await getOrInitSetting(store.db, "cursor_secret", randomBytes(32).toString("base64url")));
   const app = Fastify({
     logger: loggerOptions(config.logLevel, options.logStream),
+    childLoggerFactory: (logger, bindings, childOptions) =>
+      lazyChildLogger(logger, bindings, childOptions) as typeof logger,
     genReqId: () => newId("req"),
     requestIdHeader: false,
     bodyLimit: 1024 * 1024,

@@ -36,6 +36,14 @@ export interface Config {
   readonly metricsHost: string;
   /** Outbound webhooks (docs/webhooks.md). */
   readonly webhooks: WebhooksConfig;
+  /**
+   * PostgreSQL only (DATABASE_PREPARED_STATEMENTS, default on): the hottest
+   * lookups (a contact by id, an API key, an organisation, an identity) run
+   * as named prepared statements, planned once per connection. Turn off
+   * behind a pooler that cannot carry them (PgBouncer < 1.21, or any version
+   * without max_prepared_statements, in transaction mode).
+   */
+  readonly databasePreparedStatements: boolean;
 }
 
 export interface WebhooksConfig {
@@ -156,10 +164,10 @@ function parseQueryTimeout(env: Env): number {
 }
 
 function parseBoolean(env: Env, name: string, fallback: boolean): boolean {
-  const raw = optional(env, name);
+  const raw = optional(env, name)?.toLowerCase();
   if (raw === undefined) return fallback;
-  if (raw === "true" || raw === "1") return true;
-  if (raw === "false" || raw === "0") return false;
+  if (["1", "true", "on", "yes"].includes(raw)) return true;
+  if (["0", "false", "off", "no"].includes(raw)) return false;
   throw new ConfigError(name, `must be true or false (got "${raw}").`);
 }
 
@@ -242,6 +250,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     metricsPort: parseMetricsPort(env),
     metricsHost: optional(env, "METRICS_HOST") ?? optional(env, "HOST") ?? "127.0.0.1",
     webhooks: parseWebhooks(env),
+    databasePreparedStatements: parseBoolean(env, "DATABASE_PREPARED_STATEMENTS", true),
     ...overrides,
   };
   return Object.freeze(config);

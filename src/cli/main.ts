@@ -426,7 +426,7 @@ function parse(argv: string[]) {
   });
 }
 
-const isMain = process.argv[1] && /(?:main\.ts|phonebook(?:\.js)?)$/.test(process.argv[1]);
+const isMain = process.argv[1] && /(?:main\.[jt]s|phonebook(?:\.js)?)$/.test(process.argv[1]);
 if (isMain) {
   // A reader that stops early (`phonebook export | head`) closes the pipe: the
   // failed write ends the export quietly (transfer.ts); this keeps the stream's

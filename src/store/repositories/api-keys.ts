@@ -1,6 +1,6 @@
 import type { Insertable, Selectable } from "kysely";
 import type { ApiKeysTable } from "../schema.ts";
-import type { Executor } from "../store.ts";
+import { type Executor, firstRow } from "../store.ts";
 
 export type ApiKeyRow = Selectable<ApiKeysTable>;
 
@@ -8,8 +8,12 @@ export async function insertApiKey(db: Executor, row: Insertable<ApiKeysTable>):
   await db.insertInto("api_keys").values(row).execute();
 }
 
+/** Every authenticated request (on a cache miss): a named prepared statement on PostgreSQL. */
 export async function findApiKeyByHash(db: Executor, keyHash: string): Promise<ApiKeyRow | undefined> {
-  return db.selectFrom("api_keys").selectAll().where("key_hash", "=", keyHash).executeTakeFirst();
+  return firstRow<ApiKeyRow>(
+    db,
+    db.selectFrom("api_keys").selectAll().where("key_hash", "=", keyHash).compile(),
+  );
 }
 
 export async function findApiKey(db: Executor, id: string): Promise<ApiKeyRow | undefined> {

@@ -9,7 +9,7 @@ import {
   type Updateable,
 } from "kysely";
 import type { ContactsTable, Database } from "../schema.ts";
-import { type Dialect, type Executor, executeArrayRows } from "../store.ts";
+import { type Dialect, type Executor, executeArrayRows, firstRow, prepared } from "../store.ts";
 
 /** A contact's own columns; tombstones (merged_into, merge_id) are read by repositories/merges.ts. */
 export type ContactRow = Omit<Selectable<ContactsTable>, "seq" | "merged_into" | "merge_id">;
@@ -621,6 +621,8 @@ export async function findContactView(
       // The primary key finds the one row; no reason to consider the ordered index.
       { hint: "unordered" },
     ).compile();
+    // A named prepared statement on PostgreSQL: planning it cost more than running it.
+    template = prepared(template);
     viewByIdTemplates.set(key, template);
   }
   const values: Record<string, unknown> = {
@@ -662,22 +664,29 @@ export async function findByIdentity(
   accountId: string,
   identity: { phone_number?: string | null | undefined; business_scoped_user_id?: string | null | undefined },
 ): Promise<ContactRow | undefined> {
+  // Named prepared statements on PostgreSQL (see PREPARED): one plan per shape, by an index.
   if (identity.phone_number) {
-    const byPhone = await db
-      .selectFrom("contacts")
-      .select(CONTACT_COLUMNS)
-      .where("account_id", "=", accountId)
-      .where("phone_number", "=", identity.phone_number)
-      .executeTakeFirst();
+    const byPhone = await firstRow<ContactRow>(
+      db,
+      db
+        .selectFrom("contacts")
+        .select(CONTACT_COLUMNS)
+        .where("account_id", "=", accountId)
+        .where("phone_number", "=", identity.phone_number)
+        .compile(),
+    );
     if (byPhone) return byPhone;
   }
   if (identity.business_scoped_user_id) {
-    return db
-      .selectFrom("contacts")
-      .select(CONTACT_COLUMNS)
-      .where("account_id", "=", accountId)
-      .where("business_scoped_user_id", "=", identity.business_scoped_user_id)
-      .executeTakeFirst();
+    return firstRow<ContactRow>(
+      db,
+      db
+        .selectFrom("contacts")
+        .select(CONTACT_COLUMNS)
+        .where("account_id", "=", accountId)
+        .where("business_scoped_user_id", "=", identity.business_scoped_user_id)
+        .compile(),
+    );
   }
   return undefined;
 }
