@@ -24,6 +24,8 @@ export const EVENT_TYPES = [
   "contact.deleted",
   "contact.opted_out",
   "contact.opted_in",
+  "contact.merged",
+  "contact.unmerged",
   "label.added",
   "label.removed",
   "import.completed",

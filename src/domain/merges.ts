@@ -13,6 +13,7 @@ import {
 } from "./contact-fields.ts";
 import type { ContactView, Scope } from "./contacts.ts";
 import { getContact } from "./contacts.ts";
+import { emitEvents } from "./events.ts";
 
 /**
  * Merging duplicate contacts (docs/merge.md). One survivor keeps its id; the
@@ -334,7 +335,7 @@ export async function mergeContacts(scope: Scope, cmd: MergeCommand, at: number)
   await repo.markMerged(scope.db, mergedIds, survivor.id, mergeRow.id);
   await contactsRepo.updateContactRow(scope.db, scope.organizationId, survivor.id, set);
   await contactsRepo.attachLabels(scope.db, survivor.id, plan.labels_added, at);
-  await recordMergeEvent(scope.db, {
+  await recordMergeEvent(scope, {
     type: "contact.merged",
     survivorId: survivor.id,
     mergedIds,
@@ -346,20 +347,31 @@ export async function mergeContacts(scope: Scope, cmd: MergeCommand, at: number)
 }
 
 /**
- * The one place a merge's event is recorded (outbound webhooks, issue 14:
- * `contact.merged` with the survivor and merged ids). Until the outbox
- * exists this records nothing.
+ * The one place a merge's event is recorded: `contact.merged` (or
+ * `contact.unmerged` by an undo) with the survivor's state and the ids merged
+ * away (or restored), written to the outbox in the merge's own transaction.
  */
 async function recordMergeEvent(
-  _db: Executor,
-  _event: {
+  scope: Scope,
+  event: {
     type: "contact.merged" | "contact.unmerged";
     survivorId: string;
     mergedIds: string[];
     mergeId: string;
     at: number;
   },
-): Promise<void> {}
+): Promise<void> {
+  await emitEvents(scope, [
+    {
+      type: event.type,
+      contactId: event.survivorId,
+      data: {
+        merge_id: event.mergeId,
+        [event.type === "contact.merged" ? "merged_ids" : "restored_ids"]: event.mergedIds,
+      },
+    },
+  ]);
+}
 
 function pick<T extends object>(row: T, keys: string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -474,7 +486,7 @@ export async function undoMerge(
       }
     }
   }
-  await recordMergeEvent(scope.db, {
+  await recordMergeEvent(scope, {
     type: "contact.unmerged",
     survivorId: survivor.id,
     mergedIds: restored,

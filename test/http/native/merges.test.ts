@@ -117,6 +117,17 @@ for (const kind of storeKinds()) {
       assert.deepEqual(back.json().data.metadata, { city: "Bandung" });
       refused(await call("POST", `/v1/merges/${m.id}/undo`), 409, "merge_already_undone");
       refused(await call("POST", `/v1/contacts/${a.id}/unmerge`, {}), 422, "no_undoable_merge");
+
+      // The merge and its undo are events of the survivor (outbound webhooks, GET /v1/events).
+      const events = (await call("GET", "/v1/events?limit=100")).json().data as Json[];
+      const merged = events.find((e) => e.type === "contact.merged" && e.data.merge_id === m.id);
+      assert.ok(merged, "a contact.merged event");
+      assert.equal(merged.data.contact.id, a.id);
+      assert.deepEqual(merged.data.merged_ids, [b.id]);
+      const unmerged = events.find((e) => e.type === "contact.unmerged" && e.data.merge_id === m.id);
+      assert.ok(unmerged, "a contact.unmerged event");
+      assert.deepEqual(unmerged.data.restored_ids, [b.id]);
+      assert.ok(merged.sequence < unmerged.sequence);
     });
 
     test("old ids and identities: create, batch, labels, PATCH and DELETE reach the survivor", async () => {
