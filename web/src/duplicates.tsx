@@ -309,6 +309,11 @@ export function MergePage({ a, b }: { a: string; b: string }) {
               </tbody>
             </table>
           </div>
+          <p class="hint">
+            Metadata keeps every key of both contacts; where both have a key, the kept contact's value wins
+            unless you choose the other one. Labels are combined; a contact that opted out of marketing stays
+            opted out.
+          </p>
           {preview && !preview.can_merge ? (
             <div class="banner error" role="alert">
               {preview.refusals.map((r) => (
