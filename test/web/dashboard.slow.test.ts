@@ -553,6 +553,26 @@ for (const kind of storeKinds()) {
         "survivor",
       );
       await page.setViewportSize({ width: 1280, height: 800 });
+
+      // A contact changed after the screen loaded: the API's 409 is shown, nothing is merged.
+      await page.getByRole("button", { name: "Merge", exact: true }).waitFor();
+      await page.locator('tr[data-field="email"] td:last-child').filter({ hasText: "@" }).waitFor();
+      const [first] = pair.contacts as Array<{ id: string }>;
+      await f.api("PATCH", `/contacts/${first?.id}`, { metadata: { note: "changed meanwhile" } });
+      await page.getByRole("button", { name: "Merge", exact: true }).click();
+      await page.getByRole("alert").filter({ hasText: "contact_changed" }).waitFor();
+      const still = (await f.api("GET", "/contacts/duplicates")).data as Array<{ id: string }>;
+      assert.ok(
+        still.some((p) => p.id === pair.id),
+        "not merged",
+      );
+
+      // Delete an endpoint after confirming.
+      await page.goto(`${f.url}/#/webhooks`);
+      await page.getByRole("button", { name: "Delete" }).click();
+      await page.getByRole("dialog").getByRole("button", { name: "Delete endpoint" }).click();
+      await page.getByText("No endpoints yet.").waitFor();
+      assert.equal((await f.api("GET", "/webhook_subscriptions")).data.length, 0);
       assert.deepEqual(b.problems, [], "no page error or CSP violation");
     });
   });
