@@ -7,11 +7,18 @@
  * from node_modules.
  */
 import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
 
-export const WEB_ROOT = import.meta.dirname;
+/**
+ * web/ itself. Compiled (`npm start` runs dist/, docs/build.md) this module runs
+ * from dist/web/, but the sources and the built assets stay in web/.
+ */
+export const WEB_ROOT =
+  basename(dirname(import.meta.dirname)) === "dist"
+    ? join(dirname(dirname(import.meta.dirname)), "web")
+    : import.meta.dirname;
 export const DIST = join(WEB_ROOT, "dist");
 
 export interface BuildReport {

@@ -120,6 +120,7 @@ export async function writeContactBatch(
       ? new Map<string, string>()
       : await survivorsOf(
           scope.db,
+          scope.organizationId,
           stored.map((r) => r.id),
         );
   const own =

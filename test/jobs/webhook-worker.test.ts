@@ -71,7 +71,7 @@ test("configuration: webhook variables parsed, bad values stop the start", () =>
   assert.equal(c.webhooks.eventsRetentionDays, 7);
   assert.equal(loadConfig({}).webhooks.retryScheduleMs.length, 8);
   for (const [name, value] of [
-    ["WEBHOOKS_ALLOW_PRIVATE", "yes"],
+    ["WEBHOOKS_ALLOW_PRIVATE", "maybe"],
     ["WEBHOOKS_TIMEOUT_MS", "10s"],
     ["WEBHOOKS_RETRY_SCHEDULE_MS", "0,-1"],
     ["EVENTS_RETENTION_DAYS", "0"],

@@ -240,12 +240,17 @@ export async function contactRows(db: Executor, ids: string[]): Promise<Map<stri
 }
 
 /** Of these contacts, the merged-away ones and their survivors. */
-export async function survivorsOf(db: Executor, ids: string[]): Promise<Map<string, string>> {
+export async function survivorsOf(
+  db: Executor,
+  organizationId: string,
+  ids: string[],
+): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   for (let i = 0; i < ids.length; i += 500) {
     const rows = await db
       .selectFrom("contacts")
       .select(["id", "merged_into"])
+      .where("organization_id", "=", organizationId)
       .where("id", "in", ids.slice(i, i + 500))
       .where("merged_into", "is not", null)
       .execute();
