@@ -31,7 +31,13 @@ if (storeKinds().includes("postgres") && hasRedis() && hasPgBouncer()) {
       store = await createTestStore("postgres");
       bouncer = await startPgBouncer(store.env.DATABASE_URL!, { poolSize: 3 });
       // Both processes migrate the empty database at once, through the bouncer.
-      const env = { DATABASE_URL: bouncer.url, REDIS_URL, REDIS_KEY_PREFIX: redis.prefix };
+      // PgBouncer 1.18 in transaction mode cannot carry named prepared statements (docs/deploying.md).
+      const env = {
+        DATABASE_URL: bouncer.url,
+        DATABASE_PREPARED_STATEMENTS: "false",
+        REDIS_URL,
+        REDIS_KEY_PREFIX: redis.prefix,
+      };
       const first = await Promise.all([startServerProcess(env), startServerProcess(env)]);
       servers = first;
       await createOrganization(store.store.db, { name: "Bootstrap guard" });

@@ -25,6 +25,8 @@ let counter = 0;
 export async function startDashboardFixture(
   kind: StoreKind,
   seed: { people: number; zeds?: boolean } = { people: 60, zeds: true },
+  /** More environment for the server process (e.g. WEBHOOKS_ALLOW_HTTP for a receiver on 127.0.0.1). */
+  env: Record<string, string> = {},
 ): Promise<DashboardFixture> {
   counter += 1;
   const testStore = await createTestStore(kind);
@@ -37,7 +39,7 @@ export async function startDashboardFixture(
       phoneNumberId,
       phoneNumber: "+628111222333",
     });
-    server = await startServerProcess(testStore.env, { startTimeoutMs: 120_000 });
+    server = await startServerProcess({ ...testStore.env, ...env }, { startTimeoutMs: 120_000 });
     const url = server.url;
     const api = async (method: string, path: string, body?: unknown, status?: number) => {
       const res = await fetch(`${url}/v1${path}`, {

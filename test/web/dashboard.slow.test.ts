@@ -8,6 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Page } from "playwright-core";
@@ -338,6 +340,239 @@ for (const kind of storeKinds()) {
       await page.getByRole("alert").filter({ hasText: "Your API key has expired" }).waitFor();
       await page.getByLabel("API key").waitFor();
       assert.equal(await page.evaluate(() => sessionStorage.getItem("phonebook.api_key")), null);
+      assert.deepEqual(b.problems, [], "no page error or CSP violation");
+    });
+  });
+}
+
+/** A webhook receiver on 127.0.0.1 that answers 200 and records what it got. */
+async function startReceiver(): Promise<{
+  url: string;
+  got: Array<{ headers: IncomingHttpHeaders; body: string }>;
+  server: Server;
+}> {
+  const got: Array<{ headers: IncomingHttpHeaders; body: string }> = [];
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => {
+      body += c;
+    });
+    req.on("end", () => {
+      got.push({ headers: req.headers, body });
+      res.writeHead(200, { "content-type": "text/plain" }).end("ok");
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/hook`, got, server };
+}
+
+const noSideScroll = async (page: Page) => {
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `page is ${overflow}px wider than the viewport`);
+};
+
+for (const kind of storeKinds()) {
+  describe(`dashboard webhooks and merges in Chromium [${kind}]`, { timeout: 600_000 }, () => {
+    let f: DashboardFixture;
+    let b: Browser;
+    let receiver: Awaited<ReturnType<typeof startReceiver>>;
+    before(async () => {
+      receiver = await startReceiver();
+      f = await startDashboardFixture(
+        kind,
+        { people: 3 },
+        { WEBHOOKS_ALLOW_HTTP: "true", WEBHOOKS_ALLOW_PRIVATE: "true" },
+      );
+      b = await launchBrowser();
+    });
+    after(async () => {
+      await b?.close();
+      await f?.close();
+      await new Promise((resolve) => receiver?.server.close(resolve));
+    });
+
+    test("webhooks: create an endpoint, secret once, test ping delivered, replay, disable, delete", async () => {
+      const { page } = b;
+      await signIn(page, f.url, f.key);
+      await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Webhooks" }).click();
+      await page.getByRole("heading", { name: "Webhooks" }).waitFor();
+      await page.getByText("No endpoints yet.").waitFor();
+
+      // The API's refusal is shown as its message.
+      await page.getByLabel("Endpoint URL").fill("ftp://example.com/hook");
+      await page.getByRole("button", { name: "Add endpoint" }).click();
+      const refusal = page.getByRole("alert");
+      await refusal.waitFor();
+      assert.match(await refusal.innerText(), /\(\w+\)/, "the message and its code");
+
+      await page.getByLabel("Endpoint URL").fill(receiver.url);
+      await page.getByLabel("Description").fill("CRM sync");
+      await page.getByLabel("contact.created").check();
+      await page.getByLabel("contact.merged").check();
+      await page.getByRole("button", { name: "Add endpoint" }).click();
+      await page.getByRole("status").filter({ hasText: "created" }).waitFor();
+      const secret = await page.getByLabel("Signing secret").inputValue();
+      assert.match(secret, /^whsec_/);
+      const subs = (await f.api("GET", "/webhook_subscriptions")).data;
+      assert.equal(subs.length, 1);
+      assert.deepEqual([...subs[0].events].sort(), ["contact.created", "contact.merged"]);
+      assert.equal(subs[0].description, "CRM sync");
+      assert.equal(subs[0].secret, undefined, "the list never shows the secret");
+
+      await page.getByRole("button", { name: "Send test ping" }).click();
+      const table = page.locator("table.deliveries");
+      await table.locator('tr[data-status="succeeded"]').first().waitFor({ timeout: 60_000 });
+      assert.match(await table.locator("tbody tr").first().innerText(), /ping[\s\S]*succeeded[\s\S]*200/);
+      assert.equal(receiver.got.length, 1);
+      assert.equal(JSON.parse(receiver.got[0]?.body ?? "{}").type, "ping");
+      assert.ok(receiver.got[0]?.headers["webhook-signature"], "signed");
+
+      await table.getByRole("button", { name: "Replay" }).first().click();
+      await page.getByRole("status").filter({ hasText: "queued again" }).waitFor();
+      await page.waitForFunction(
+        () => document.querySelectorAll('table.deliveries tbody tr[data-status="succeeded"]').length === 2,
+        undefined,
+        { timeout: 60_000 },
+      );
+      await table.getByText("(replay)").waitFor();
+      assert.equal(receiver.got.length, 2);
+      assert.equal(
+        receiver.got[1]?.headers["webhook-id"],
+        receiver.got[0]?.headers["webhook-id"],
+        "the same event",
+      );
+      if (kind === "sqlite")
+        await page.screenshot({ path: join(SCREENSHOTS, "webhooks.png"), fullPage: true });
+
+      await page.getByRole("button", { name: "Disable" }).click();
+      await page.getByRole("status").filter({ hasText: "Endpoint disabled." }).waitFor();
+      assert.equal((await f.api("GET", "/webhook_subscriptions")).data[0].enabled, false);
+      await page.getByRole("button", { name: "Enable" }).click();
+      await page.getByRole("status").filter({ hasText: "Endpoint enabled." }).waitFor();
+      assert.equal((await f.api("GET", "/webhook_subscriptions")).data[0].enabled, true);
+    });
+
+    test("duplicates: a pair with its reason, merged side by side with a per-field choice, then undone", async () => {
+      const { page } = b;
+      const a = (
+        await f.api("POST", `/${f.phoneNumberId}/contacts`, {
+          phone_number: "+6281399911111",
+          name: "Ana Dup",
+          email: "ana@dup.example",
+          metadata: { city: "Bandung" },
+        })
+      ).data;
+      const bb = (
+        await f.api("POST", `/${f.phoneNumberId}/contacts`, {
+          phone_number: "+6281399922222",
+          name: "Ana Duplicate",
+          email: "ANA@dup.example",
+          metadata: { tier: "gold" },
+        })
+      ).data;
+      await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Duplicates" }).click();
+      await page.getByRole("heading", { name: "Duplicates" }).waitFor();
+      const pair = page.locator("li.pair").filter({ hasText: "Ana Dup" });
+      await pair.getByText("same email").waitFor();
+      await pair.getByRole("link", { name: "Review and merge" }).click();
+      await page.getByRole("heading", { name: "Merge two contacts" }).waitFor();
+
+      // Keep Ana Dup (whichever column the pair lists it in) but take the other's name.
+      await page.getByRole("radio", { name: /^Keep [AB]: Ana Dup$/ }).check();
+      const other = await page
+        .locator("fieldset.survivor label")
+        .filter({ hasText: "Ana Duplicate" })
+        .innerText();
+      const letter = /Keep ([AB])/.exec(other)?.[1];
+      assert.ok(letter);
+      await page.getByLabel(`Name: use ${letter}`, { exact: true }).check();
+      await page.waitForFunction(
+        () => document.querySelector('tr[data-field="name"] td:last-child')?.textContent === "Ana Duplicate",
+        undefined,
+        { timeout: 60_000 },
+      );
+      const meta = await page.locator('tr[data-field="metadata"] td:last-child').innerText();
+      assert.match(meta, /Bandung/);
+      assert.match(meta, /gold/);
+      if (kind === "sqlite") await page.screenshot({ path: join(SCREENSHOTS, "merge.png"), fullPage: true });
+
+      await page.getByRole("button", { name: "Merge", exact: true }).click();
+      await page.getByRole("status").filter({ hasText: "Merged." }).waitFor();
+      const survivor = (await f.api("GET", `/contacts/${a.id}`)).data;
+      assert.equal(survivor.name, "Ana Duplicate");
+      assert.deepEqual(survivor.metadata, { city: "Bandung", tier: "gold" });
+      const old = await f.api("GET", `/contacts/${bb.id}`);
+      assert.equal(old.merged_into, a.id);
+      assert.equal(
+        await page.getByRole("link", { name: "Open the merged contact" }).getAttribute("href"),
+        `#/contacts/${a.id}`,
+      );
+
+      await page.getByRole("button", { name: "Undo merge" }).click();
+      await page.getByRole("status").filter({ hasText: "The merge was undone" }).waitFor();
+      assert.equal((await f.api("GET", `/contacts/${a.id}`)).data.name, "Ana Dup");
+      const back = await f.api("GET", `/contacts/${bb.id}`);
+      assert.equal(back.merged_into, undefined);
+      assert.equal(back.data.name, "Ana Duplicate");
+    });
+
+    test("360 px and keyboard: webhooks and merge screen", async () => {
+      const { page } = b;
+      await page.setViewportSize({ width: 360, height: 740 });
+      await page.goto(`${f.url}/#/webhooks`);
+      await page.getByRole("button", { name: "Send test ping" }).waitFor();
+      await noSideScroll(page);
+      const pair = (await f.api("GET", "/contacts/duplicates")).data.find(
+        (p: { contacts: Array<{ name: string }> }) => p.contacts.some((c) => c.name === "Ana Dup"),
+      );
+      assert.ok(pair, "the pair is a duplicate again after the undo");
+      await page.goto(`${f.url}/#/duplicates`);
+      await page.getByRole("link", { name: "Review and merge" }).first().waitFor();
+      await noSideScroll(page);
+      // Keyboard only: Tab to "Review and merge", Enter, then Tab to the survivor choice.
+      for (let i = 0; i < 40; i++) {
+        await page.keyboard.press("Tab");
+        if (await page.evaluate(() => document.activeElement?.textContent === "Review and merge")) break;
+      }
+      await page.keyboard.press("Enter");
+      await page.getByRole("heading", { name: "Merge two contacts" }).waitFor();
+      await page.locator('tr[data-field="email"] td:last-child').filter({ hasText: "@" }).waitFor();
+      await noSideScroll(page);
+      if (kind === "sqlite")
+        await page.screenshot({ path: join(SCREENSHOTS, "merge-360.png"), fullPage: true });
+      for (let i = 0; i < 40; i++) {
+        await page.keyboard.press("Tab");
+        if (
+          await page.evaluate(() => (document.activeElement as HTMLInputElement | null)?.name === "survivor")
+        )
+          break;
+      }
+      assert.equal(
+        await page.evaluate(() => (document.activeElement as HTMLInputElement | null)?.name),
+        "survivor",
+      );
+      await page.setViewportSize({ width: 1280, height: 800 });
+
+      // A contact changed after the screen loaded: the API's 409 is shown, nothing is merged.
+      await page.getByRole("button", { name: "Merge", exact: true }).waitFor();
+      await page.locator('tr[data-field="email"] td:last-child').filter({ hasText: "@" }).waitFor();
+      const [first] = pair.contacts as Array<{ id: string }>;
+      await f.api("PATCH", `/contacts/${first?.id}`, { metadata: { note: "changed meanwhile" } });
+      await page.getByRole("button", { name: "Merge", exact: true }).click();
+      await page.getByRole("alert").filter({ hasText: "contact_changed" }).waitFor();
+      const still = (await f.api("GET", "/contacts/duplicates")).data as Array<{ id: string }>;
+      assert.ok(
+        still.some((p) => p.id === pair.id),
+        "not merged",
+      );
+
+      // Delete an endpoint after confirming.
+      await page.goto(`${f.url}/#/webhooks`);
+      await page.getByRole("button", { name: "Delete" }).click();
+      await page.getByRole("dialog").getByRole("button", { name: "Delete endpoint" }).click();
+      await page.getByText("No endpoints yet.").waitFor();
+      assert.equal((await f.api("GET", "/webhook_subscriptions")).data.length, 0);
       assert.deepEqual(b.problems, [], "no page error or CSP violation");
     });
   });

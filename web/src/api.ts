@@ -213,3 +213,69 @@ export async function all<T>(path: string): Promise<T[]> {
     cursor = page.next_cursor;
   }
 }
+
+export interface WebhookSubscription {
+  id: string;
+  url: string;
+  description: string | null;
+  events: string[];
+  enabled: boolean;
+  status: "enabled" | "disabled";
+  disabled_reason: string | null;
+  secret?: string;
+  created_at: string;
+}
+
+export interface WebhookDelivery {
+  id: string;
+  subscription_id: string;
+  event_type: string;
+  status: "pending" | "succeeded" | "failed" | "canceled";
+  attempt_count: number;
+  last_status_code: number | null;
+  last_error: string | null;
+  replay_of: string | null;
+  created_at: string;
+  completed_at: string | null;
+}
+
+/** The event types an endpoint can subscribe to (`*` is every type). */
+export const EVENT_TYPES = [
+  "contact.created",
+  "contact.updated",
+  "contact.deleted",
+  "contact.opted_out",
+  "contact.opted_in",
+  "contact.merged",
+  "contact.unmerged",
+  "label.added",
+  "label.removed",
+  "import.completed",
+  "webhook_subscription.disabled",
+] as const;
+
+export interface DuplicateCandidate {
+  id: string;
+  reasons: string[];
+  contacts: [Contact, Contact];
+  detected_at: string;
+}
+
+export interface MergePreview {
+  survivor_id: string;
+  merged_ids: string[];
+  can_merge: boolean;
+  refusals: Array<{ code: string; message: string; param?: string }>;
+  fields: Array<{ field: string; value: unknown; source: string; changed: boolean }>;
+  metadata: { value: Record<string, unknown>; keys_added: string[]; keys_changed: string[] };
+  labels: { added: string[]; total: number };
+  identities_moved: number;
+}
+
+export interface Merge {
+  id: string;
+  survivor_id: string;
+  merged_ids: string[];
+  undo_until: string;
+  undone_at: string | null;
+}

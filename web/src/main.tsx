@@ -15,10 +15,12 @@ import {
 } from "./api.ts";
 import { ContactPage } from "./contact.tsx";
 import { ContactsPage } from "./contacts.tsx";
+import { DuplicatesPage, MergePage } from "./duplicates.tsx";
 import { ImportPage } from "./import.tsx";
 import { LabelsPage } from "./labels.tsx";
 import { useRoute } from "./route.ts";
 import { ErrorBanner } from "./ui.tsx";
+import { WebhooksPage } from "./webhooks.tsx";
 
 interface Me {
   data: { organization: { id: string; name: string }; api_key: { last4: string; label: string | null } };
@@ -168,6 +170,8 @@ function App() {
           {nav("contacts", "#/contacts", "Contacts")}
           {nav("labels", "#/labels", "Labels")}
           {nav("import", "#/import", "Import")}
+          {nav("duplicates", "#/duplicates", "Duplicates")}
+          {nav("webhooks", "#/webhooks", "Webhooks")}
         </nav>
         <span class="who" title={`Key …${me.data.api_key.last4}`}>
           {me.data.organization.name}
@@ -184,6 +188,16 @@ function App() {
           <LabelsPage shared={ctx} />
         ) : page === "import" ? (
           <ImportPage shared={ctx} />
+        ) : page === "webhooks" ? (
+          <WebhooksPage />
+        ) : page === "duplicates" && route.path[1] === "merge" ? (
+          <MergePage
+            key={`${route.params.get("a")}.${route.params.get("b")}`}
+            a={route.params.get("a") ?? ""}
+            b={route.params.get("b") ?? ""}
+          />
+        ) : page === "duplicates" ? (
+          <DuplicatesPage />
         ) : (
           <ContactsPage shared={ctx} params={route.params} />
         )
