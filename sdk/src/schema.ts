@@ -700,7 +700,7 @@ export interface paths {
                     phone?: string;
                     /** @description 1–200 characters; substring of names, email or phone digits */
                     search?: string;
-                    /** @description Contacts carrying this label */
+                    /** @description Contacts carrying this label: its id (lbl_…) or its name, case-insensitively */
                     label?: string;
                     /** @description ISO 8601 UTC with milliseconds */
                     created_after?: string;
@@ -2012,7 +2012,7 @@ export interface paths {
                     phone?: string;
                     /** @description 1–200 characters; substring of names, email or phone digits */
                     search?: string;
-                    /** @description Contacts carrying this label */
+                    /** @description Contacts carrying this label: its id (lbl_…) or its name, case-insensitively */
                     label?: string;
                     /** @description ISO 8601 UTC with milliseconds */
                     created_after?: string;
@@ -7644,7 +7644,7 @@ export interface paths {
                     phone?: string;
                     /** @description 1–200 characters; substring of names, email or phone digits */
                     search?: string;
-                    /** @description Contacts carrying this label */
+                    /** @description Contacts carrying this label: its id (lbl_…) or its name, case-insensitively */
                     label?: string;
                     /** @description ISO 8601 UTC with milliseconds */
                     created_after?: string;
@@ -7918,7 +7918,7 @@ export interface paths {
                     phone?: string;
                     /** @description 1–200 characters; substring of names, email or phone digits */
                     search?: string;
-                    /** @description Contacts carrying this label */
+                    /** @description Contacts carrying this label: its id (lbl_…) or its name, case-insensitively */
                     label?: string;
                     /** @description ISO 8601 UTC with milliseconds */
                     created_after?: string;

@@ -1,4 +1,4 @@
-import { ApiError, notFound } from "../errors.ts";
+import { ApiError, fieldError, notFound } from "../errors.ts";
 import { isId, newId } from "../ids.ts";
 import { uniqueViolation } from "../store/driver-errors.ts";
 import * as contactsRepo from "../store/repositories/contacts.ts";
@@ -103,6 +103,36 @@ export async function getLabel(scope: Scope, id: string, param = "id"): Promise<
   const row = await repo.findLabel(scope.db, scope.organizationId, id);
   if (!row) throw notFound("label", param);
   return row;
+}
+
+/**
+ * The label a list filter names: a label id (`lbl_…`), or a label's name
+ * (case-insensitive, within the organisation). A value starting `lbl_` is read
+ * as an id and must be a well-formed one (400); an unknown name is 404, so a
+ * typo is not mistaken for "no contacts carry this label". An unknown id keeps
+ * answering an empty list, as before.
+ */
+export async function labelFilterId(scope: Scope, ref: string, param = "label"): Promise<string> {
+  if (ref.startsWith("lbl_")) {
+    if (!isId("lbl", ref)) {
+      throw fieldError(
+        "invalid_field_value",
+        param,
+        `${param} must be a label id such as lbl_01J… or a label name (see GET /v1/labels).`,
+      );
+    }
+    return ref;
+  }
+  const name = requireLabelName(ref, param);
+  const [row] = await repo.findLabelsByNames(scope.db, scope.organizationId, [labelKey(name)]);
+  if (!row) {
+    throw new ApiError(
+      "resource_not_found",
+      `No label named "${name}"; ${param} takes a label id or name (see GET /v1/labels).`,
+      { param },
+    );
+  }
+  return row.id;
 }
 
 /** PATCH a label: a no-op leaves `updated_at` alone; a rename onto another label's name is 409. */

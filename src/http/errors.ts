@@ -1,5 +1,7 @@
 import type { FastifyError } from "fastify";
+import { PHONE_NUMBER_ID_PATTERN } from "../domain/accounts.ts";
 import { ApiError, type ErrorCode } from "../errors.ts";
+import { type IdPrefix, idPattern } from "../ids.ts";
 import { isStoreUnavailable, isUnstorableText } from "../store/driver-errors.ts";
 
 interface AjvError {
@@ -19,6 +21,52 @@ const PART_NAMES: Record<string, string> = {
 
 function pathToParam(instancePath: string): string {
   return instancePath.replace(/^\//, "").split("/").join(".");
+}
+
+/** What each id prefix names, for messages in words (spec §1). */
+const ID_WORDS: Record<IdPrefix, string> = {
+  org: "an organisation id",
+  key: "an API key id",
+  wba: "an account id",
+  ctc: "a contact id",
+  lbl: "a label id",
+  req: "a request id",
+  evt: "an event id",
+  imp: "an import id",
+  whs: "a webhook endpoint id",
+  whd: "a webhook delivery id",
+  idh: "an identity change id",
+  mrg: "a merge id",
+};
+
+/** A sample of the 26 ULID characters after the prefix. */
+const ULID_SAMPLE = "01J0M3Z9X8W7V6T5S4R3Q2P1N0";
+
+/**
+ * The known patterns in words: a user reads "must be a contact id such as
+ * ctc_01J…", never the regular expression.
+ */
+const PATTERN_WORDS = new Map<string, string>([
+  ...(Object.entries(ID_WORDS) as [IdPrefix, string][]).map(
+    ([prefix, words]) =>
+      [
+        idPattern(prefix),
+        `must be ${words}: "${prefix}_" followed by 26 letters and digits, such as ${prefix}_${ULID_SAMPLE}`,
+      ] as [string, string],
+  ),
+  [
+    PHONE_NUMBER_ID_PATTERN,
+    "must be a Meta phone_number_id: 6 to 20 digits, such as 106540352242922 (see GET /v1/accounts)",
+  ],
+]);
+
+/** Ajv's message, or the words for a known pattern. */
+function messageOf(error: AjvError): string {
+  if (error.keyword === "pattern") {
+    const words = PATTERN_WORDS.get(String(error.params.pattern));
+    if (words) return words;
+  }
+  return error.message ?? "is not valid";
 }
 
 /** Schema validation failures → one coded error with `param`. */
@@ -48,7 +96,7 @@ function fromValidation(errors: AjvError[], context: string): ApiError {
   const code = (typeof declared === "string" ? declared : "invalid_field_value") as ErrorCode;
   const param = base || undefined;
   const subject = param ?? (context === "body" ? "The request body" : "The request");
-  return new ApiError(code, `${subject} ${first.message ?? "is not valid"}.`, param ? { param } : {});
+  return new ApiError(code, `${subject} ${messageOf(first)}.`, param ? { param } : {});
 }
 
 const FASTIFY_CODES: Record<string, { code: ErrorCode; message: string }> = {

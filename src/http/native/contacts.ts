@@ -25,7 +25,7 @@ import {
 import { runWrite } from "../write-transaction.ts";
 import { ContactSchema, contactOut } from "./representation.ts";
 import { FromAccount, PATH_STYLES, pathAccountOf } from "./scope.ts";
-import { nativeFilters } from "./wire.ts";
+import { resolveNativeFilters } from "./wire.ts";
 
 const Name = Type.String({ maxLength: 256 });
 
@@ -37,7 +37,13 @@ export const ListQuery = Type.Object(
     search: Type.Optional(
       Type.String({ description: "1–200 characters; substring of names, email or phone digits" }),
     ),
-    label: Type.Optional(Id("lbl", "Contacts carrying this label")),
+    label: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 60,
+        description: "Contacts carrying this label: its id (lbl_…) or its name, case-insensitively",
+      }),
+    ),
     created_after: Type.Optional(Timestamp),
     created_before: Type.Optional(Timestamp),
     updated_after: Type.Optional(Timestamp),
@@ -116,7 +122,11 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const { limit: rawLimit, cursor, ...query } = request.query;
         const limit = parseLimit(rawLimit);
         const account = await pathAccountOf(scope, request.params.phone_number_id);
-        const filters = contactFilters(scope.organizationId, account?.id, nativeFilters(query));
+        const filters = contactFilters(
+          scope.organizationId,
+          account?.id,
+          await resolveNativeFilters(scope, query),
+        );
         const { organizationId: _org, ...bound } = filters;
         const cursorScope = canonicalScope("native.contacts", bound);
         const after = cursor === undefined ? undefined : cursors.decode(cursorScope, cursor);

@@ -7,7 +7,7 @@ import { scopeOf } from "../auth.ts";
 import { NATIVE_ERROR_RESPONSES } from "../schemas.ts";
 import { ListQuery } from "./contacts.ts";
 import { PATH_STYLES, pathAccountOf } from "./scope.ts";
-import { nativeFilters } from "./wire.ts";
+import { resolveNativeFilters } from "./wire.ts";
 
 const { limit: _limit, cursor: _cursor, ...filterProperties } = ListQuery.properties;
 
@@ -44,7 +44,11 @@ export const exportRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const scope = scopeOf(request);
         const { format = "csv", ...query } = request.query;
         const account = await pathAccountOf(scope, request.params.phone_number_id);
-        const filters = contactFilters(scope.organizationId, account?.id, nativeFilters(query));
+        const filters = contactFilters(
+          scope.organizationId,
+          account?.id,
+          await resolveNativeFilters(scope, query),
+        );
         const stream = Readable.from(exportContacts(scope, filters, format), { objectMode: false });
         stream.on("error", (error) => request.log.error({ err: error }, "export failed while streaming"));
         const date = new Date().toISOString().slice(0, 10);

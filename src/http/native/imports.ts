@@ -43,6 +43,16 @@ function formatOf(contentType: string | undefined): ImportFormat | undefined {
   return CONTENT_TYPES[type];
 }
 
+/** The 415 of an import sent with the wrong Content-Type, naming the right ones. */
+function wrongMediaType(contentType: string | undefined): ApiError {
+  const sent = (contentType ?? "").split(";")[0]!.trim();
+  return new ApiError(
+    "unsupported_media_type",
+    `${sent ? `Content-Type ${sent} is not an import file type. ` : ""}Send the file as the raw body with Content-Type text/csv (CSV) or application/x-ndjson (NDJSON), e.g. curl --data-binary @contacts.csv -H "Content-Type: text/csv". See docs/imports-and-export.md.`,
+    { param: "Content-Type" },
+  );
+}
+
 const ImportErrorSchema = Type.Object({
   row: Type.Integer({ description: "1-based data row (the CSV header and blank lines are not rows)" }),
   line: Type.Integer({ description: "Line of the file where the row starts" }),
@@ -157,17 +167,18 @@ export const importRoutes: FastifyPluginAsyncTypebox = async (app) => {
         },
         response: { 202: DataEnvelope(ImportSchema), ...NATIVE_ERROR_RESPONSES },
       },
+      // Before Fastify looks for a body parser: a body of another type (curl's
+      // default form encoding, text/plain, octet-stream) gets the import's hint,
+      // not the JSON routes' "send application/json".
+      preParsing: async (request) => {
+        const type = request.headers["content-type"];
+        if (type !== undefined && !formatOf(type)) throw wrongMediaType(type);
+      },
     },
     async (request, reply) => {
       try {
         const format = formatOf(request.headers["content-type"]);
-        if (!format) {
-          throw new ApiError(
-            "unsupported_media_type",
-            "Send the file as the body with Content-Type text/csv or application/x-ndjson.",
-            { param: "Content-Type" },
-          );
-        }
+        if (!format) throw wrongMediaType(request.headers["content-type"]);
         const scope = scopeOf(request);
         const { phone_number_id, mode = "create" } = request.query;
         const account =

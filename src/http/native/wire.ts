@@ -1,5 +1,6 @@
 import type { Static } from "typebox";
-import type { ContactFilters } from "../../domain/contacts.ts";
+import type { ContactFilters, Scope } from "../../domain/contacts.ts";
+import { labelFilterId } from "../../domain/labels.ts";
 import type { FieldNames } from "../../errors.ts";
 import type { ListQuery } from "./contacts.ts";
 
@@ -18,11 +19,18 @@ export const NATIVE_FIELDS: FieldNames = {
 /** The contact filters of a native list (or export) query, as its schema types them. */
 export type NativeListQuery = Omit<Static<typeof ListQuery>, "limit" | "cursor">;
 
-/** A native list query as the domain's filters. */
+/** A native list query as the domain's filters, its `label` taken as given (an id). */
 export function nativeFilters(query: NativeListQuery): ContactFilters {
   const { marketing_opt_out, ...same } = query;
   return {
     ...same,
     marketing_opt_out: marketing_opt_out === undefined ? undefined : marketing_opt_out === "true",
   };
+}
+
+/** A native list query as the domain's filters; `label` takes a label id or name (docs/labels.md). */
+export async function resolveNativeFilters(scope: Scope, query: NativeListQuery): Promise<ContactFilters> {
+  const filters = nativeFilters(query);
+  if (query.label !== undefined) filters.label = await labelFilterId(scope, query.label);
+  return filters;
 }

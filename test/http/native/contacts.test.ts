@@ -463,6 +463,34 @@ for (const kind of storeKinds()) {
       assertError(await get("/v1/contacts?sort=name"), 400, "invalid_field_value", "sort");
     });
 
+    test("malformed ids are explained in words, not as the pattern they fail", async () => {
+      const cases: [Awaited<ReturnType<typeof get>>, string, RegExp][] = [
+        [await get("/v1/contacts/ctc_123"), "id", /^id must be a contact id: "ctc_" .* such as ctc_01J/],
+        [
+          await get("/v1/123/contacts"),
+          "phone_number_id",
+          /^phone_number_id must be a Meta phone_number_id: 6 to 20 digits/,
+        ],
+        [await get("/v1/labels/vip"), "id", /^id must be a label id: "lbl_" .* such as lbl_01J/],
+        [
+          await h.inject({
+            method: "POST",
+            url: "/v1/contacts",
+            headers: t.auth,
+            payload: { from: pnid, phone_number: "+628122230001", labels: ["vip"] },
+          }),
+          "labels.0",
+          /^labels\.0 must be a label id/,
+        ],
+      ];
+      for (const [res, param, words] of cases) {
+        assertError(res, 400, "invalid_field_value", param);
+        const message = String(res.json().error.message);
+        assert.match(message, words);
+        assert.doesNotMatch(message, /pattern|\^|\$|\[0-9/, message);
+      }
+    });
+
     test("limit: digits only, 1–100", async () => {
       for (const bad of ["0", "101", "abc", "1.5", "-1", "1e2", "", " 5"]) {
         assertError(

@@ -234,6 +234,30 @@ for (const kind of storeKinds()) {
       });
       assert.equal(json.statusCode, 415, json.body);
       assert.equal(json.json().error.code, "unsupported_media_type");
+      assert.match(json.json().error.message, /text\/csv/);
+      assert.match(json.json().error.message, /application\/x-ndjson/);
+      // curl --data-binary's default form encoding, text/plain, octet-stream, none at all:
+      // each 415 names the import's types (not the JSON routes' "send application/json").
+      for (const type of [
+        "application/x-www-form-urlencoded",
+        "text/plain",
+        "application/octet-stream",
+        undefined,
+      ]) {
+        const res = await h.inject({
+          method: "POST",
+          url: `/v1/imports?phone_number_id=${pnid}`,
+          headers: type === undefined ? t.auth : { ...t.auth, "content-type": type },
+          payload: type === undefined ? undefined : "phone_number\n+628240000001\n",
+        });
+        assert.equal(res.statusCode, 415, `${type}: ${res.body}`);
+        const error = res.json().error;
+        assert.equal(error.code, "unsupported_media_type", String(type));
+        assert.equal(error.param, "Content-Type", String(type));
+        assert.match(error.message, /text\/csv/, String(type));
+        assert.match(error.message, /application\/x-ndjson/, String(type));
+        assert.doesNotMatch(error.message, /send application\/json/, String(type));
+      }
       const noPhone = await upload("name,email\nx,y@z.com\n");
       assert.equal(noPhone.statusCode, 400);
       assert.equal(noPhone.json().error.code, "missing_required_field");

@@ -165,6 +165,57 @@ for (const kind of storeKinds()) {
       assert.equal(rows.length, 0);
     });
 
+    test("?label= takes a label name (case-insensitive, per organisation) on list, account list and export", async () => {
+      const label = (await post("/v1/labels", { name: "Platinum Tier" })).json().data;
+      const tagged = await contact("+628122220101");
+      await contact("+628122220102");
+      const attached = await post(`/v1/contacts/${tagged.id}/labels`, { label_id: label.id });
+      assert.equal(attached.statusCode, 200, attached.body);
+      const get = (url: string, headers = t.auth) => h.inject({ method: "GET", url, headers });
+      for (const url of [
+        "/v1/contacts?label=platinum%20tier",
+        "/v1/contacts?label=PLATINUM%20TIER",
+        `/v1/contacts?label=${label.id}`,
+        `/v1/${pnid}/contacts?label=Platinum%20Tier`,
+      ]) {
+        const res = await get(url);
+        assert.equal(res.statusCode, 200, `${url}: ${res.body}`);
+        assert.deepEqual(
+          res.json().data.map((x: Json) => x.id),
+          [tagged.id],
+          url,
+        );
+      }
+      const exported = await get(`/v1/${pnid}/contacts/export?format=ndjson&label=platinum%20tier`);
+      assert.equal(exported.statusCode, 200, exported.body);
+      const lines = exported.body
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+      assert.deepEqual(
+        lines.map((l: Json) => l.id),
+        [tagged.id],
+      );
+
+      const unknown = await get("/v1/contacts?label=nope");
+      assert.equal(unknown.statusCode, 404, unknown.body);
+      assert.equal(unknown.json().error.code, "resource_not_found");
+      assert.equal(unknown.json().error.param, "label");
+      assert.match(unknown.json().error.message, /GET \/v1\/labels/);
+      const unknownExport = await get(`/v1/${pnid}/contacts/export?label=nope`);
+      assert.equal(unknownExport.statusCode, 404, unknownExport.body);
+      assert.equal(unknownExport.json().error.param, "label");
+      // An unknown but well-formed id is still an empty list, as before.
+      const unknownId = await get("/v1/contacts?label=lbl_01J0000000000000000000000A");
+      assert.equal(unknownId.statusCode, 200, unknownId.body);
+      assert.deepEqual(unknownId.json().data, []);
+
+      // Another organisation's label name is unknown here.
+      const other = await h.tenant("Other Labels Co");
+      const mine = await get("/v1/contacts?label=platinum%20tier", other.auth);
+      assert.equal(mine.statusCode, 404, mine.body);
+    });
+
     test("bulk_label: one transaction, applied and skipped counted exactly, both path styles", async () => {
       const label = (await post("/v1/labels", { name: "bulk" })).json().data;
       const ids: string[] = [];
