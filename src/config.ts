@@ -21,6 +21,20 @@ export interface Config {
    * network partition fails requests with 503 instead of holding them.
    */
   readonly databaseQueryTimeoutMs: number;
+  /**
+   * The server's public base URL (PUBLIC_URL, e.g. `https://contacts.example.com`):
+   * absolute links (`paging.next`, `Link`) are built on it. Unset: links are
+   * relative (path and query). The request's Host and X-Forwarded-Host are never used.
+   */
+  readonly publicUrl: string | undefined;
+  /** Most connections one process holds open at once (HTTP_MAX_CONNECTIONS); more are refused. */
+  readonly httpMaxConnections: number;
+  /** Longest a client may take to send the request headers (HTTP_HEADERS_TIMEOUT_MS). */
+  readonly httpHeadersTimeoutMs: number;
+  /** Longest a request body may pause between two bytes (HTTP_BODY_IDLE_TIMEOUT_MS). */
+  readonly httpBodyIdleTimeoutMs: number;
+  /** Longest a whole request body may take, file imports excepted (HTTP_BODY_TIMEOUT_MS). */
+  readonly httpBodyTimeoutMs: number;
 }
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -106,6 +120,34 @@ function parseQueryTimeout(env: Env): number {
   return Number(raw);
 }
 
+/** A whole number from `min` to `max` (milliseconds, counts), or the default when unset. */
+function parseWhole(
+  env: Env,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+  unit: string,
+): number {
+  const raw = optional(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d{1,9}$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new ConfigError(name, `must be a whole number of ${unit} from ${min} to ${max} (got "${raw}").`);
+  }
+  return Number(raw);
+}
+
+function parsePublicUrl(env: Env): string | undefined {
+  const raw = parseUrl(env, "PUBLIC_URL", ["http:", "https:"], "https://contacts.example.com");
+  if (raw === undefined) return undefined;
+  const url = new URL(raw);
+  if (url.search !== "" || url.hash !== "" || url.username !== "" || url.password !== "") {
+    throw new ConfigError("PUBLIC_URL", "must be a base URL without query, fragment or credentials.");
+  }
+  // Kept without the trailing slash: paths are appended to it.
+  return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+}
+
 /** Parses and freezes the configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
   const dataDir = optional(env, "DATA_DIR") ?? "./data";
@@ -128,6 +170,11 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     logLevel: parseLogLevel(env),
     redisKeyPrefix: parseRedisKeyPrefix(env),
     databaseQueryTimeoutMs: parseQueryTimeout(env),
+    publicUrl: parsePublicUrl(env),
+    httpMaxConnections: parseWhole(env, "HTTP_MAX_CONNECTIONS", 1024, 1, 1_000_000, "connections"),
+    httpHeadersTimeoutMs: parseWhole(env, "HTTP_HEADERS_TIMEOUT_MS", 60_000, 100, 600_000, "milliseconds"),
+    httpBodyIdleTimeoutMs: parseWhole(env, "HTTP_BODY_IDLE_TIMEOUT_MS", 30_000, 100, 600_000, "milliseconds"),
+    httpBodyTimeoutMs: parseWhole(env, "HTTP_BODY_TIMEOUT_MS", 60_000, 100, 3_600_000, "milliseconds"),
     ...overrides,
   };
   return Object.freeze(config);

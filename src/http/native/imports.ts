@@ -122,6 +122,8 @@ export const importRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     "/imports",
     {
+      // No total time limit on the file, only on pauses between its bytes (docs/security.md).
+      config: { longUpload: true },
       schema: {
         tags,
         summary: "Start a file import (CSV or NDJSON body, up to 100 MiB)",

@@ -86,15 +86,19 @@ export function cursorsOf(page: { before: Keyset | null; after: Keyset | null })
 
 /**
  * The URL of this request with some query parameters replaced (undefined
- * removes one), absolute, as clients follow `next`, `previous` and `Link`.
+ * removes one), as clients follow `next`, `previous` and `Link`: absolute on
+ * the configured PUBLIC_URL, otherwise relative (path and query). Never built
+ * from the request's Host or X-Forwarded-Host, which the client chooses.
  */
 export function linkTo(request: FastifyRequest, changes: Record<string, string | undefined>): string {
-  const url = new URL(request.url, `${request.protocol}://${request.host}`);
+  const url = new URL(request.url, "http://placeholder.invalid");
   for (const [key, value] of Object.entries(changes)) {
     if (value === undefined) url.searchParams.delete(key);
     else url.searchParams.set(key, value);
   }
-  return url.toString();
+  const relative = `${url.pathname}${url.search}`;
+  const base = request.server.services.config.publicUrl;
+  return base === undefined ? relative : `${base}${relative}`;
 }
 
 export function platformPaging(
