@@ -94,10 +94,21 @@ export function requireEmail(value: string, param = "email"): string {
   return email;
 }
 
-/** Names (`name`, `display_name`, `profile_name`): 1–256 characters, not blank, no control characters. */
+/**
+ * Length in characters as every limit of the API counts them: Unicode code
+ * points (an emoji is one, as JSON Schema's maxLength counts), not UTF-16 units.
+ */
+export function characterCount(value: string): number {
+  let count = 0;
+  for (const _ of value) count += 1;
+  return count;
+}
+
+/** Names (`name`, `display_name`, `profile_name`): 1–256 characters (code points), not blank, no control characters. */
 export function requireName(value: string, param: string): string {
   const name = value.trim();
-  if (name.length < 1 || name.length > NAME_MAX || CONTROL_RE.test(name)) {
+  const length = name.length <= NAME_MAX ? name.length : characterCount(name);
+  if (length < 1 || length > NAME_MAX || CONTROL_RE.test(name)) {
     throw new ApiError(
       "invalid_field_value",
       `${param} must be 1 to ${NAME_MAX} characters without control characters.`,
