@@ -18,6 +18,8 @@ export const ERROR_CATALOGUE = {
   malformed_request: { status: 400, type: "invalid_request_error" },
   // A row of an import file that cannot be read (reported in the import's errors, not as an HTTP error).
   malformed_row: { status: 400, type: "invalid_request_error" },
+  // A row of an import file that is not UTF-8 text (e.g. a Latin-1 file sent without encoding=latin1).
+  invalid_encoding: { status: 400, type: "invalid_request_error" },
   missing_api_key: { status: 401, type: "authentication_error" },
   invalid_api_key: { status: 401, type: "authentication_error" },
   expired_api_key: { status: 401, type: "authentication_error" },

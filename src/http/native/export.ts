@@ -12,6 +12,7 @@ import {
   listContacts,
   type Scope,
 } from "../../domain/contacts.ts";
+import { neutralizeCell } from "../../domain/csv-cells.ts";
 import { waIdOf } from "../../domain/phone.ts";
 import type { ContactFilters, Keyset } from "../../store/repositories/contacts.ts";
 import { principalOf } from "../auth.ts";
@@ -53,13 +54,17 @@ export const CSV_COLUMNS = [
   "updated_at",
 ] as const;
 
-/** RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled. */
-export function csvField(value: string | null): string {
+/**
+ * RFC 4180: a field with a comma, quote or line break is quoted, quotes
+ * doubled; unless `raw`, formula cells are neutralised first.
+ */
+export function csvField(value: string | null, raw = false): string {
   if (value === null) return "";
-  return /[",\r\n]/.test(value) || /^\s|\s$/.test(value) ? `"${value.replaceAll('"', '""')}"` : value;
+  const text = raw ? value : neutralizeCell(value);
+  return /[",\r\n]/.test(text) || /^\s|\s$/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
-function csvRow(view: ContactView): string {
+function csvRow(view: ContactView, raw: boolean): string {
   const labels = view.labels.map((l) => (l.name.includes("|") ? l.id : l.name)).join("|");
   const values: Record<(typeof CSV_COLUMNS)[number], string | null> = {
     id: view.id,
@@ -79,21 +84,24 @@ function csvRow(view: ContactView): string {
     created_at: toIso(view.created_at),
     updated_at: toIso(view.updated_at),
   };
-  return `${CSV_COLUMNS.map((c) => csvField(values[c])).join(",")}\r\n`;
+  return `${CSV_COLUMNS.map((c) => csvField(values[c], raw)).join(",")}\r\n`;
 }
 
 /**
  * Every contact matching the filters, newest first, as text: one query per
  * EXPORT_BATCH contacts (keyset, so the thousandth batch costs what the first
  * costs), one string per batch. Pulled by the consumer, so a slow reader
- * slows the queries instead of filling memory.
+ * slows the queries instead of filling memory. CSV cells a spreadsheet would
+ * run as formulas are neutralised unless `raw` (NDJSON is always exact).
  */
 export async function* exportContacts(
   scope: Scope,
   filters: ContactFilters,
   format: ExportFormat,
   batchSize = EXPORT_BATCH,
+  options: { raw?: boolean } = {},
 ): AsyncGenerator<string> {
+  const raw = options.raw === true;
   if (format === "csv") yield `${CSV_COLUMNS.join(",")}\r\n`;
   let after: Keyset | undefined;
   for (;;) {
@@ -105,7 +113,7 @@ export async function* exportContacts(
     // (the heap grew by ~90 MB of it over a 1M-row export).
     let piece = "";
     for (const [i, row] of rows.entries()) {
-      piece += format === "csv" ? csvRow(row) : `${JSON.stringify(contactOut(row))}\n`;
+      piece += format === "csv" ? csvRow(row, raw) : `${JSON.stringify(contactOut(row))}\n`;
       if ((i + 1) % EXPORT_PIECE === 0 || i === rows.length - 1) {
         yield piece;
         piece = "";
@@ -135,13 +143,19 @@ export const exportRoutes: FastifyPluginAsyncTypebox = async (app) => {
           tags: ["contacts"],
           summary: `Export every matching contact as CSV or NDJSON${scoped ? " (one account)" : ""}`,
           description:
-            "Streamed in constant memory, newest first; takes the list filters. CSV columns and the round trip with imports: docs/imports-and-export.md.",
+            "Streamed in constant memory, newest first; takes the list filters. CSV columns and the round trip with imports: docs/imports-and-export.md. " +
+            "CSV cells starting with = + - @, a tab or a carriage return are prefixed with ' so that spreadsheets do not run them as formulas (OWASP CSV injection); the import removes that quote again. raw=true exports the values as stored (for machine consumers); NDJSON is always exact.",
           params: Type.Object(scoped ? { phone_number_id: Type.String({ pattern: "^\\d{6,20}$" }) } : {}),
           querystring: Type.Object(
             {
               ...filterProperties,
               format: Type.Optional(
                 Type.Union([Type.Literal("csv"), Type.Literal("ndjson")], { default: "csv" }),
+              ),
+              raw: Type.Optional(
+                Type.Union([Type.Literal("true"), Type.Literal("false")], {
+                  description: "CSV: true exports formula-like cells unneutralised (no leading ')",
+                }),
               ),
             },
             { additionalProperties: false },
@@ -158,14 +172,21 @@ export const exportRoutes: FastifyPluginAsyncTypebox = async (app) => {
           dialect: store.dialect,
           organizationId: principalOf(request).organization.id,
         };
-        const { format = "csv", ...query } = request.query as ListFilters & { format?: ExportFormat };
+        const {
+          format = "csv",
+          raw,
+          ...query
+        } = request.query as ListFilters & { format?: ExportFormat; raw?: "true" | "false" };
         const pnid = (request.params as { phone_number_id?: string }).phone_number_id;
         const account =
           pnid === undefined
             ? undefined
             : await requireAccountByPhoneNumberId(scope.db, scope.organizationId, pnid);
         const filters = contactFilters(scope.organizationId, account?.id, query);
-        const stream = Readable.from(exportContacts(scope, filters, format), { objectMode: false });
+        const stream = Readable.from(
+          exportContacts(scope, filters, format, EXPORT_BATCH, { raw: raw === "true" }),
+          { objectMode: false },
+        );
         stream.on("error", (error) => request.log.error({ err: error }, "export failed while streaming"));
         const date = new Date().toISOString().slice(0, 10);
         reply
