@@ -32,12 +32,21 @@ export function parseLimit(
   return value;
 }
 
-/** Canonical text of a filter set: sorted keys, undefined dropped. */
-export function canonicalScope(route: string, filters: Record<string, unknown>): string {
+/**
+ * Canonical text of what a cursor is bound to: the list (route), the
+ * organisation it was issued to (null only for the operator's admin lists),
+ * and the filters (sorted keys, undefined dropped). A cursor of another
+ * organisation, list or filter set is 400 `invalid_cursor`.
+ */
+export function canonicalScope(
+  route: string,
+  organizationId: string | null,
+  filters: Record<string, unknown>,
+): string {
   const entries = Object.entries(filters)
     .filter(([, v]) => v !== undefined)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return JSON.stringify([route, entries]);
+  return JSON.stringify([route, organizationId, entries]);
 }
 
 /**

@@ -98,7 +98,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const limit = parseLimit(request.query.limit);
-      const scope = canonicalScope("admin.organizations", {});
+      const scope = canonicalScope("admin.organizations", null, {});
       const after = request.query.cursor
         ? app.services.cursors.decode(scope, request.query.cursor)
         : undefined;

@@ -123,8 +123,8 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const limit = parseLimit(rawLimit);
         const account = await accountOf(request, scope);
         const filters = contactFilters(scope.organizationId, account?.id, query);
-        const { organizationId: _org, ...bound } = filters;
-        const cursorScope = canonicalScope("native.contacts", bound);
+        const { organizationId, ...bound } = filters;
+        const cursorScope = canonicalScope("native.contacts", organizationId, bound);
         const after = cursor === undefined ? undefined : cursors.decode(cursorScope, cursor);
         const rows = await listContacts(scope, filters, after, limit + 1);
         return { ...pageOf(rows, limit, cursors, cursorScope, contactOut), request_id: request.id };

@@ -259,10 +259,10 @@ export const importRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const limit = parseLimit(request.query.limit);
-      const cursorScope = canonicalScope("native.imports", {});
+      const organizationId = principalOf(request).organization.id;
+      const cursorScope = canonicalScope("native.imports", organizationId, {});
       const { cursor } = request.query;
       const after = cursor === undefined ? undefined : cursors.decode(cursorScope, cursor);
-      const organizationId = principalOf(request).organization.id;
       const rows = await listImports(store.db, organizationId, after, limit + 1);
       const numbers = new Map(
         (await listAccounts(store.db, organizationId)).map((a) => [a.id, a.phone_number_id]),
