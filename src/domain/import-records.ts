@@ -417,7 +417,7 @@ function ndjsonInput(fields: Record<string, unknown>): RecordInput {
   const metadata = fields.metadata;
   if (metadata === null) input.replace_metadata = true;
   else if (metadata !== undefined && (typeof metadata !== "object" || Array.isArray(metadata))) {
-    throw new ApiError("invalid_metadata", "metadata must be a flat JSON object or null.", {
+    throw new ApiError("invalid_metadata", "metadata must be a JSON object or null.", {
       param: "metadata",
     });
   }

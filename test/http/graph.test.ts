@@ -285,7 +285,7 @@ for (const kind of storeKinds()) {
           method: "PATCH",
           url: `${graph}/15550400000`,
           headers: key,
-          payload: { metadata: { nested: { no: 1 } } },
+          payload: { metadata: { nested: { too: { deep: { to: { keep: { x: { y: 1 } } } } } } } },
         }),
         400,
         100,

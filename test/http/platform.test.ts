@@ -113,7 +113,7 @@ for (const kind of storeKinds()) {
       assertPlatformError(await create(key, { profile_name: "x" }), 400, "missing_required_field");
       assertPlatformError(await create(key, { wa_id: "15550001111", colour: "red" }), 400, "unknown_field");
       assertPlatformError(
-        await create(key, { wa_id: "15550001111", metadata: { tags: ["a"] } }),
+        await create(key, { wa_id: "15550001111", metadata: { tags: [[[[[["too deep"]]]]]] } }),
         400,
         "invalid_metadata",
       );
@@ -424,7 +424,7 @@ for (const kind of storeKinds()) {
       const forward: Json[] = [first];
       let page = first;
       while (page.paging.cursors.after) {
-        const next = new URL(page.paging.next);
+        const next = new URL(page.paging.next, "http://relative.invalid");
         assert.equal(next.pathname, `${BASE}/contacts`);
         assert.equal(next.searchParams.get("limit"), "5");
         assert.equal(next.searchParams.get("after"), page.paging.cursors.after);
@@ -443,7 +443,10 @@ for (const kind of storeKinds()) {
 
       const backward: Json[] = [page];
       while (page.paging.cursors.before) {
-        assert.equal(new URL(page.paging.previous).searchParams.get("before"), page.paging.cursors.before);
+        assert.equal(
+          new URL(page.paging.previous, "http://relative.invalid").searchParams.get("before"),
+          page.paging.cursors.before,
+        );
         page = await get(`limit=5&before=${encodeURIComponent(page.paging.cursors.before)}`);
         backward.push(page);
         assert.ok(backward.length < 10, "the walk ends");
@@ -506,7 +509,7 @@ for (const kind of storeKinds()) {
           .map((part) => {
             const m = /^<([^>]+)>; rel="(\w+)"$/.exec(part);
             assert.ok(m, part);
-            const url = new URL(m[1]!);
+            const url = new URL(m[1]!, "http://relative.invalid");
             return [m[2], `${url.searchParams.get("page")}/${url.searchParams.get("per_page")}`];
           }),
       );

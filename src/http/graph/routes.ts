@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import { requireAccountByPhoneNumberId } from "../../domain/accounts.ts";
+import { METADATA_DESCRIPTION } from "../../domain/contact-fields.ts";
 import {
   contactFilters,
   findContactByIdentifier,
@@ -32,7 +33,14 @@ const ContactParams = Type.Object({
   }),
 });
 const Metadata = Type.Union(
-  [Type.Unsafe<Record<string, unknown>>({ type: "object", "x-error-code": "invalid_metadata" }), Type.Null()],
+  [
+    Type.Unsafe<Record<string, unknown>>({
+      type: "object",
+      "x-error-code": "invalid_metadata",
+      description: METADATA_DESCRIPTION,
+    }),
+    Type.Null(),
+  ],
   { "x-error-code": "invalid_metadata" },
 );
 

@@ -66,7 +66,7 @@ export function batchItemOf(raw: unknown): BatchItem {
     metadata !== null &&
     (typeof metadata !== "object" || Array.isArray(metadata))
   ) {
-    return fail("invalid_metadata", "metadata must be a flat JSON object or null.", "metadata");
+    return fail("invalid_metadata", "metadata must be a JSON object or null.", "metadata");
   }
   const labels = item.labels;
   if (

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
+import { METADATA_DESCRIPTION } from "../../domain/contact-fields.ts";
 import {
   type ContactInput,
   contactFilters,
@@ -24,7 +25,7 @@ const PhoneNumberId = Type.String({
 const LooseObject = Type.Unsafe<Record<string, unknown>>({
   type: "object",
   "x-error-code": "invalid_metadata",
-  description: "Flat object: ≤ 50 keys of 1–40 characters; values strings (≤ 500), numbers, booleans or null",
+  description: METADATA_DESCRIPTION,
 });
 const Metadata = Type.Union([LooseObject, Type.Null()], { "x-error-code": "invalid_metadata" });
 const Name = Type.String({ maxLength: 256 });

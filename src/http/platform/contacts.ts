@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import { requireAccountByPhoneNumberId } from "../../domain/accounts.ts";
+import { METADATA_DESCRIPTION } from "../../domain/contact-fields.ts";
 import {
   type ContactInput,
   contactFilters,
@@ -39,7 +40,7 @@ const Name = Type.Union([Type.String({ maxLength: 256 }), Type.Null()]);
 const LooseObject = Type.Unsafe<Record<string, unknown>>({
   type: "object",
   "x-error-code": "invalid_metadata",
-  description: "Flat object: ≤ 50 keys of 1–40 characters; values strings (≤ 500), numbers, booleans or null",
+  description: METADATA_DESCRIPTION,
 });
 const Metadata = Type.Union([LooseObject, Type.Null()], { "x-error-code": "invalid_metadata" });
 const CustomerId = Type.Union([
