@@ -4,11 +4,13 @@ import * as pg0002 from "./postgres/0002_idempotency.ts";
 import * as pg0003 from "./postgres/0003_imports.ts";
 import * as pg0004 from "./postgres/0004_customers.ts";
 import * as pg0005 from "./postgres/0005_inbound_receipts.ts";
+import * as pg0006 from "./postgres/0006_contact_counts.ts";
 import * as sqlite0001 from "./sqlite/0001_foundation.ts";
 import * as sqlite0002 from "./sqlite/0002_idempotency.ts";
 import * as sqlite0003 from "./sqlite/0003_imports.ts";
 import * as sqlite0004 from "./sqlite/0004_customers.ts";
 import * as sqlite0005 from "./sqlite/0005_inbound_receipts.ts";
+import * as sqlite0006 from "./sqlite/0006_contact_counts.ts";
 
 /**
  * Ordered, immutable migrations per dialect. Add a file per change, named
@@ -20,6 +22,7 @@ const SQLITE: Record<string, Migration> = {
   "0003_imports": sqlite0003,
   "0004_customers": sqlite0004,
   "0005_inbound_receipts": sqlite0005,
+  "0006_contact_counts": sqlite0006,
 };
 
 const POSTGRES: Record<string, Migration> = {
@@ -28,6 +31,7 @@ const POSTGRES: Record<string, Migration> = {
   "0003_imports": pg0003,
   "0004_customers": pg0004,
   "0005_inbound_receipts": pg0005,
+  "0006_contact_counts": pg0006,
 };
 
 export function migrationProvider(dialect: "sqlite" | "postgres"): MigrationProvider {
