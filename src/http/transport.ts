@@ -91,7 +91,7 @@ function hasBody(request: FastifyRequest): boolean {
 
 /** Registers the body timeouts, the JSON parser and the close-after-unread-body rule on `app`. */
 export function registerTransportGuards(app: FastifyInstance, timeouts: BodyTimeouts): void {
-  app.addHook("preParsing", (request, _reply, payload, done) => {
+  app.addHook("preParsing", (request, reply, payload, done) => {
     if (!hasBody(request)) {
       done(null, payload);
       return;
@@ -100,6 +100,15 @@ export function registerTransportGuards(app: FastifyInstance, timeouts: BodyTime
     const guarded = new GuardedBody(timeouts.idleMs, total);
     // The raw request's own failures (an aborted upload) end the guarded stream too.
     payload.on("error", (error) => guarded.destroy(error));
+    // A reader that stopped early (a 413 refuses the rest of the body) no longer
+    // listens: the timeout is then nobody's error, and never an uncaught one.
+    guarded.on("error", () => {});
+    // Once the answer is out (or the client gone), nothing more is read: stop the timers.
+    const stop = () => {
+      if (!guarded.destroyed) guarded.destroy();
+    };
+    reply.raw.once("finish", stop);
+    reply.raw.once("close", stop);
     payload.pipe(guarded);
     done(null, guarded);
   });
