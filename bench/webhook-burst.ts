@@ -15,8 +15,8 @@ import { parseArgs } from "node:util";
 import { buildApp } from "../src/app.ts";
 import { loadConfig } from "../src/config.ts";
 import { createAccount } from "../src/domain/accounts.ts";
-import { signMetaPayload } from "../src/domain/inbound.ts";
 import { createOrganization } from "../src/domain/organizations.ts";
+import { signMetaPayload } from "../src/http/webhooks/meta-delivery.ts";
 import { createTestStore } from "../test/helpers/harness.ts";
 import { messagesDelivery } from "../test/helpers/meta-delivery.ts";
 

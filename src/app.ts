@@ -14,9 +14,12 @@ import { toApiError } from "./http/errors.ts";
 import { renderGraphError } from "./http/graph/errors.ts";
 import { graphRoutes } from "./http/graph/routes.ts";
 import { nativeRoutes } from "./http/native/routes.ts";
+import { NATIVE_FIELDS } from "./http/native/wire.ts";
 import { renderPlatformError } from "./http/platform/errors.ts";
 import { platformRoutes } from "./http/platform/routes.ts";
+import { KAPSO_FIELDS } from "./http/platform/wire.ts";
 import { clientErrorHandler, registerTransportGuards } from "./http/transport.ts";
+import { WEBHOOK_FIELDS } from "./http/webhooks/meta-delivery.ts";
 import { whatsappWebhookRoutes } from "./http/webhooks/whatsapp.ts";
 import { newId } from "./ids.ts";
 import { ImportRunner, type ImportRunnerOptions } from "./jobs/import-runner.ts";
@@ -61,11 +64,20 @@ type ErrorRenderer = (error: ApiError, request: FastifyRequest, reply: FastifyRe
 /**
  * Errors are shaped like the surface the client was talking to, chosen by path
  * prefix so that failures before routing (unknown routes, bad bodies) match too.
+ * Each surface first names the domain's fields in its own words (`ApiError.named`).
  * Longest prefix first; the native envelope is the default.
  */
 const ERROR_RENDERERS: Array<{ prefix: string; render: ErrorRenderer }> = [
-  { prefix: "/platform/", render: (error, _request, reply) => renderPlatformError(error, reply) },
-  { prefix: "/meta/", render: (error, request) => renderGraphError(error, request.id) },
+  {
+    prefix: "/platform/",
+    render: (error, _request, reply) => renderPlatformError(error.named(KAPSO_FIELDS), reply),
+  },
+  { prefix: "/meta/", render: (error, request) => renderGraphError(error.named(KAPSO_FIELDS), request.id) },
+  {
+    prefix: "/webhooks/",
+    render: (error, request) => renderNativeError(error.named(WEBHOOK_FIELDS), request.id),
+  },
+  { prefix: "/v1/", render: (error, request) => renderNativeError(error.named(NATIVE_FIELDS), request.id) },
 ];
 
 /** The same shapes for an error no request object exists for (Node's HTTP parser refused it). */

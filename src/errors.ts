@@ -53,7 +53,14 @@ export type ErrorType = (typeof ERROR_CATALOGUE)[ErrorCode]["type"];
 export const ERROR_CODES = Object.keys(ERROR_CATALOGUE) as ErrorCode[];
 
 export interface ApiErrorOptions {
+  /** The wire parameter the error is about, as the client named it. */
   param?: string;
+  /**
+   * The domain field the error is about (`display_name`, `phone_number`, …),
+   * for errors the domain raises. Each surface renames it to its own wire name
+   * (`named`); until then `param` is the domain name.
+   */
+  field?: string;
   /** Extra fields rendered inside `error` (e.g. `existing_id`). */
   extra?: Record<string, unknown>;
   /** Extra response headers (e.g. `Retry-After`). */
@@ -65,6 +72,7 @@ export class ApiError extends Error {
   readonly status: number;
   readonly type: ErrorType;
   readonly param: string | undefined;
+  readonly field: string | undefined;
   readonly extra: Record<string, unknown> | undefined;
   readonly headers: Record<string, string> | undefined;
 
@@ -77,10 +85,43 @@ export class ApiError extends Error {
     this.name = "ApiError";
     this.status = ERROR_CATALOGUE[code].status;
     this.type = ERROR_CATALOGUE[code].type;
-    this.param = options.param;
+    this.field = options.field;
+    this.param = options.param ?? options.field;
     this.extra = options.extra;
     this.headers = options.headers;
   }
+
+  /**
+   * The error in a surface's words: a domain `field` that the surface names
+   * otherwise becomes that name, in `param` and wherever the message names it
+   * (`display_name must be…` → `name must be…`). Errors about no domain field,
+   * or about one the surface names alike, are returned as they are.
+   */
+  named(names: FieldNames): ApiError {
+    const field = this.field;
+    const wire = field === undefined ? undefined : names[field];
+    if (field === undefined || wire === undefined || wire === field) return this;
+    const message = this.message.replace(new RegExp(`\\b${field}\\b`, "g"), wire);
+    return new ApiError(this.code, message, {
+      param: wire,
+      ...(this.extra === undefined ? {} : { extra: this.extra }),
+      ...(this.headers === undefined ? {} : { headers: this.headers }),
+      ...(this.cause === undefined ? {} : { cause: this.cause }),
+    });
+  }
+}
+
+/** A surface's wire names of the domain's fields (`{ display_name: "name" }`); unlisted fields keep their name. */
+export type FieldNames = Readonly<Record<string, string>>;
+
+/** An error about a domain field (see `ApiError.named`). */
+export function fieldError(
+  code: ErrorCode,
+  field: string,
+  message: string,
+  options: Omit<ApiErrorOptions, "param" | "field"> = {},
+): ApiError {
+  return new ApiError(code, message, { ...options, field });
 }
 
 export function isApiError(value: unknown): value is ApiError {

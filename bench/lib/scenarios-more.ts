@@ -17,7 +17,8 @@ import {
   listContactsPage,
   normalizeInput,
 } from "../../src/domain/contacts.ts";
-import { ingestDelivery, parseDelivery, signMetaPayload } from "../../src/domain/inbound.ts";
+import { ingestObservations } from "../../src/domain/inbound.ts";
+import { observationsOf, parseDelivery, signMetaPayload } from "../../src/http/webhooks/meta-delivery.ts";
 import { insertContactRows } from "../../src/store/repositories/bulk-insert.ts";
 import { messagesDelivery } from "../../test/helpers/meta-delivery.ts";
 import type { BenchContext, HttpPlan, Json, Scenario } from "./scenarios.ts";
@@ -159,7 +160,12 @@ export const MORE_SCENARIOS: Scenario[] = [
         check: () => undefined,
         floor: () =>
           ctx.store.transaction((tx) =>
-            ingestDelivery(tx, ctx.store.dialect, parseDelivery(Buffer.from(next())), Date.now()),
+            ingestObservations(
+              tx,
+              ctx.store.dialect,
+              observationsOf(parseDelivery(Buffer.from(next()))),
+              Date.now(),
+            ),
           ),
       } satisfies HttpPlan;
     },

@@ -4,14 +4,9 @@
  * alone (the floor). Adding a scenario is adding an entry; see bench/README.md.
  */
 import { requireAccountByPhoneNumberId } from "../../src/domain/accounts.ts";
-import {
-  contactFilters,
-  createContact,
-  getContact,
-  type ListQuery,
-  listContacts,
-} from "../../src/domain/contacts.ts";
+import { contactFilters, createContact, getContact, listContacts } from "../../src/domain/contacts.ts";
 import { type CursorCodec, canonicalScope, DEFAULT_LIMIT, type Keyset } from "../../src/domain/pagination.ts";
+import { type NativeListQuery as ListQuery, nativeFilters } from "../../src/http/native/wire.ts";
 import type { Store } from "../../src/store/store.ts";
 import { COMMON_TERM, CREATE_PHONE_PREFIX, RARE_TERM } from "./dataset.ts";
 import type { RequestSpec } from "./drive.ts";
@@ -100,7 +95,7 @@ function listPlan(
   check: HttpPlan["check"],
 ): HttpPlan {
   const params = new URLSearchParams(Object.entries(query).filter(([, v]) => v !== undefined) as string[][]);
-  const filters = contactFilters(ctx.tenant.orgId, undefined, query);
+  const filters = contactFilters(ctx.tenant.orgId, undefined, nativeFilters(query));
   if (after) {
     const { organizationId, ...bound } = filters;
     params.set("cursor", ctx.cursors.encode(canonicalScope("native.contacts", organizationId, bound), after));

@@ -11,8 +11,10 @@ import {
   buildRow,
   type ContactInput,
   diffContact,
-  type FieldParams,
+  identityTaken,
   normalizeInput,
+  noSuchLabel,
+  requireIdentity,
   type Scope,
 } from "./contacts.ts";
 
@@ -31,7 +33,6 @@ export interface BatchResult {
 export interface BatchOptions {
   mode: BatchMode;
   source: ContactSource;
-  params?: FieldParams;
   /**
    * Of these existing contacts, the ones created earlier by the same job (an
    * import): in mode create, a later row of the same file with their identity
@@ -56,13 +57,6 @@ function bsuidKey(bsuid: string): string {
   return `b:${bsuid}`;
 }
 
-function conflict(existingId: string, param: string): ApiError {
-  return new ApiError("contact_exists", "A contact with this identity already exists in this account.", {
-    param,
-    extra: { existing_id: existingId },
-  });
-}
-
 /**
  * Creates or upserts many contacts of one account in the caller's transaction,
  * with a handful of multi-row statements however many items there are.
@@ -83,8 +77,6 @@ export async function writeContactBatch(
   options: BatchOptions,
   depth = 0,
 ): Promise<BatchResult[]> {
-  const params = options.params;
-  const param = (field: string) => params?.[field] ?? field;
   const at = now();
   const results: BatchResult[] = new Array(items.length);
   const prepared: Array<{ index: number; input: ContactInput }> = [];
@@ -94,12 +86,8 @@ export async function writeContactBatch(
       return;
     }
     try {
-      const input = normalizeInput(item.input, params);
-      if (!input.phone_number && !input.business_scoped_user_id) {
-        throw new ApiError("missing_required_field", `${param("phone_number")} is required.`, {
-          param: param("phone_number"),
-        });
-      }
+      const input = normalizeInput(item.input);
+      requireIdentity(input);
       prepared.push({ index, input });
     } catch (error) {
       if (!isApiError(error)) throw error;
@@ -159,12 +147,7 @@ export async function writeContactBatch(
   for (const { index, input } of prepared) {
     const missingLabel = (input.label_ids ?? []).find((id) => !knownLabels.has(id));
     if (missingLabel) {
-      results[index] = {
-        status: "error",
-        error: new ApiError("resource_not_found", `No such label: ${missingLabel}.`, {
-          param: param("labels"),
-        }),
-      };
+      results[index] = { status: "error", error: noSuchLabel(missingLabel) };
       continue;
     }
     const target =
@@ -188,10 +171,7 @@ export async function writeContactBatch(
     if (options.mode === "create" && !target.isNew && !own.has(target.row.id)) {
       results[index] = {
         status: "error",
-        error: conflict(
-          target.row.id,
-          input.phone_number ? param("phone_number") : param("business_scoped_user_id"),
-        ),
+        error: identityTaken(target.row.id, input.phone_number ? "phone_number" : "business_scoped_user_id"),
       };
       continue;
     }
@@ -211,11 +191,9 @@ export async function writeContactBatch(
     if (holder && holder !== target) {
       results[index] = {
         status: "error",
-        error: conflict(
+        error: identityTaken(
           holder.row.id,
-          newPhone && byKey.get(phoneKey(newPhone))
-            ? param("phone_number")
-            : param("business_scoped_user_id"),
+          newPhone && byKey.get(phoneKey(newPhone)) ? "phone_number" : "business_scoped_user_id",
         ),
       };
       continue;

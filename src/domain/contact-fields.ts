@@ -1,4 +1,4 @@
-import { ApiError } from "../errors.ts";
+import { ApiError, fieldError } from "../errors.ts";
 
 /** Field rules of spec §1, shared by every surface, batch, import and webhook. */
 
@@ -152,10 +152,10 @@ function canonical(value: unknown): unknown {
   return out;
 }
 
-export function requireEmail(value: string, param = "email"): string {
+export function requireEmail(value: string, field = "email"): string {
   const email = value.trim();
   if (email.length > 254 || !EMAIL_RE.test(email)) {
-    throw new ApiError("invalid_email", `${param} must be a valid email address.`, { param });
+    throw fieldError("invalid_email", field, `${field} must be a valid email address.`);
   }
   return email;
 }
@@ -171,16 +171,14 @@ export function characterCount(value: string): number {
 }
 
 /** Names (`name`, `display_name`, `profile_name`): 1–256 characters (code points), not blank, no control characters. */
-export function requireName(value: string, param: string): string {
+export function requireName(value: string, field: string): string {
   const name = value.trim();
   const length = name.length <= NAME_MAX ? name.length : characterCount(name);
   if (length < 1 || length > NAME_MAX || CONTROL_RE.test(name)) {
-    throw new ApiError(
+    throw fieldError(
       "invalid_field_value",
-      `${param} must be 1 to ${NAME_MAX} characters without control characters.`,
-      {
-        param,
-      },
+      field,
+      `${field} must be 1 to ${NAME_MAX} characters without control characters.`,
     );
   }
   return name;

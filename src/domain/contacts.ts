@@ -1,4 +1,4 @@
-import { ApiError, notFound } from "../errors.ts";
+import { ApiError, fieldError, notFound } from "../errors.ts";
 import { isId, newId } from "../ids.ts";
 import { type AccountRow, findAccountByPhoneNumberId, listAccounts } from "../store/repositories/accounts.ts";
 import * as repo from "../store/repositories/contacts.ts";
@@ -33,8 +33,8 @@ export interface Scope {
 
 /**
  * Fields a caller may set, in domain terms. Every surface translates its own
- * shape into this (native `name` → `display_name`, Kapso `wa_id` →
- * `phone_number`, …); the rules below apply to all of them.
+ * shape into this, and names the fields of the errors back in its own words
+ * (`ApiError.named`); the rules below apply to all of them.
  */
 export interface ContactInput {
   phone_number?: string | null | undefined;
@@ -65,34 +65,22 @@ export interface MarketingPreference {
   at: number;
 }
 
-export interface FieldParams {
-  /** Wire names of fields for error `param`s (defaults: the domain names). */
-  [field: string]: string;
-}
-
 const BSUID_MAX = 128;
 
-function paramOf(params: FieldParams | undefined, field: string): string {
-  return params?.[field] ?? field;
-}
-
-/** Validates and normalises the given fields; absent fields stay absent. */
-export function normalizeInput(input: ContactInput, params?: FieldParams): ContactInput {
+/** Validates and normalises the given fields; absent fields stay absent. Errors name the domain fields. */
+export function normalizeInput(input: ContactInput): ContactInput {
   const out: ContactInput = {};
   if (input.phone_number !== undefined) {
-    out.phone_number =
-      input.phone_number === null ? null : requirePhone(input.phone_number, paramOf(params, "phone_number"));
+    out.phone_number = input.phone_number === null ? null : requirePhone(input.phone_number, "phone_number");
   }
   for (const field of ["business_scoped_user_id", "parent_business_scoped_user_id", "username"] as const) {
     const value = input[field];
     if (value === undefined) continue;
     if (value !== null && (value.trim() === "" || value.length > BSUID_MAX || /\s/.test(value))) {
-      throw new ApiError(
+      throw fieldError(
         "invalid_field_value",
-        `${paramOf(params, field)} must be 1 to ${BSUID_MAX} characters without spaces.`,
-        {
-          param: paramOf(params, field),
-        },
+        field,
+        `${field} must be 1 to ${BSUID_MAX} characters without spaces.`,
       );
     }
     out[field] = value;
@@ -100,26 +88,27 @@ export function normalizeInput(input: ContactInput, params?: FieldParams): Conta
   for (const field of ["profile_name", "display_name"] as const) {
     const value = input[field];
     if (value === undefined) continue;
-    out[field] = value === null ? null : requireName(value, paramOf(params, field));
+    out[field] = value === null ? null : requireName(value, field);
   }
   if (input.email !== undefined) {
-    out.email = input.email === null ? null : requireEmail(input.email, paramOf(params, "email"));
+    out.email = input.email === null ? null : requireEmail(input.email, "email");
   }
   if (input.metadata !== undefined) {
-    out.metadata = validateMetadata(input.metadata, paramOf(params, "metadata"));
+    out.metadata = validateMetadata(input.metadata, "metadata");
   }
   if (input.replace_metadata) out.replace_metadata = true;
   if (input.customer_id !== undefined) {
-    out.customer_id =
-      input.customer_id === null ? null : requireUuid(input.customer_id, paramOf(params, "customer_id"));
+    out.customer_id = input.customer_id === null ? null : requireUuid(input.customer_id, "customer_id");
   }
   if (input.label_ids !== undefined) out.label_ids = [...new Set(input.label_ids)];
   if (input.marketing_preference !== undefined) {
     const { opt_out, at } = input.marketing_preference;
     if (!Number.isSafeInteger(at) || at < 0) {
-      throw new ApiError("invalid_field_value", "A marketing preference needs a valid timestamp.", {
-        param: paramOf(params, "marketing_preference"),
-      });
+      throw fieldError(
+        "invalid_field_value",
+        "marketing_preference",
+        "A marketing preference needs a valid timestamp.",
+      );
     }
     out.marketing_preference = { opt_out, at };
   }
@@ -158,29 +147,40 @@ export async function resolveAccount(
   });
 }
 
-async function requireLabels(scope: Scope, ids: string[] | undefined, param = "labels"): Promise<string[]> {
+/** A label id the organisation does not have (404 naming the field `label_ids`). */
+export function noSuchLabel(id: string): ApiError {
+  return fieldError("resource_not_found", "label_ids", `No such label: ${id}.`);
+}
+
+async function requireLabels(scope: Scope, ids: string[] | undefined): Promise<string[]> {
   if (!ids || ids.length === 0) return [];
   const found = await repo.existingLabelIds(scope.db, scope.organizationId, ids);
   const missing = ids.find((id) => !found.has(id));
-  if (missing) throw new ApiError("resource_not_found", `No such label: ${missing}.`, { param });
+  if (missing) throw noSuchLabel(missing);
   return ids;
 }
 
 /** A customer_id must name a customer of the same organisation (404 otherwise). */
-async function requireCustomerOf(scope: Scope, input: ContactInput, params?: FieldParams): Promise<void> {
+async function requireCustomerOf(scope: Scope, input: ContactInput): Promise<void> {
   if (input.customer_id === undefined || input.customer_id === null) return;
-  await getCustomer(scope.db, scope.organizationId, input.customer_id, paramOf(params, "customer_id"));
+  await getCustomer(scope.db, scope.organizationId, input.customer_id, "customer_id");
 }
 
-function conflict(existingId: string, param: string): ApiError {
-  return new ApiError("contact_exists", "A contact with this identity already exists in this account.", {
-    param,
+/** 409 `contact_exists`: another contact of the account holds this identity (`field`). */
+export function identityTaken(
+  existingId: string,
+  field: "phone_number" | "business_scoped_user_id",
+): ApiError {
+  return fieldError("contact_exists", field, "A contact with this identity already exists in this account.", {
     extra: { existing_id: existingId },
   });
 }
 
-function identityParam(input: ContactInput, params?: FieldParams): string {
-  return input.phone_number ? paramOf(params, "phone_number") : paramOf(params, "business_scoped_user_id");
+/** A create needs a phone number or a business-scoped user id. */
+export function requireIdentity(input: ContactInput): void {
+  if (!input.phone_number && !input.business_scoped_user_id) {
+    throw fieldError("missing_required_field", "phone_number", "phone_number is required.");
+  }
 }
 
 /**
@@ -193,16 +193,11 @@ export async function createContact(
   account: AccountRow,
   raw: ContactInput,
   source: ContactSource,
-  params?: FieldParams,
 ): Promise<repo.ContactView> {
-  const input = normalizeInput(raw, params);
-  if (!input.phone_number && !input.business_scoped_user_id) {
-    throw new ApiError("missing_required_field", `${paramOf(params, "phone_number")} is required.`, {
-      param: paramOf(params, "phone_number"),
-    });
-  }
-  const labelIds = await requireLabels(scope, input.label_ids, paramOf(params, "labels"));
-  await requireCustomerOf(scope, input, params);
+  const input = normalizeInput(raw);
+  requireIdentity(input);
+  const labelIds = await requireLabels(scope, input.label_ids);
+  await requireCustomerOf(scope, input);
   const row = buildRow(scope.organizationId, account.id, input, source, now());
   for (let attempt = 0; attempt < 3; attempt++) {
     if (await repo.insertContactIfAbsent(scope.db, row)) {
@@ -210,7 +205,9 @@ export async function createContact(
       return (await repo.findContactView(scope.db, scope.dialect, scope.organizationId, row.id))!;
     }
     const existing = await repo.findByIdentity(scope.db, account.id, input);
-    if (existing) throw conflict(existing.id, identityParam(input, params));
+    if (existing) {
+      throw identityTaken(existing.id, input.phone_number ? "phone_number" : "business_scoped_user_id");
+    }
     // The conflicting row vanished between the insert and the read: try again.
   }
   throw new ApiError("internal_error", "Could not create the contact; try again.");
@@ -302,12 +299,10 @@ export function diffContact(row: repo.ContactRow, input: ContactInput, at: numbe
   if (changed.length === 0) return { set, changed };
   const merged = { ...row, ...set };
   if (merged.phone_number === null && merged.business_scoped_user_id === null) {
-    throw new ApiError(
+    throw fieldError(
       "invalid_field_value",
+      "phone_number",
       "A contact needs a phone number or a business-scoped user id.",
-      {
-        param: "phone_number",
-      },
     );
   }
   const searchText = searchTextOf(merged);
@@ -349,7 +344,6 @@ export async function applyChanges(
   scope: Scope,
   row: repo.ContactRow,
   changes: ContactChanges,
-  params?: FieldParams,
 ): Promise<void> {
   if (Object.keys(changes.set).length === 0) return;
   const identity = {
@@ -359,10 +353,7 @@ export async function applyChanges(
   if (identity.phone_number || identity.business_scoped_user_id) {
     const holder = await repo.findByIdentity(scope.db, row.account_id, identity);
     if (holder && holder.id !== row.id) {
-      throw conflict(
-        holder.id,
-        identity.phone_number ? paramOf(params, "phone_number") : paramOf(params, "business_scoped_user_id"),
-      );
+      throw identityTaken(holder.id, identity.phone_number ? "phone_number" : "business_scoped_user_id");
     }
   }
   // A writer that takes the identity between the check and this update makes it
@@ -384,14 +375,13 @@ export async function updateContact(
   id: string,
   raw: ContactInput,
   accountId?: string,
-  params?: FieldParams,
 ): Promise<{ contact: repo.ContactView; changed: string[] }> {
-  const input = normalizeInput(raw, params);
+  const input = normalizeInput(raw);
   const current = await getContact(scope, id, accountId);
-  await requireCustomerOf(scope, input, params);
+  await requireCustomerOf(scope, input);
   const changes = diffContact(current, input, now());
-  await applyChanges(scope, current, changes, params);
-  const labelIds = await requireLabels(scope, input.label_ids, paramOf(params, "labels"));
+  await applyChanges(scope, current, changes);
+  const labelIds = await requireLabels(scope, input.label_ids);
   await repo.attachLabels(scope.db, id, labelIds, now());
   const contact =
     changes.changed.length === 0 && labelIds.length === 0 ? current : await getContact(scope, id, accountId);
@@ -403,112 +393,96 @@ export async function deleteContact(scope: Scope, id: string, accountId?: string
   if (!(await repo.deleteContactRow(scope.db, scope.organizationId, id))) throw notFound("contact", "id");
 }
 
-export interface ListQuery {
+/**
+ * What a contact list may be narrowed to, in domain terms; every surface
+ * translates its query into this. Values are as given (text, instants as ISO
+ * 8601); `contactFilters` checks and normalises them, and its errors name
+ * these fields.
+ */
+export interface ContactFilters {
+  /** Exact phone number (any formatting `normalizePhone` reads). */
   phone?: string | undefined;
+  /** Full-text search over names, phone, email and BSUIDs. */
   search?: string | undefined;
+  /** A label's id: contacts carrying it. */
   label?: string | undefined;
   created_after?: string | undefined;
   created_before?: string | undefined;
   updated_after?: string | undefined;
-  marketing_opt_out?: "true" | "false" | undefined;
-  /** Kapso surfaces: exact phone named `wa_id` (with or without `+`). */
-  wa_id?: string | undefined;
+  marketing_opt_out?: boolean | undefined;
   business_scoped_user_id?: string | undefined;
   customer_id?: string | undefined;
   customer_external_id?: string | undefined;
-  has_customer?: string | undefined;
+  has_customer?: boolean | undefined;
   profile_name_contains?: string | undefined;
-  wa_id_contains?: string | undefined;
-}
-
-function parseBoolean(value: string | undefined, param: string): boolean | undefined {
-  if (value === undefined) return undefined;
-  if (value === "true") return true;
-  if (value === "false") return false;
-  throw new ApiError("invalid_field_value", `${param} must be true or false.`, { param });
+  /** Digits of the phone number, with or without `+` and formatting. */
+  phone_contains?: string | undefined;
 }
 
 /** A free-text filter: 1–200 characters without control characters. */
-function requireFilterText(value: string | undefined, param: string): string | undefined {
+function requireFilterText(value: string | undefined, field: string): string | undefined {
   if (value === undefined) return undefined;
   if (value.length < 1 || value.length > 200 || hasControlCharacters(value)) {
-    throw new ApiError(
+    throw fieldError(
       "invalid_field_value",
-      `${param} must be 1 to 200 characters without control characters.`,
-      {
-        param,
-      },
+      field,
+      `${field} must be 1 to 200 characters without control characters.`,
     );
   }
   return value;
 }
 
-/** `wa_id_contains`: digits, optionally with `+` and phone formatting; matched on the digits. */
-function digitsFilter(value: string | undefined, param: string): string | undefined {
+/** Digits, optionally with `+` and phone formatting; matched on the digits. */
+function digitsFilter(value: string | undefined, field: string): string | undefined {
   if (value === undefined) return undefined;
   if (!/^[\d\s\-.()+]{1,40}$/.test(value) || !/\d/.test(value)) {
-    throw new ApiError("invalid_field_value", `${param} must be digits of a phone number.`, { param });
+    throw fieldError("invalid_field_value", field, `${field} must be digits of a phone number.`);
   }
   return value.replace(/\D/g, "");
 }
 
-function parseInstant(value: string | undefined, param: string): number | undefined {
+function parseInstant(value: string | undefined, field: string): number | undefined {
   if (value === undefined) return undefined;
   const ms = Date.parse(value);
   if (!/^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(value) || Number.isNaN(ms)) {
-    throw new ApiError(
+    throw fieldError(
       "invalid_field_value",
-      `${param} must be an ISO 8601 instant such as 2026-05-23T10:00:00Z.`,
-      {
-        param,
-      },
+      field,
+      `${field} must be an ISO 8601 instant such as 2026-05-23T10:00:00Z.`,
     );
   }
   return ms;
 }
 
-/** Turns the wire filters of a contact list into repository filters (normalised, so cursors bind to meaning). */
+/** Checks the filters of a contact list and makes them repository filters (normalised, so cursors bind to meaning). */
 export function contactFilters(
   organizationId: string,
   accountId: string | undefined,
-  query: ListQuery,
+  filters: ContactFilters,
 ): repo.ContactFilters {
-  const search = query.search;
-  if (search !== undefined && (search.length < 1 || search.length > 200 || hasControlCharacters(search))) {
-    throw new ApiError(
-      "invalid_field_value",
-      "search must be 1 to 200 characters without control characters.",
-      {
-        param: "search",
-      },
-    );
-  }
-  if (query.phone !== undefined && query.wa_id !== undefined) {
-    throw new ApiError("invalid_field_value", "Pass either phone or wa_id, not both.", { param: "wa_id" });
-  }
-  const phone = query.phone ?? query.wa_id;
-  const profileName = requireFilterText(query.profile_name_contains, "profile_name_contains");
-  const bsuid = requireFilterText(query.business_scoped_user_id, "business_scoped_user_id");
+  const search = requireFilterText(filters.search, "search");
+  const profileName = requireFilterText(filters.profile_name_contains, "profile_name_contains");
+  const bsuid = requireFilterText(filters.business_scoped_user_id, "business_scoped_user_id");
   return {
     organizationId,
     accountId,
-    phone:
-      phone === undefined ? undefined : requirePhone(phone, query.phone === undefined ? "wa_id" : "phone"),
+    phone: filters.phone === undefined ? undefined : requirePhone(filters.phone, "phone"),
     searchTerm: search === undefined ? undefined : searchTermOfQuery(search),
-    labelId: query.label,
-    createdAfter: parseInstant(query.created_after, "created_after"),
-    createdBefore: parseInstant(query.created_before, "created_before"),
-    updatedAfter: parseInstant(query.updated_after, "updated_after"),
-    marketingOptOut: query.marketing_opt_out === undefined ? undefined : query.marketing_opt_out === "true",
+    labelId: filters.label,
+    createdAfter: parseInstant(filters.created_after, "created_after"),
+    createdBefore: parseInstant(filters.created_before, "created_before"),
+    updatedAfter: parseInstant(filters.updated_after, "updated_after"),
+    marketingOptOut: filters.marketing_opt_out,
     businessScopedUserId: bsuid,
-    customerId: query.customer_id === undefined ? undefined : requireUuid(query.customer_id, "customer_id"),
+    customerId:
+      filters.customer_id === undefined ? undefined : requireUuid(filters.customer_id, "customer_id"),
     customerExternalId:
-      query.customer_external_id === undefined
+      filters.customer_external_id === undefined
         ? undefined
-        : requireExternalId(query.customer_external_id, "customer_external_id"),
-    hasCustomer: parseBoolean(query.has_customer, "has_customer"),
+        : requireExternalId(filters.customer_external_id, "customer_external_id"),
+    hasCustomer: filters.has_customer,
     profileNameContains: profileName?.toLowerCase(),
-    waIdContains: digitsFilter(query.wa_id_contains, "wa_id_contains"),
+    phoneContains: digitsFilter(filters.phone_contains, "phone_contains"),
   };
 }
 

@@ -59,6 +59,8 @@ export interface RecordedError {
   code: ApiError["code"];
   message: string;
   param?: string | undefined;
+  /** The domain field of the error (in domain words): the surface names it again on replay. */
+  field?: string | undefined;
   extra?: Record<string, unknown> | undefined;
   headers?: Record<string, string> | undefined;
 }
@@ -94,6 +96,7 @@ export function recordedErrorResponse(error: unknown): RecordedResponse | undefi
     code: error.code,
     message: error.message,
     param: error.param,
+    field: error.field,
     extra: error.extra,
     headers: error.headers,
   };
@@ -103,7 +106,8 @@ export function recordedErrorResponse(error: unknown): RecordedResponse | undefi
 export function errorFromRecord(record: RecordedResponse): ApiError {
   const stored = JSON.parse(record.body ?? "{}") as RecordedError;
   return new ApiError(stored.code, stored.message, {
-    ...(stored.param === undefined ? {} : { param: stored.param }),
+    ...(stored.field === undefined ? {} : { field: stored.field }),
+    ...(stored.param === undefined || stored.field !== undefined ? {} : { param: stored.param }),
     ...(stored.extra === undefined ? {} : { extra: stored.extra }),
     ...(stored.headers === undefined ? {} : { headers: stored.headers }),
   });

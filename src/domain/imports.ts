@@ -1,13 +1,12 @@
 import { createHash } from "node:crypto";
-import { ApiError, isApiError, notFound } from "../errors.ts";
+import { ApiError, type ErrorCode, type FieldNames, isApiError, notFound } from "../errors.ts";
 import type { AccountRow } from "../store/repositories/accounts.ts";
 import * as repo from "../store/repositories/imports.ts";
-import type { ImportMode } from "../store/schema.ts";
+import type { ImportFormat, ImportMode } from "../store/schema.ts";
 import type { Dialect, Executor, Tx } from "../store/store.ts";
 import { now } from "./clock.ts";
 import { type BatchItem, countResults, writeContactBatch } from "./contact-batch.ts";
-import type { Scope } from "./contacts.ts";
-import { type ImportFormat, type ImportRecord, readRecords, recordInput } from "./import-records.ts";
+import type { ContactInput, Scope } from "./contacts.ts";
 import { resolveLabelRefs } from "./labels.ts";
 
 export type { ImportErrorRow, ImportRow } from "../store/repositories/imports.ts";
@@ -18,8 +17,22 @@ export const IMPORT_MAX_BYTES = 100 * 1024 * 1024;
 export const CHUNK_BYTES = 1024 * 1024;
 /** Row errors kept per import (spec §3: the first 1,000). */
 export const MAX_ROW_ERRORS = 1000;
-/** Wire names of fields in row errors. */
-const IMPORT_PARAMS = { display_name: "name", label_ids: "labels" };
+
+/** A row of an import file that cannot be a contact input: it becomes a row error of the import. */
+export interface RowProblem {
+  code: ErrorCode;
+  message: string;
+  param?: string | undefined;
+}
+
+/** One row of an import file: a contact input with its label references (ids or names) still to resolve, or its problem. */
+export interface ImportRowInput {
+  /** 1-based position among the file's data rows. */
+  row: number;
+  /** Physical line of the file where the row starts (1-based). */
+  line: number;
+  read: { input: ContactInput; labelRefs: string[] } | { problem: RowProblem };
+}
 
 export interface Upload {
   id: string;
@@ -39,17 +52,17 @@ export function tooLarge(): ApiError {
 
 /**
  * Stores an uploaded file durably, as it arrives, in pieces (never whole in
- * memory), and counts its rows with the same reader the job will use. A file
- * over the limit or with an unusable CSV header is refused and its pieces are
+ * memory), and counts its rows with `readRows` (the reader the job will use).
+ * A file over the limit or one the reader refuses is refused and its pieces are
  * removed. The pieces are written outside any transaction (a long upload must
  * not hold the store); until `createImport` commits, they belong to no import
  * and are swept if the upload never completes.
  */
-export async function receiveUpload(
+export async function storeUpload(
   db: Executor,
   uploadId: string,
   source: AsyncIterable<Uint8Array>,
-  format: ImportFormat,
+  readRows: (file: AsyncIterable<Uint8Array>) => AsyncIterable<unknown>,
   maxBytes = IMPORT_MAX_BYTES,
 ): Promise<Upload> {
   let seq = 0;
@@ -90,7 +103,7 @@ export async function receiveUpload(
   };
   try {
     let totalRows = 0;
-    for await (const _record of readRecords(unclosable, format)) totalRows++;
+    for await (const _record of readRows(unclosable)) totalRows++;
     for await (const _chunk of unclosable) {
       // drain
     }
@@ -189,21 +202,22 @@ export interface Lease {
  * statement renews the lease and checks that `processed_rows` is still where
  * this runner left it.
  */
-export async function commitImportBatch(
+export async function applyImportBatch(
   tx: Tx,
   dialect: Dialect,
   row: repo.ImportRow,
   account: AccountRow,
-  records: ImportRecord[],
+  records: ImportRowInput[],
   processedBefore: number,
   lease: Lease,
+  names: FieldNames,
 ): Promise<{ created: number; updated: number; unchanged: number; failed: number }> {
   const at = now();
   if (!(await repo.guardBatch(tx, row.id, lease.owner, processedBefore, at + lease.durationMs, at))) {
     throw new LeaseLost(row.id);
   }
   const scope: Scope = { db: tx, dialect, organizationId: row.organization_id };
-  const read = records.map((record) => recordInput(record, row.format));
+  const read = records.map((record) => record.read);
   const refs = read.flatMap((r) => ("input" in r ? r.labelRefs : []));
   const resolved = refs.length > 0 ? await resolveLabelRefs(scope, refs) : new Map();
   const items: BatchItem[] = read.map((r) => {
@@ -221,7 +235,6 @@ export async function commitImportBatch(
   const results = await writeContactBatch(scope, account, items, {
     mode: row.mode,
     source: "import",
-    params: IMPORT_PARAMS,
     ownContacts: (ids) => repo.createdAmong(tx, row.id, ids),
   });
   const counts = countResults(results);
@@ -230,14 +243,17 @@ export async function commitImportBatch(
     .map((result, i) => ({ result, record: records[i]! }))
     .filter(({ result }) => result.status === "error")
     .slice(0, slots)
-    .map(({ result, record }) => ({
-      import_id: row.id,
-      row_no: record.row,
-      line: record.line,
-      code: result.error?.code ?? "internal_error",
-      message: result.error?.message ?? "The row could not be imported.",
-      param: result.error?.param ?? null,
-    }));
+    .map(({ result, record }) => {
+      const error = result.error?.named(names);
+      return {
+        import_id: row.id,
+        row_no: record.row,
+        line: record.line,
+        code: error?.code ?? "internal_error",
+        message: error?.message ?? "The row could not be imported.",
+        param: error?.param ?? null,
+      };
+    });
   await repo.insertImportErrors(tx, errors);
   if (row.mode === "create") {
     await repo.insertCreated(

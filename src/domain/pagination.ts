@@ -125,60 +125,6 @@ export interface Bound {
   before?: Keyset | undefined;
 }
 
-const CURSOR_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
-
-/**
- * Kapso-style cursors (platform and graph surfaces): standard Base64 of the
- * JSON keyset values `{"created_at":"<ISO>","id":"…"}`. They are positions,
- * not capabilities, so they are not signed; a malformed one is 400
- * `invalid_cursor` naming the parameter.
- */
-export function encodeKeysetCursor(position: Keyset): string {
-  return Buffer.from(
-    JSON.stringify({ created_at: new Date(position.created_at).toISOString(), id: position.id }),
-  ).toString("base64");
-}
-
-export function decodeKeysetCursor(raw: string, param: string): Keyset {
-  const invalid = () =>
-    new ApiError(
-      "invalid_cursor",
-      `${param} is not a valid cursor; pass paging.cursors.${param} back verbatim.`,
-      {
-        param,
-      },
-    );
-  // A `+` of an unencoded cursor arrives as a space; the URL-safe alphabet is accepted too.
-  const text = raw.replaceAll(" ", "+");
-  if (text.length === 0 || text.length > 512 || !/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) throw invalid();
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(text, "base64").toString("utf8"));
-  } catch {
-    throw invalid();
-  }
-  if (typeof parsed !== "object" || parsed === null) throw invalid();
-  const p = parsed as { created_at?: unknown; id?: unknown };
-  if (typeof p.created_at !== "string" || typeof p.id !== "string" || !CURSOR_ID_RE.test(p.id))
-    throw invalid();
-  const ms = Date.parse(p.created_at);
-  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/.test(p.created_at) || Number.isNaN(ms)) {
-    throw invalid();
-  }
-  return { created_at: ms, id: p.id };
-}
-
-/** The `after`/`before` pair of a request: at most one of them. */
-export function boundOf(after: string | undefined, before: string | undefined): Bound {
-  if (after !== undefined && before !== undefined) {
-    throw new ApiError("invalid_field_value", "Pass either after or before, not both.", { param: "before" });
-  }
-  return {
-    after: after === undefined ? undefined : decodeKeysetCursor(after, "after"),
-    before: before === undefined ? undefined : decodeKeysetCursor(before, "before"),
-  };
-}
-
 /** A page that can be walked both ways; a cursor is null when there is nothing on that side. */
 export interface KeysetPage<Row> {
   rows: Row[];
@@ -224,48 +170,4 @@ export async function walkKeyset<Row extends Keyset>(
     before: hasPrevious ? (position(first) ?? bound.after ?? null) : null,
     after: hasNext ? position(rows[rows.length - 1]) : null,
   };
-}
-
-/** Limits of Kapso's deprecated offset pagination. */
-export const OFFSET_MAX_PAGE = 50;
-export const OFFSET_MAX_PER_PAGE = 100;
-export const OFFSET_MAX_WINDOW = 5000;
-
-/**
- * Offset mode: `page` ≥ 1 and `per_page` 1–100 (400 otherwise); a window
- * `page × per_page` beyond 5,000 rows (or a page beyond 50) is 400
- * `legacy_offset_pagination_limit_exceeded` with the figures a client needs to
- * switch to cursors.
- */
-export function offsetWindow(
-  rawPage: string | undefined,
-  rawPerPage: string | undefined,
-  defaultPerPage: number,
-  cursorExample: string,
-): { page: number; perPage: number; offset: number } {
-  const page = rawPage === undefined ? 1 : /^\d{1,9}$/.test(rawPage) ? Number(rawPage) : Number.NaN;
-  if (!(page >= 1)) {
-    throw new ApiError("invalid_field_value", "page must be a whole number from 1.", { param: "page" });
-  }
-  const perPage = parseLimit(rawPerPage, OFFSET_MAX_PER_PAGE, defaultPerPage, "per_page");
-  const window = page * perPage;
-  if (page > OFFSET_MAX_PAGE || window > OFFSET_MAX_WINDOW) {
-    throw new ApiError(
-      "legacy_offset_pagination_limit_exceeded",
-      `Offset pagination reaches at most page ${OFFSET_MAX_PAGE} and ${OFFSET_MAX_WINDOW} rows (page × per_page); ` +
-        "use cursor pagination (limit with after/before) to go further.",
-      {
-        param: "page",
-        extra: {
-          requested_page: page,
-          requested_per_page: perPage,
-          requested_window: window,
-          max_page: OFFSET_MAX_PAGE,
-          max_window: OFFSET_MAX_WINDOW,
-          cursor_example: cursorExample,
-        },
-      },
-    );
-  }
-  return { page, perPage, offset: (page - 1) * perPage };
 }

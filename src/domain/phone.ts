@@ -1,5 +1,5 @@
 import { parsePhoneNumberFromString } from "libphonenumber-js";
-import { ApiError } from "../errors.ts";
+import { fieldError } from "../errors.ts";
 
 const FORMATTING = /[\s\-.()\u00a0\u2010-\u2015]/g;
 
@@ -7,7 +7,7 @@ const FORMATTING = /[\s\-.()\u00a0\u2010-\u2015]/g;
  * Normalises a phone number to E.164, or returns undefined when it cannot be
  * one. Formatting characters (spaces, dashes, dots, parentheses) are removed; a
  * leading `00` or a missing `+` is read as an international number, because
- * WhatsApp ids (`wa_id`) are E.164 without the plus.
+ * WhatsApp's own ids for a number are E.164 without the plus.
  */
 export function normalizePhone(input: string): string | undefined {
   let value = input.trim().replace(FORMATTING, "");
@@ -19,20 +19,20 @@ export function normalizePhone(input: string): string | undefined {
   return parsed.number;
 }
 
-/** Normalises or throws 400 `invalid_phone_number` naming `param`. */
-export function requirePhone(input: string, param: string): string {
+/** Normalises or throws 400 `invalid_phone_number` naming the domain field `field`. */
+export function requirePhone(input: string, field: string): string {
   const phone = normalizePhone(input);
   if (phone === undefined) {
-    throw new ApiError(
+    throw fieldError(
       "invalid_phone_number",
-      `${param} must be a possible E.164 phone number such as +628111222333.`,
-      { param },
+      field,
+      `${field} must be a possible E.164 phone number such as +628111222333.`,
     );
   }
   return phone;
 }
 
-/** `wa_id` is the E.164 number without its plus. */
-export function waIdOf(phone: string | null): string | null {
+/** The digits of an E.164 number, without its plus (what WhatsApp uses as a person's id). */
+export function phoneDigits(phone: string | null): string | null {
   return phone === null ? null : phone.slice(1);
 }

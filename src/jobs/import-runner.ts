@@ -1,19 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { now } from "../domain/clock.ts";
-import { type ImportRecord, readRecords } from "../domain/import-records.ts";
-import {
-  commitImportBatch,
-  failureOf,
-  finishImport,
-  type ImportRow,
-  LeaseLost,
-  storedFile,
-} from "../domain/imports.ts";
+import { failureOf, finishImport, type ImportRow, LeaseLost, storedFile } from "../domain/imports.ts";
 import { isApiError } from "../errors.ts";
 import { findAccount } from "../store/repositories/accounts.ts";
 import * as repo from "../store/repositories/imports.ts";
 import type { Store } from "../store/store.ts";
+import { commitImportBatch, type ImportRecord, readRecords } from "./import-records.ts";
 
 export interface RunnerLog {
   info(obj: object, msg?: string): void;

@@ -4,8 +4,12 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import { buildRow, diffContact, type MarketingPreference } from "../../src/domain/contacts.ts";
-import { parseDelivery, signMetaPayload, verifyMetaSignature } from "../../src/domain/inbound.ts";
 import { ApiError } from "../../src/errors.ts";
+import {
+  parseDelivery,
+  signMetaPayload,
+  verifyMetaSignature,
+} from "../../src/http/webhooks/meta-delivery.ts";
 
 const FIXTURES = join(import.meta.dirname, "..", "fixtures", "meta");
 const raw = (name: string) => readFileSync(join(FIXTURES, `${name}.json`));

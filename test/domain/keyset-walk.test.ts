@@ -1,16 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
+import { type Bound, type Keyset, walkKeyset } from "../../src/domain/pagination.ts";
+import { ApiError } from "../../src/errors.ts";
 import {
-  type Bound,
   boundOf,
   decodeKeysetCursor,
   encodeKeysetCursor,
-  type Keyset,
   offsetWindow,
-  walkKeyset,
-} from "../../src/domain/pagination.ts";
-import { ApiError } from "../../src/errors.ts";
+} from "../../src/http/platform/pagination.ts";
 
 /** `created_at desc, id desc` */
 function compare(a: Keyset, b: Keyset): number {

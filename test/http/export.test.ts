@@ -3,7 +3,7 @@ import { after, before, describe, test } from "node:test";
 import { parse } from "csv-parse/sync";
 import { bulkInsertContacts } from "../../src/domain/bulk-insert.ts";
 import { contactFilters, createContact } from "../../src/domain/contacts.ts";
-import { CSV_COLUMNS, exportContacts } from "../../src/http/native/export.ts";
+import { CSV_COLUMNS, exportContacts } from "../../src/jobs/export.ts";
 import { findAccountByPhoneNumberId } from "../../src/store/repositories/accounts.ts";
 import { storeKinds } from "../helpers/env.ts";
 import {

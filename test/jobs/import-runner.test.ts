@@ -4,17 +4,16 @@ import { after, before, describe, test } from "node:test";
 import { buildApp } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
 import { createAccount } from "../../src/domain/accounts.ts";
-import type { ImportFormat } from "../../src/domain/import-records.ts";
-import { type ImportRecord, readRecords } from "../../src/domain/import-records.ts";
-import {
-  commitImportBatch,
-  createImport,
-  LeaseLost,
-  receiveUpload,
-  storedFile,
-} from "../../src/domain/imports.ts";
+import { createImport, LeaseLost, storedFile } from "../../src/domain/imports.ts";
 import { createOrganization } from "../../src/domain/organizations.ts";
 import { newId } from "../../src/ids.ts";
+import {
+  commitImportBatch,
+  type ImportFormat,
+  type ImportRecord,
+  readRecords,
+  receiveUpload,
+} from "../../src/jobs/import-records.ts";
 import { ImportRunner } from "../../src/jobs/import-runner.ts";
 import type { AccountRow } from "../../src/store/repositories/accounts.ts";
 import { claimImport, findImport } from "../../src/store/repositories/imports.ts";

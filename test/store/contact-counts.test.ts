@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Migrator } from "kysely";
-import { signMetaPayload } from "../../src/domain/inbound.ts";
+import { signMetaPayload } from "../../src/http/webhooks/meta-delivery.ts";
 import { migrationProvider } from "../../src/store/migrations/index.ts";
 import { maintainedContactCount } from "../../src/store/repositories/contacts.ts";
 import { storeKinds } from "../helpers/env.ts";

@@ -11,7 +11,7 @@ import SqliteDatabase from "better-sqlite3";
 import { Kysely, SqliteDialect } from "kysely";
 import { createAccount } from "../../src/domain/accounts.ts";
 import { type BulkContact, bulkInsertContacts } from "../../src/domain/bulk-insert.ts";
-import { contactFilters, type ListQuery } from "../../src/domain/contacts.ts";
+import { contactFilters, type ContactFilters as ListQuery } from "../../src/domain/contacts.ts";
 import { createOrganization } from "../../src/domain/organizations.ts";
 import { newId } from "../../src/ids.ts";
 import { insertLabelRows } from "../../src/store/repositories/bulk-insert.ts";
@@ -222,14 +222,14 @@ for (const kind of storeKinds()) {
         [{ created_after: iso(mid) }, (c) => c.created_at > mid],
         [{ created_before: iso(mid) }, (c) => c.created_at < mid],
         [{ updated_after: iso(Date.UTC(2025, 6, 1)) }, (c) => c.updated_at > Date.UTC(2025, 6, 1)],
-        [{ marketing_opt_out: "true" }, (c) => c.marketing_opt_out === 1],
+        [{ marketing_opt_out: true }, (c) => c.marketing_opt_out === 1],
         [
           { search: "zanzibar", created_before: iso(mid) },
           (c) => c.search_text.includes("zanzibar") && c.created_at < mid,
         ],
         [{ search: "number1", label: labelId }, (c) => c.search_text.includes("number1") && c.labelled],
         [
-          { search: "muhammad", marketing_opt_out: "false" },
+          { search: "muhammad", marketing_opt_out: false },
           (c) => c.search_text.includes("muhammad") && c.marketing_opt_out === 0,
         ],
       ];
@@ -269,10 +269,10 @@ for (const kind of storeKinds()) {
       const cases: Array<[Omit<ContactFilters, "organizationId">, (c: (typeof all)[number]) => boolean]> = [
         [{ searchTerm: "zanzibar" }, (c) => c.search_text.includes("zanzibar")],
         [{ searchTerm: "muhammad" }, (c) => c.search_text.includes("muhammad")],
-        [{ waIdContains: "0012" }, (c) => digits(c).includes("0012")],
-        [{ waIdContains: "77" }, (c) => digits(c).includes("77")],
+        [{ phoneContains: "0012" }, (c) => digits(c).includes("0012")],
+        [{ phoneContains: "77" }, (c) => digits(c).includes("77")],
         [
-          { waIdContains: "1000", searchTerm: "siti" },
+          { phoneContains: "1000", searchTerm: "siti" },
           (c) => digits(c).includes("1000") && c.search_text.includes("siti"),
         ],
       ];

@@ -10,11 +10,13 @@ import {
   type Scope,
   updateContact,
 } from "../../domain/contacts.ts";
-import { boundOf, parseLimit } from "../../domain/pagination.ts";
+import { parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
 import { principalOf, protect } from "../auth.ts";
 import { PLATFORM_DEFAULT_LIMIT } from "../platform/contacts.ts";
+import { boundOf } from "../platform/pagination.ts";
 import { Cursors, cursorsOf, KapsoContactSchema, kapsoContactOut } from "../platform/representation.ts";
+import { kapsoFilters } from "../platform/wire.ts";
 import { runWrite } from "../write.ts";
 import { GRAPH_ERROR_RESPONSES } from "./errors.ts";
 
@@ -95,7 +97,7 @@ export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
         scope.organizationId,
         request.params.phone_number_id,
       );
-      const filters = contactFilters(scope.organizationId, account.id, query);
+      const filters = contactFilters(scope.organizationId, account.id, kapsoFilters(query));
       const page = await listContactsPage(
         scope,
         filters,

@@ -14,8 +14,8 @@ import { isId } from "../../ids.ts";
 import { DataEnvelope, Id, NATIVE_ERROR_RESPONSES } from "../schemas.ts";
 import { runWrite } from "../write.ts";
 import { ContactSchema, contactOut } from "./contact-representation.ts";
-import { NATIVE_PARAMS } from "./contacts.ts";
 import { pathAccountOf, scopeOf } from "./scope.ts";
+import { NATIVE_FIELDS } from "./wire.ts";
 
 const PhoneNumberId = Type.String({
   pattern: "^\\d{6,20}$",
@@ -92,7 +92,7 @@ export function batchItemOf(raw: unknown): BatchItem {
 
 /** A batch result on the wire. */
 export function batchResultOut(result: BatchResult, index: number) {
-  const error = result.error;
+  const error = result.error?.named(NATIVE_FIELDS);
   return {
     index,
     status: result.status,
@@ -199,7 +199,6 @@ export const contactBulkRoutes: FastifyPluginAsyncTypebox = async (app) => {
           const results = await writeContactBatch(scope, account, items, {
             mode: body.mode ?? "create",
             source: "api",
-            params: NATIVE_PARAMS,
           });
           return {
             status: 200,

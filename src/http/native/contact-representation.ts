@@ -6,7 +6,7 @@ import {
   parseStoredMetadata,
 } from "../../domain/contact-fields.ts";
 import type { ContactView } from "../../domain/contacts.ts";
-import { waIdOf } from "../../domain/phone.ts";
+import { phoneDigits } from "../../domain/phone.ts";
 import { NullableString, Timestamp } from "../schemas.ts";
 
 export const LabelRefSchema = Type.Object({ id: Type.String(), name: Type.String(), color: Type.String() });
@@ -56,7 +56,7 @@ export function contactOut(view: ContactView) {
       phone_number: view.account_phone_number,
       phone_number_id: view.account_phone_number_id,
     },
-    wa_id: waIdOf(view.phone_number),
+    wa_id: phoneDigits(view.phone_number),
     business_scoped_user_id: view.business_scoped_user_id,
     parent_business_scoped_user_id: view.parent_business_scoped_user_id,
     username: view.username,

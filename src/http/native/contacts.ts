@@ -17,6 +17,7 @@ import { DataEnvelope, Id, ListEnvelope, NATIVE_ERROR_RESPONSES, PageQuery, Time
 import { runWrite } from "../write.ts";
 import { ContactSchema, contactOut } from "./contact-representation.ts";
 import { pathAccountOf, scopeOf } from "./scope.ts";
+import { nativeFilters } from "./wire.ts";
 
 const PhoneNumberId = Type.String({
   pattern: "^\\d{6,20}$",
@@ -71,8 +72,6 @@ const UpdateBody = Type.Object(
   { additionalProperties: false },
 );
 
-export const NATIVE_PARAMS = { display_name: "name", label_ids: "labels" };
-
 function createInput(body: {
   phone_number?: string | undefined;
   name?: string | undefined;
@@ -123,7 +122,7 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const { limit: rawLimit, cursor, ...query } = request.query;
         const limit = parseLimit(rawLimit);
         const account = await accountOf(request, scope);
-        const filters = contactFilters(scope.organizationId, account?.id, query);
+        const filters = contactFilters(scope.organizationId, account?.id, nativeFilters(query));
         const { organizationId, ...bound } = filters;
         const cursorScope = canonicalScope("native.contacts", organizationId, bound);
         const after = cursor === undefined ? undefined : cursors.decode(cursorScope, cursor);
@@ -162,7 +161,7 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
         return runWrite(request, reply, async (tx) => {
           const txScope = { ...scope, db: tx };
           const account = (await accountOf(request, txScope)) ?? (await resolveAccount(txScope, body.from));
-          const contact = await createContact(txScope, account, createInput(body), "api", NATIVE_PARAMS);
+          const contact = await createContact(txScope, account, createInput(body), "api");
           return { status: 201, body: { data: contactOut(contact), request_id: request.id } };
         });
       },
@@ -225,7 +224,6 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
               replace_metadata: body.metadata === null ? true : undefined,
             },
             account?.id,
-            NATIVE_PARAMS,
           );
           return { status: 200, body: { data: contactOut(contact), request_id: request.id } };
         });

@@ -4,7 +4,6 @@ import { Type } from "typebox";
 import { requireAccountByPhoneNumberId } from "../../domain/accounts.ts";
 import { toIso, toIsoOrNull } from "../../domain/clock.ts";
 import { resolveAccount } from "../../domain/contacts.ts";
-import type { ImportFormat } from "../../domain/import-records.ts";
 import {
   createImport,
   getImport,
@@ -12,12 +11,12 @@ import {
   type ImportErrorRow,
   type ImportRow,
   listImports,
-  receiveUpload,
   tooLarge,
 } from "../../domain/imports.ts";
 import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
 import { newId } from "../../ids.ts";
+import { type ImportFormat, receiveUpload } from "../../jobs/import-records.ts";
 import { findAccount, listAccounts } from "../../store/repositories/accounts.ts";
 import { principalOf } from "../auth.ts";
 import { DataEnvelope, Id, ListEnvelope, NATIVE_ERROR_RESPONSES, PageQuery, Timestamp } from "../schemas.ts";

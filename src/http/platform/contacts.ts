@@ -8,7 +8,6 @@ import {
   contactFilters,
   createContact,
   deleteContact,
-  type FieldParams,
   findContactByIdentifier,
   listContactsAtOffset,
   listContactsPage,
@@ -16,12 +15,13 @@ import {
   type Scope,
   updateContact,
 } from "../../domain/contacts.ts";
-import { boundOf, offsetWindow, parseLimit } from "../../domain/pagination.ts";
+import { parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
 import { principalOf } from "../auth.ts";
 import { Timestamp } from "../schemas.ts";
 import { runWrite } from "../write.ts";
 import { PLATFORM_ERROR_RESPONSES } from "./errors.ts";
+import { boundOf, offsetWindow } from "./pagination.ts";
 import {
   KapsoContactSchema,
   kapsoContactOut,
@@ -29,6 +29,7 @@ import {
   PlatformPaging,
   platformPaging,
 } from "./representation.ts";
+import { kapsoFilters } from "./wire.ts";
 
 export const PLATFORM_DEFAULT_LIMIT = 20;
 
@@ -114,9 +115,6 @@ const IdentifierQuery = Type.Object(
   { additionalProperties: false },
 );
 
-/** Error `param`s and messages use the platform's field names. */
-const PLATFORM_PARAMS: FieldParams = { phone_number: "wa_id" };
-
 type ContactBody = {
   wa_id?: string | undefined;
   profile_name?: string | null | undefined;
@@ -188,7 +186,11 @@ export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
           { param: rawLimit !== undefined ? "limit" : after !== undefined ? "after" : "before" },
         );
       }
-      const filters = contactFilters(scope.organizationId, await accountIdOf(scope, phone_number_id), query);
+      const filters = contactFilters(
+        scope.organizationId,
+        await accountIdOf(scope, phone_number_id),
+        kapsoFilters(query),
+      );
       if (offsetMode) {
         const window = offsetWindow(page, per_page, PLATFORM_DEFAULT_LIMIT, CURSOR_EXAMPLE);
         const { rows, total } = await listContactsAtOffset(scope, filters, window.offset, window.perPage);
@@ -219,7 +221,7 @@ export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
       return runWrite(request, reply, async (tx) => {
         const txScope = { ...scope, db: tx };
         const account = await resolveAccount(txScope, phone_number_id, "phone_number_id");
-        const contact = await createContact(txScope, account, contactInput(fields), "api", PLATFORM_PARAMS);
+        const contact = await createContact(txScope, account, contactInput(fields), "api");
         return { status: 201, body: { data: kapsoContactOut(contact) } };
       });
     },
@@ -273,13 +275,7 @@ export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const txScope = { ...scope, db: tx };
         const accountId = await accountIdOf(txScope, request.query.phone_number_id);
         const found = await findContactByIdentifier(txScope, request.params.identifier, accountId);
-        const { contact } = await updateContact(
-          txScope,
-          found.id,
-          contactInput(fields),
-          undefined,
-          PLATFORM_PARAMS,
-        );
+        const { contact } = await updateContact(txScope, found.id, contactInput(fields));
         return { status: 200, body: { data: kapsoContactOut(contact) } };
       });
     },

@@ -9,12 +9,13 @@ import {
   requireExternalId,
   updateCustomer,
 } from "../../domain/customers.ts";
-import { boundOf, parseLimit } from "../../domain/pagination.ts";
+import { parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
 import { principalOf } from "../auth.ts";
 import { runWrite } from "../write.ts";
 import { PLATFORM_DEFAULT_LIMIT } from "./contacts.ts";
 import { PLATFORM_ERROR_RESPONSES } from "./errors.ts";
+import { boundOf } from "./pagination.ts";
 import { CustomerSchema, customerOut, PlatformPaging, platformPaging } from "./representation.ts";
 
 const ExternalId = Type.Union([Type.String({ maxLength: 256 }), Type.Null()]);

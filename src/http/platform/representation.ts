@@ -4,10 +4,11 @@ import { toIso } from "../../domain/clock.ts";
 import { parseStoredMetadata } from "../../domain/contact-fields.ts";
 import type { ContactView } from "../../domain/contacts.ts";
 import type { CustomerRow } from "../../domain/customers.ts";
-import { encodeKeysetCursor, type Keyset } from "../../domain/pagination.ts";
-import { waIdOf } from "../../domain/phone.ts";
+import type { Keyset } from "../../domain/pagination.ts";
+import { phoneDigits } from "../../domain/phone.ts";
 import { MetadataSchema } from "../native/contact-representation.ts";
 import { NullableString, Timestamp } from "../schemas.ts";
+import { encodeKeysetCursor } from "./pagination.ts";
 
 /** The contact as Kapso's platform and graph surfaces show it (spec §4). */
 export const KapsoContactSchema = Type.Object(
@@ -31,7 +32,7 @@ export const KapsoContactSchema = Type.Object(
 export function kapsoContactOut(view: ContactView) {
   return {
     id: view.id,
-    wa_id: waIdOf(view.phone_number),
+    wa_id: phoneDigits(view.phone_number),
     business_scoped_user_id: view.business_scoped_user_id,
     parent_business_scoped_user_id: view.parent_business_scoped_user_id,
     username: view.username,

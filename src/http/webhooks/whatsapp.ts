@@ -2,18 +2,12 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { constantTimeEqual } from "../../domain/auth.ts";
 import { now } from "../../domain/clock.ts";
-import {
-  type IngestReport,
-  ingestDelivery,
-  parseDelivery,
-  pruneInboundReceipts,
-  verifyMetaSignature,
-  WHATSAPP_OBJECT,
-} from "../../domain/inbound.ts";
+import { type IngestReport, ingestObservations, pruneInboundReceipts } from "../../domain/inbound.ts";
 import { ApiError } from "../../errors.ts";
 import { isRetryableConflict } from "../../store/driver-errors.ts";
 import { ErrorBody } from "../schemas.ts";
 import { runWrite } from "../write.ts";
+import { observationsOf, parseDelivery, verifyMetaSignature, WHATSAPP_OBJECT } from "./meta-delivery.ts";
 
 export interface WhatsappWebhookOptions {
   appSecret: string;
@@ -122,12 +116,13 @@ export const whatsappWebhookRoutes: FastifyPluginAsyncTypebox<WhatsappWebhookOpt
       if (delivery.object !== WHATSAPP_OBJECT) {
         request.log.info({ object: delivery.object }, "webhook for another object ignored");
       }
+      const observations = observationsOf(delivery);
       let report: IngestReport | undefined;
       for (let attempt = 1; report === undefined; attempt++) {
         try {
           report = await runWrite(request, reply, async (tx) => ({
             status: 200,
-            body: await ingestDelivery(tx, store.dialect, delivery, now()),
+            body: await ingestObservations(tx, store.dialect, observations, now()),
           }));
         } catch (error) {
           const lostRace =

@@ -46,8 +46,8 @@ export interface ContactFilters {
   hasCustomer?: boolean | undefined;
   /** Case-insensitive substring of profile_name; already lower-cased. */
   profileNameContains?: string | undefined;
-  /** Substring of the phone digits (`wa_id`); digits only. */
-  waIdContains?: string | undefined;
+  /** Substring of the phone number's digits; digits only. */
+  phoneContains?: string | undefined;
 }
 
 export interface Keyset {
@@ -160,8 +160,8 @@ function filterConditions(
   if (f.profileNameContains !== undefined) {
     c.push(sql<SqlBool>`lower(contacts.profile_name) LIKE ${likePattern(f.profileNameContains)} ESCAPE '\\'`);
   }
-  if (f.waIdContains !== undefined) {
-    c.push(sql<SqlBool>`contacts.phone_number LIKE ${likePattern(f.waIdContains)} ESCAPE '\\'`);
+  if (f.phoneContains !== undefined) {
+    c.push(sql<SqlBool>`contacts.phone_number LIKE ${likePattern(f.phoneContains)} ESCAPE '\\'`);
   }
   if (after || before) {
     const position = eb.tuple(col("contacts.created_at"), col("contacts.id"));
@@ -348,7 +348,7 @@ function walkedIds(
     .orderBy("contacts.id", order)
     .limit(literalLimit(SEARCH_WALK_BUDGET));
   if (outer.profileNameContains !== undefined) budget = budget.select("contacts.profile_name");
-  if (outer.waIdContains !== undefined) budget = budget.select("contacts.phone_number");
+  if (outer.phoneContains !== undefined) budget = budget.select("contacts.phone_number");
   if (window.offset) budget = budget.offset(window.offset);
   return db
     .selectFrom(budget.as("w"))
@@ -363,15 +363,15 @@ function walkedIds(
 interface SubstringFilters {
   searchTerm?: string | undefined;
   profileNameContains?: string | undefined;
-  waIdContains?: string | undefined;
+  phoneContains?: string | undefined;
 }
 
 function substringFiltersOf(filters: ContactFilters): SubstringFilters | undefined {
-  const { searchTerm, profileNameContains, waIdContains } = filters;
-  if (searchTerm === undefined && profileNameContains === undefined && waIdContains === undefined) {
+  const { searchTerm, profileNameContains, phoneContains } = filters;
+  if (searchTerm === undefined && profileNameContains === undefined && phoneContains === undefined) {
     return undefined;
   }
-  return { searchTerm, profileNameContains, waIdContains };
+  return { searchTerm, profileNameContains, phoneContains };
 }
 
 /** The substring filters over the walked rows (`w`), exact tests without an index. */
@@ -389,8 +389,8 @@ function outerConditions(dialect: Dialect, outer: SubstringFilters) {
       sql<SqlBool>`lower(w.profile_name) LIKE ${likePattern(outer.profileNameContains)} ESCAPE '\\'`,
     );
   }
-  if (outer.waIdContains !== undefined) {
-    parts.push(sql<SqlBool>`w.phone_number LIKE ${likePattern(outer.waIdContains)} ESCAPE '\\'`);
+  if (outer.phoneContains !== undefined) {
+    parts.push(sql<SqlBool>`w.phone_number LIKE ${likePattern(outer.phoneContains)} ESCAPE '\\'`);
   }
   return sql<SqlBool>`(${sql.join(parts, sql` AND `)})`;
 }
@@ -427,7 +427,7 @@ async function walkOrQuery(
       window,
     });
   }
-  const plain = { ...filters, profileNameContains: undefined, waIdContains: undefined };
+  const plain = { ...filters, profileNameContains: undefined, phoneContains: undefined };
   const walked = await selectViews(db, dialect, (eb) => filterConditions(eb, plain, bound, dialect), limit, {
     outer,
     window,
@@ -454,7 +454,7 @@ export async function listContactViews(
 /** The substring term allConditions answers through the trigram index (when 3+ characters long). */
 function indexedTermOf(filters: ContactFilters): string | undefined {
   if (filters.searchTerm !== undefined) return filters.searchTerm;
-  const terms = [filters.profileNameContains, filters.waIdContains].filter(
+  const terms = [filters.profileNameContains, filters.phoneContains].filter(
     (t): t is string => t !== undefined,
   );
   if (terms.length === 0) return undefined;

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { type ImportRecord, readRecords, recordInput } from "../../src/domain/import-records.ts";
-import { CHUNK_BYTES, receiveUpload, storedFile } from "../../src/domain/imports.ts";
+import { CHUNK_BYTES, storedFile } from "../../src/domain/imports.ts";
 import { isApiError } from "../../src/errors.ts";
 import { newId } from "../../src/ids.ts";
+import { type ImportRecord, readRecords, receiveUpload, recordInput } from "../../src/jobs/import-records.ts";
 import { createTestStore, type TestStore } from "../helpers/harness.ts";
 
 /** Splits text into pieces of `size` bytes: multi-byte characters get cut across pieces. */

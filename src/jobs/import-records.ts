@@ -1,10 +1,22 @@
 import { isUtf8 } from "node:buffer";
 import { Readable } from "node:stream";
 import { parse } from "csv-parse";
-import { ApiError, type ErrorCode, isApiError } from "../errors.ts";
-import { validateMetadata } from "./contact-fields.ts";
-import type { ContactInput } from "./contacts.ts";
-import { unneutralizeCell } from "./csv-cells.ts";
+import { validateMetadata } from "../domain/contact-fields.ts";
+import type { ContactInput } from "../domain/contacts.ts";
+import { unneutralizeCell } from "../domain/csv-cells.ts";
+import {
+  applyImportBatch,
+  type ImportRowInput,
+  type Lease,
+  type RowProblem,
+  storeUpload,
+  type Upload,
+} from "../domain/imports.ts";
+import { ApiError, type FieldNames, isApiError } from "../errors.ts";
+import type { AccountRow } from "../store/repositories/accounts.ts";
+import type { ImportRow } from "../store/repositories/imports.ts";
+import type { ImportFormat } from "../store/schema.ts";
+import type { Dialect, Executor, Tx } from "../store/store.ts";
 
 /**
  * Reading an import file: CSV (RFC 4180: quoted fields with commas, quotes and
@@ -14,14 +26,7 @@ import { unneutralizeCell } from "./csv-cells.ts";
  * upload is the number the job processes.
  */
 
-export type ImportFormat = "csv" | "ndjson";
-
-/** A record's problem: it becomes a row error of the import. */
-export interface RowProblem {
-  code: ErrorCode;
-  message: string;
-  param?: string | undefined;
-}
+export type { ImportFormat, RowProblem };
 
 export interface ImportRecord {
   /** 1-based position among the file's data rows (the CSV header and blank lines are not rows). */
@@ -452,4 +457,46 @@ function ndjsonInput(fields: Record<string, unknown>): RecordInput {
     }
   }
   return { input, labelRefs };
+}
+
+// ---------------------------------------------------------------------------
+// An import file, received and applied
+
+/** The import file's names of the domain's fields (its columns), for row errors. */
+export const IMPORT_FIELDS: FieldNames = { display_name: "name", label_ids: "labels" };
+
+/**
+ * Stores an uploaded import file (see `storeUpload`), counting its rows with
+ * the reader the job will use, so an unusable CSV header is refused at once.
+ */
+export function receiveUpload(
+  db: Executor,
+  uploadId: string,
+  source: AsyncIterable<Uint8Array>,
+  format: ImportFormat,
+  maxBytes?: number,
+): Promise<Upload> {
+  return storeUpload(db, uploadId, source, (file) => readRecords(file, format), maxBytes);
+}
+
+/**
+ * Applies one batch of an import file's records (see `applyImportBatch`):
+ * each record read as a contact input, its row errors named as the file
+ * names its columns.
+ */
+export function commitImportBatch(
+  tx: Tx,
+  dialect: Dialect,
+  row: ImportRow,
+  account: AccountRow,
+  records: ImportRecord[],
+  processedBefore: number,
+  lease: Lease,
+): Promise<{ created: number; updated: number; unchanged: number; failed: number }> {
+  const rows: ImportRowInput[] = records.map((record) => ({
+    row: record.row,
+    line: record.line,
+    read: recordInput(record, row.format),
+  }));
+  return applyImportBatch(tx, dialect, row, account, rows, processedBefore, lease, IMPORT_FIELDS);
 }
