@@ -88,6 +88,19 @@ export class CursorCodec {
     return { created_at: p.t, id: p.i };
   }
 
+  /**
+   * A short keyed digest of an organisation id, for cursor formats that stay
+   * readable JSON (Kapso's): a cursor carrying another organisation's tag is
+   * refused, and the tag cannot be made without the cursor secret.
+   */
+  organizationTag(organizationId: string): string {
+    return createHmac("sha256", this.secret)
+      .update(`organization:${organizationId}`)
+      .digest()
+      .subarray(0, 12)
+      .toString("base64url");
+  }
+
   private sign(payload: string): string {
     return createHmac("sha256", this.secret).update(payload).digest().subarray(0, 16).toString("base64url");
   }

@@ -12,9 +12,10 @@ import {
 } from "../../domain/contacts.ts";
 import { parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
+import { contactIdOf } from "../../ids.ts";
 import { principalOf, protect } from "../auth.ts";
 import { PLATFORM_DEFAULT_LIMIT } from "../platform/contacts.ts";
-import { boundOf } from "../platform/pagination.ts";
+import { boundOf, kapsoCursorOrg } from "../platform/pagination.ts";
 import { Cursors, cursorsOf, KapsoContactSchema, kapsoContactOut } from "../platform/representation.ts";
 import { kapsoFilters } from "../platform/wire.ts";
 import { runWrite } from "../write.ts";
@@ -101,10 +102,13 @@ export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const page = await listContactsPage(
         scope,
         filters,
-        boundOf(after, before),
+        boundOf(after, before, kapsoCursorOrg(request)),
         parseLimit(limit, 100, PLATFORM_DEFAULT_LIMIT),
       );
-      return { data: page.rows.map(kapsoContactOut), paging: { cursors: cursorsOf(page) } };
+      return {
+        data: page.rows.map(kapsoContactOut),
+        paging: { cursors: cursorsOf(page, kapsoCursorOrg(request)) },
+      };
     },
   );
 
@@ -125,7 +129,9 @@ export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
         scope.organizationId,
         request.params.phone_number_id,
       );
-      return kapsoContactOut(await findContactByIdentifier(scope, request.params.wa_id, account.id, "wa_id"));
+      return kapsoContactOut(
+        await findContactByIdentifier(scope, contactIdOf(request.params.wa_id), account.id, "wa_id"),
+      );
     },
   );
 
@@ -165,7 +171,12 @@ export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
           scope.organizationId,
           request.params.phone_number_id,
         );
-        const found = await findContactByIdentifier(txScope, request.params.wa_id, account.id, "wa_id");
+        const found = await findContactByIdentifier(
+          txScope,
+          contactIdOf(request.params.wa_id),
+          account.id,
+          "wa_id",
+        );
         await updateContact(txScope, found.id, {
           profile_name: body.profile_name,
           display_name: body.display_name,

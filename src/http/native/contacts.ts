@@ -13,6 +13,7 @@ import {
 } from "../../domain/contacts.ts";
 import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
+import { contactIdOf, isUuid } from "../../ids.ts";
 import { DataEnvelope, Id, ListEnvelope, NATIVE_ERROR_RESPONSES, PageQuery, Timestamp } from "../schemas.ts";
 import { runWrite } from "../write.ts";
 import { ContactSchema, contactOut } from "./contact-representation.ts";
@@ -96,6 +97,12 @@ function createInput(body: {
  * (`/:phone_number_id/contacts…`). Both call the same domain functions.
  */
 export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  // A contact id may be given in its UUID form (as the Kapso surfaces show it): read as `ctc_<ULID>`.
+  app.addHook("preValidation", (request, _reply, done) => {
+    const params = request.params as { id?: string };
+    if (typeof params.id === "string" && isUuid(params.id)) params.id = contactIdOf(params.id);
+    done();
+  });
   const { cursors } = app.services;
   const tags = ["contacts"];
 
