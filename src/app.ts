@@ -10,6 +10,7 @@ import { IDEMPOTENCY_WAIT_MS, sweepExpiredIdempotencyKeys } from "./domain/idemp
 import { CursorCodec } from "./domain/pagination.ts";
 import { ApiError, renderNativeError } from "./errors.ts";
 import { adminRoutes } from "./http/admin/routes.ts";
+import { dashboardRoutes } from "./http/dashboard.ts";
 import { toApiError } from "./http/errors.ts";
 import { renderGraphError } from "./http/graph/errors.ts";
 import { graphRoutes } from "./http/graph/routes.ts";
@@ -23,7 +24,9 @@ import { WEBHOOK_FIELDS } from "./http/webhooks/meta-delivery.ts";
 import { whatsappWebhookRoutes } from "./http/webhooks/whatsapp.ts";
 import { newId } from "./ids.ts";
 import { ImportRunner, type ImportRunnerOptions } from "./jobs/import-runner.ts";
-import { loggerOptions } from "./logger.ts";
+import { WebhookWorker, type WebhookWorkerOptions } from "./jobs/webhook-worker.ts";
+import { lazyChildLogger, loggerOptions } from "./logger.ts";
+import { Metrics, metricsEnabled, registerMetrics } from "./metrics.ts";
 import { MemoryRateLimiter, type RateLimiter } from "./rate-limit/rate-limiter.ts";
 import { RedisRateLimiter } from "./rate-limit/redis.ts";
 import { getOrInitSetting } from "./store/repositories/settings.ts";
@@ -37,7 +40,7 @@ export interface Services {
   cursors: CursorCodec;
   /** Per-organisation token buckets: memory by default, Redis when REDIS_URL is set. */
   rateLimiter: RateLimiter;
-  /** How every write transaction is run (see http/write.ts). */
+  /** How every write transaction is run (see http/write-transaction.ts). */
   writes: WriteOptions;
 }
 
@@ -103,6 +106,8 @@ export interface BuildOptions {
   rateLimiter?: RateLimiter;
   /** Overrides of how writes run (tests: a shorter idempotency wait, fault injection). */
   writes?: Partial<WriteOptions>;
+  /** The webhook delivery worker (runs when jobs run): options over the configuration's, or false for none. */
+  webhooks?: false | WebhookWorkerOptions;
 }
 
 /** How often expired idempotency records are deleted. */
@@ -111,7 +116,13 @@ const IDEMPOTENCY_SWEEP_MS = 10 * 60 * 1000;
 /** Builds the application: store migrated, routes registered. Never listens. */
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
   const store = options.store ?? createStore(config);
-  await store.migrate();
+  try {
+    await store.migrate();
+  } catch (error) {
+    // A store this call opened is closed again, so a failed start leaves no handle open.
+    if (!options.store) await store.close().catch(() => {});
+    throw error;
+  }
   const cursorSecret =
     config.cursorSecret ??
     (await getOrInitSetting(store.db, "cursor_secret", randomBytes(32).toString("base64url")));
@@ -120,6 +131,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     // Requests Node's HTTP parser refuses (431 headers too large, 400 malformed
     // framing, 408 headers too slow) get the error envelope too.
     clientErrorHandler: clientErrorHandler(renderBare, securityHeaders),
+    childLoggerFactory: (logger, bindings, childOptions) =>
+      lazyChildLogger(logger, bindings, childOptions) as typeof logger,
     genReqId: () => newId("req"),
     requestIdHeader: false,
     bodyLimit: 1024 * 1024,
@@ -182,15 +195,41 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     reply.headers(securityHeaders(request.url));
     done();
   });
+  // Prometheus metrics (GET /metrics), when METRICS_TOKEN or METRICS_PORT is set.
+  const metrics = metricsEnabled(config) ? new Metrics(store) : undefined;
+  registerMetrics(app, config, metrics);
   // Imports run in the background from start (resuming any a crash interrupted) until close.
   const jobs = options.jobs ?? true;
   const importRunner =
     jobs === false
       ? null
-      : new ImportRunner(store, { log: app.log, ...(typeof jobs === "object" ? jobs : {}) });
+      : new ImportRunner(store, {
+          log: app.log,
+          ...(metrics && { onRowsCommitted: (rows: number) => metrics.importRows.inc(rows) }),
+          ...(typeof jobs === "object" ? jobs : {}),
+        });
   app.decorate("importRunner", importRunner);
-  app.addHook("onReady", async () => importRunner?.start());
-  app.addHook("preClose", async () => importRunner?.stop());
+  const webhookWorker =
+    jobs === false || options.webhooks === false || !config.webhooks.worker
+      ? null
+      : new WebhookWorker(store, {
+          log: app.log,
+          timeoutMs: config.webhooks.timeoutMs,
+          leaseMs: config.webhooks.leaseMs,
+          retryScheduleMs: config.webhooks.retryScheduleMs,
+          allowPrivate: config.webhooks.allowPrivate,
+          retentionMs: config.webhooks.eventsRetentionDays * 24 * 60 * 60 * 1000,
+          ...options.webhooks,
+        });
+  app.decorate("webhookWorker", webhookWorker);
+  app.addHook("onReady", async () => {
+    importRunner?.start();
+    webhookWorker?.start();
+  });
+  app.addHook("preClose", async () => {
+    await importRunner?.stop();
+    await webhookWorker?.stop();
+  });
   const sweeper = setInterval(() => {
     sweepExpiredIdempotencyKeys(store, now()).catch((error: unknown) => {
       app.log.warn({ err: error }, "could not delete expired idempotency records");
@@ -201,6 +240,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     clearInterval(sweeper);
     if (!options.rateLimiter) await services.rateLimiter.close();
     if (!options.store) await store.close();
+    if (metrics) store.observeQueries(undefined);
   });
 
   app.setErrorHandler(sendError);
@@ -248,6 +288,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   }
   await app.register(platformRoutes, { prefix: "/platform/v1" });
   await app.register(graphRoutes, { prefix: "/meta/whatsapp" });
+  // The web dashboard at `/` (web/), a client of the /v1 API like any other.
+  await app.register(dashboardRoutes);
   return app;
 }
 

@@ -1,4 +1,11 @@
-import { isAbsolute, resolve } from "node:path";
+import { isAbsolute, join, resolve } from "node:path";
+
+/**
+ * The Phonebook directory (where package.json is). A relative DATA_DIR is
+ * resolved against it, never against the working directory, so the server
+ * and the CLI started anywhere use one store (README, "Configuration").
+ */
+export const PACKAGE_ROOT = resolve(import.meta.dirname, "..");
 
 /** Configuration, parsed once from the environment (spec §8). */
 export interface Config {
@@ -35,7 +42,48 @@ export interface Config {
   readonly httpBodyIdleTimeoutMs: number;
   /** Longest a whole request body may take, file imports excepted (HTTP_BODY_TIMEOUT_MS). */
   readonly httpBodyTimeoutMs: number;
+  /** Bearer token of GET /metrics (METRICS_TOKEN); metrics are off when neither it nor metricsPort is set. */
+  readonly metricsToken: string | undefined;
+  /** A separate port serving only GET /metrics (METRICS_PORT); set, /metrics is not on the API port. */
+  readonly metricsPort: number | undefined;
+  /** Bind address of the metrics port (METRICS_HOST, default HOST). */
+  readonly metricsHost: string;
+  /** Outbound webhooks (docs/webhooks.md). */
+  readonly webhooks: WebhooksConfig;
+  /**
+   * PostgreSQL only (DATABASE_PREPARED_STATEMENTS, default on): the hottest
+   * lookups (a contact by id, an API key, an organisation, an identity) run
+   * as named prepared statements, planned once per connection. Turn off
+   * behind a pooler that cannot carry them (PgBouncer < 1.21, or any version
+   * without max_prepared_statements, in transaction mode).
+   */
+  readonly databasePreparedStatements: boolean;
 }
+
+export interface WebhooksConfig {
+  /** WEBHOOKS_ALLOW_HTTP: endpoints may be plain http:// (local testing); default https only. */
+  readonly allowHttp: boolean;
+  /** WEBHOOKS_ALLOW_PRIVATE: endpoints may resolve to private, loopback or link-local addresses. */
+  readonly allowPrivate: boolean;
+  /** WEBHOOKS_TIMEOUT_MS: longest one attempt may take (default 10 s). */
+  readonly timeoutMs: number;
+  /** WEBHOOKS_RETRY_SCHEDULE_MS: delay before each attempt, ms (default the §7 schedule of 8 attempts). */
+  readonly retryScheduleMs: readonly number[];
+  /** EVENTS_RETENTION_DAYS: how long events and deliveries are kept (default 30). */
+  readonly eventsRetentionDays: number;
+  /** WEBHOOKS_WORKER=false: this process records events but delivers none (another process does). */
+  readonly worker: boolean;
+  /**
+   * WEBHOOKS_LEASE_MS: how long a worker's claim on a delivery lasts; a worker
+   * that dies releases its deliveries after this (default twice the timeout + 30 s).
+   */
+  readonly leaseMs: number;
+}
+
+/** Spec §7: immediately, 10 s, 30 s, 2 min, 10 min, 1 h, 6 h, 24 h. */
+export const DEFAULT_RETRY_SCHEDULE_MS: readonly number[] = [
+  0, 10_000, 30_000, 120_000, 600_000, 3_600_000, 21_600_000, 86_400_000,
+];
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 const LOG_LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
@@ -63,6 +111,15 @@ function parsePort(env: Env): number {
   if (raw === undefined) return 3000;
   if (!/^\d{1,5}$/.test(raw) || Number(raw) > 65535) {
     throw new ConfigError("PORT", `must be a whole number from 0 to 65535 (got "${raw}").`);
+  }
+  return Number(raw);
+}
+
+function parseMetricsPort(env: Env): number | undefined {
+  const raw = optional(env, "METRICS_PORT");
+  if (raw === undefined) return undefined;
+  if (!/^\d{1,5}$/.test(raw) || Number(raw) > 65535) {
+    throw new ConfigError("METRICS_PORT", `must be a whole number from 0 to 65535 (got "${raw}").`);
   }
   return Number(raw);
 }
@@ -120,8 +177,15 @@ function parseQueryTimeout(env: Env): number {
   return Number(raw);
 }
 
-/** A whole number from `min` to `max` (milliseconds, counts), or the default when unset. */
-function parseWhole(
+function parseBoolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = optional(env, name)?.toLowerCase();
+  if (raw === undefined) return fallback;
+  if (["1", "true", "on", "yes"].includes(raw)) return true;
+  if (["0", "false", "off", "no"].includes(raw)) return false;
+  throw new ConfigError(name, `must be true or false (got "${raw}").`);
+}
+
+function parseWholeNumber(
   env: Env,
   name: string,
   fallback: number,
@@ -131,10 +195,47 @@ function parseWhole(
 ): number {
   const raw = optional(env, name);
   if (raw === undefined) return fallback;
-  if (!/^\d{1,9}$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+  if (!/^\d{1,10}$/.test(raw) || Number(raw) < min || Number(raw) > max) {
     throw new ConfigError(name, `must be a whole number of ${unit} from ${min} to ${max} (got "${raw}").`);
   }
   return Number(raw);
+}
+
+function parseRetrySchedule(env: Env): readonly number[] {
+  const raw = optional(env, "WEBHOOKS_RETRY_SCHEDULE_MS");
+  if (raw === undefined) return DEFAULT_RETRY_SCHEDULE_MS;
+  const parts = raw.split(",").map((p) => p.trim());
+  if (parts.length < 1 || parts.length > 20 || parts.some((p) => !/^\d{1,9}$/.test(p))) {
+    throw new ConfigError(
+      "WEBHOOKS_RETRY_SCHEDULE_MS",
+      `must be 1 to 20 comma-separated delays in ms, such as 0,10000,30000 (got "${raw}").`,
+    );
+  }
+  return Object.freeze(parts.map(Number));
+}
+
+function parseWebhooks(env: Env): WebhooksConfig {
+  const timeoutMs = parseWholeNumber(env, "WEBHOOKS_TIMEOUT_MS", 10_000, 50, 60_000, "milliseconds");
+  const leaseMs = parseWholeNumber(
+    env,
+    "WEBHOOKS_LEASE_MS",
+    timeoutMs * 2 + 30_000,
+    1000,
+    3_600_000,
+    "milliseconds",
+  );
+  if (leaseMs <= timeoutMs) {
+    throw new ConfigError("WEBHOOKS_LEASE_MS", `must be longer than WEBHOOKS_TIMEOUT_MS (${timeoutMs}).`);
+  }
+  return Object.freeze({
+    allowHttp: parseBoolean(env, "WEBHOOKS_ALLOW_HTTP", false),
+    allowPrivate: parseBoolean(env, "WEBHOOKS_ALLOW_PRIVATE", false),
+    timeoutMs,
+    retryScheduleMs: parseRetrySchedule(env),
+    eventsRetentionDays: parseWholeNumber(env, "EVENTS_RETENTION_DAYS", 30, 1, 3650, "days"),
+    worker: parseBoolean(env, "WEBHOOKS_WORKER", true),
+    leaseMs,
+  });
 }
 
 function parsePublicUrl(env: Env): string | undefined {
@@ -154,7 +255,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
   const config: Config = {
     port: parsePort(env),
     host: optional(env, "HOST") ?? "127.0.0.1",
-    dataDir: isAbsolute(dataDir) ? dataDir : resolve(process.cwd(), dataDir),
+    dataDir: isAbsolute(dataDir) ? dataDir : resolve(PACKAGE_ROOT, dataDir),
     databaseUrl: parseUrl(
       env,
       "DATABASE_URL",
@@ -171,11 +272,42 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     redisKeyPrefix: parseRedisKeyPrefix(env),
     databaseQueryTimeoutMs: parseQueryTimeout(env),
     publicUrl: parsePublicUrl(env),
-    httpMaxConnections: parseWhole(env, "HTTP_MAX_CONNECTIONS", 1024, 1, 1_000_000, "connections"),
-    httpHeadersTimeoutMs: parseWhole(env, "HTTP_HEADERS_TIMEOUT_MS", 60_000, 100, 600_000, "milliseconds"),
-    httpBodyIdleTimeoutMs: parseWhole(env, "HTTP_BODY_IDLE_TIMEOUT_MS", 30_000, 100, 600_000, "milliseconds"),
-    httpBodyTimeoutMs: parseWhole(env, "HTTP_BODY_TIMEOUT_MS", 60_000, 100, 3_600_000, "milliseconds"),
+    httpMaxConnections: parseWholeNumber(env, "HTTP_MAX_CONNECTIONS", 1024, 1, 1_000_000, "connections"),
+    httpHeadersTimeoutMs: parseWholeNumber(
+      env,
+      "HTTP_HEADERS_TIMEOUT_MS",
+      60_000,
+      100,
+      600_000,
+      "milliseconds",
+    ),
+    httpBodyIdleTimeoutMs: parseWholeNumber(
+      env,
+      "HTTP_BODY_IDLE_TIMEOUT_MS",
+      30_000,
+      100,
+      600_000,
+      "milliseconds",
+    ),
+    httpBodyTimeoutMs: parseWholeNumber(env, "HTTP_BODY_TIMEOUT_MS", 60_000, 100, 3_600_000, "milliseconds"),
+    metricsToken: parseSecret(env, "METRICS_TOKEN", 16),
+    metricsPort: parseMetricsPort(env),
+    metricsHost: optional(env, "METRICS_HOST") ?? optional(env, "HOST") ?? "127.0.0.1",
+    webhooks: parseWebhooks(env),
+    databasePreparedStatements: parseBoolean(env, "DATABASE_PREPARED_STATEMENTS", true),
     ...overrides,
   };
   return Object.freeze(config);
+}
+
+/** Which store a configuration selects, for the start line and the CLI: never a password. */
+export function describeStore(config: Pick<Config, "databaseUrl" | "dataDir">): string {
+  if (!config.databaseUrl) return `SQLite at ${join(config.dataDir, "phonebook.db")}`;
+  try {
+    const url = new URL(config.databaseUrl);
+    if (url.password) url.password = "***";
+    return `PostgreSQL at ${url.toString()}`;
+  } catch {
+    return "PostgreSQL";
+  }
 }

@@ -36,6 +36,9 @@ export const ERROR_CATALOGUE = {
   idempotency_in_progress: { status: 409, type: "conflict" },
   // The client stopped sending its request (headers or body) for too long.
   request_timeout: { status: 408, type: "invalid_request_error" },
+  // Merging contacts (docs/merge.md).
+  contact_changed: { status: 409, type: "conflict" },
+  merge_already_undone: { status: 409, type: "conflict" },
   payload_too_large: { status: 413, type: "invalid_request_error" },
   unsupported_media_type: { status: 415, type: "invalid_request_error" },
   // The request line or headers exceed the server's limit (16 KiB).
@@ -43,6 +46,12 @@ export const ERROR_CATALOGUE = {
   idempotency_key_reuse: { status: 422, type: "invalid_request_error" },
   account_required: { status: 422, type: "invalid_request_error" },
   no_connected_account: { status: 422, type: "invalid_request_error" },
+  merge_with_itself: { status: 422, type: "invalid_request_error" },
+  contact_merged: { status: 422, type: "invalid_request_error" },
+  merge_chain: { status: 422, type: "invalid_request_error" },
+  merge_invalid_result: { status: 422, type: "invalid_request_error" },
+  merge_undo_expired: { status: 422, type: "invalid_request_error" },
+  no_undoable_merge: { status: 422, type: "invalid_request_error" },
   rate_limit_exceeded: { status: 429, type: "rate_limit_error" },
   internal_error: { status: 500, type: "api_error" },
   service_unavailable: { status: 503, type: "api_error" },

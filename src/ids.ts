@@ -2,7 +2,19 @@ import { randomFillSync } from "node:crypto";
 import { monotonicFactory } from "ulidx";
 
 /** Prefixes of spec §1. */
-export type IdPrefix = "org" | "key" | "wba" | "ctc" | "lbl" | "req" | "evt" | "imp" | "whs" | "whd";
+export type IdPrefix =
+  | "org"
+  | "key"
+  | "wba"
+  | "ctc"
+  | "lbl"
+  | "req"
+  | "evt"
+  | "imp"
+  | "whs"
+  | "whd"
+  | "idh"
+  | "mrg";
 
 /**
  * The random part of ids from a pooled CSPRNG buffer, one byte per character

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "./app.ts";
-import type { Config } from "./config.ts";
+import { type Config, describeStore } from "./config.ts";
 import { bootstrapIfEmpty } from "./domain/bootstrap.ts";
+import { listenMetrics } from "./metrics.ts";
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -47,13 +48,31 @@ export async function startServer(
   // Connections past this many are refused at once, so slow clients cannot
   // take every file descriptor of the process.
   app.server.maxConnections = config.httpMaxConnections;
-  const url = await app.listen({ port: config.port, host: config.host });
+  let url: string;
+  try {
+    url = await app.listen({ port: config.port, host: config.host });
+  } catch (error) {
+    // A port in use: close what was opened (store, jobs, Redis) so the process can exit.
+    await app.close().catch(() => {});
+    throw error;
+  }
+  app.log.info({ store: describeStore(config) }, `store: ${describeStore(config)}`);
+  // METRICS_PORT: GET /metrics on its own listener (and not on the API port).
+  const metricsServer =
+    app.metrics && config.metricsPort !== undefined
+      ? await listenMetrics(app.metrics, {
+          port: config.metricsPort,
+          host: config.metricsHost,
+          token: config.metricsToken,
+        })
+      : undefined;
+  if (metricsServer) app.log.info(`Metrics listening at ${metricsServer.url}/metrics`);
 
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
       app.log.info("shutting down: no new connections, finishing in-flight requests");
-      await app.close();
+      await Promise.all([app.close(), metricsServer?.close()]);
     })();
     return stopping;
   };

@@ -12,6 +12,18 @@ export const COMMON_TERM = "muhammad";
 export const RARE_TERM = "quatermaine";
 export const RARE_COUNT = 10;
 
+/**
+ * A surname only the oldest contacts carry (1 in 20 of the first 5 % created):
+ * its matches are clustered in time, none among the newest rows, as after an
+ * import of an old customer base. The search for it cannot be answered by
+ * walking the newest rows.
+ */
+export const CLUSTERED_TERM = "kusumawardani";
+/** Digits of the start of an Indonesian mobile (+62 812 3…): a phone-digits search. */
+export const PHONE_DIGITS = "6281234";
+/** A 2-character term: no trigram to look up. */
+export const SHORT_TERM = "ri";
+
 /** Share of contacts named COMMON_TERM (a frequent first name in Indonesia, Pakistan, Nigeria…). */
 const COMMON_SHARE = 0.08;
 
@@ -288,7 +300,9 @@ export function generateContact(i: number, n: number, random: () => number): Gen
   const rareEvery = Math.max(1, Math.floor(n / RARE_COUNT));
   const rare = i % rareEvery === Math.floor(rareEvery / 2) && Math.floor(i / rareEvery) < RARE_COUNT;
   const first = random() < COMMON_SHARE ? "Muhammad" : pick(random, FIRST_NAMES);
-  const last = rare ? "Quatermaine" : pick(random, LAST_NAMES);
+  const clustered = !rare && i < n * 0.05 && i % 20 === 7;
+  const picked = rare ? "Quatermaine" : pick(random, LAST_NAMES);
+  const last = clustered ? "Kusumawardani" : picked;
   const name = `${first} ${last}`;
   const hasPhone = random() > 0.01;
   const hasBsuid = !hasPhone || random() < 0.05;
@@ -310,7 +324,7 @@ export function generateContact(i: number, n: number, random: () => number): Gen
     },
   };
   // Names are what the searches look for: the rare row must carry its name.
-  if (rare) input.display_name = name;
+  if (rare || clustered) input.display_name = name;
   const labels: number[] = [];
   const labelCount = TENANTS[place.tenant]!.labels.length;
   if (random() < 0.35) labels.push(Math.floor(random() * labelCount));

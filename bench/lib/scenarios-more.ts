@@ -14,6 +14,7 @@ import {
   buildRow,
   contactFilters,
   createContact,
+  listContactsAtOffset,
   listContactsPage,
   normalizeInput,
 } from "../../src/domain/contacts.ts";
@@ -188,6 +189,32 @@ export const MORE_SCENARIOS: Scenario[] = [
             : "expected a full page",
         floor: () =>
           listContactsPage(scopeOf(ctx), contactFilters(ctx.tenant.orgId, undefined, {}), {}, KAPSO_LIMIT),
+      } satisfies HttpPlan;
+    },
+  },
+  {
+    kind: "http",
+    id: "kapso_offset_50",
+    title: "Kapso platform list, offset page 50 (page=50&per_page=20, with total_count)",
+    async prepare(ctx) {
+      return {
+        next: () => ({
+          method: "GET",
+          path: `/platform/v1/whatsapp/contacts?page=50&per_page=${KAPSO_LIMIT}`,
+          headers: { "x-api-key": ctx.tenant.key },
+        }),
+        expectStatus: 200,
+        check: (response: Json) =>
+          Array.isArray(response?.data) && response.data.length === KAPSO_LIMIT
+            ? undefined
+            : "expected a full page",
+        floor: () =>
+          listContactsAtOffset(
+            scopeOf(ctx),
+            contactFilters(ctx.tenant.orgId, undefined, {}),
+            49 * KAPSO_LIMIT,
+            KAPSO_LIMIT,
+          ),
       } satisfies HttpPlan;
     },
   },

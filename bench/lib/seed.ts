@@ -1,11 +1,11 @@
 import { performance } from "node:perf_hooks";
 import { sql } from "kysely";
 import { createAccount } from "../../src/domain/accounts.ts";
-import { type BulkContact, bulkInsertContacts } from "../../src/domain/bulk-insert.ts";
 import { createApiKey, createOrganization, updateOrganization } from "../../src/domain/organizations.ts";
 import { newId } from "../../src/ids.ts";
 import { insertLabelRows } from "../../src/store/repositories/bulk-insert.ts";
 import type { Store } from "../../src/store/store.ts";
+import { type BulkContact, bulkInsertContacts } from "./bulk-insert.ts";
 import { generateContact, prng, TENANTS } from "./dataset.ts";
 import { rssSampler } from "./servers.ts";
 

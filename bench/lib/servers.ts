@@ -25,7 +25,9 @@ export interface CeilingTarget extends Target {
   setResponse(response: CannedResponse): Promise<void>;
 }
 
-const CHILD = join(import.meta.dirname, "child.ts");
+/** Compiled (`npm run bench` runs dist/) or through tsx (the smoke test runs the sources). */
+const COMPILED = import.meta.url.endsWith(".js");
+const CHILD = join(import.meta.dirname, COMPILED ? "child.js" : "child.ts");
 
 function forkChild(
   role: string,
@@ -33,7 +35,7 @@ function forkChild(
   nodeArgs: string[] = [],
 ): Promise<{ child: ChildProcess; url: string }> {
   const child = fork(CHILD, [role], {
-    execArgv: ["--import", "tsx", ...nodeArgs],
+    execArgv: [...(COMPILED ? [] : ["--import", "tsx"]), ...nodeArgs],
     env,
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });

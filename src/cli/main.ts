@@ -1,14 +1,31 @@
+import { createInterface } from "node:readline/promises";
 import { parseArgs } from "node:util";
-import { ConfigError, loadConfig } from "../config.ts";
-import { createAccount } from "../domain/accounts.ts";
-import { toIso } from "../domain/clock.ts";
-import { createApiKey, createOrganization, revokeApiKey } from "../domain/organizations.ts";
-import { isApiError } from "../errors.ts";
+import { ConfigError, describeStore, loadConfig } from "../config.ts";
+import { createAccount, deleteAccount } from "../domain/accounts.ts";
+import { toIso, toIsoOrNull } from "../domain/clock.ts";
+import {
+  createApiKey,
+  createOrganization,
+  deleteOrganization,
+  listApiKeysOf,
+  requireOrganization,
+  revokeApiKey,
+} from "../domain/organizations.ts";
+import { isApiError, notFound } from "../errors.ts";
 import { startServer } from "../server.ts";
-import { listAccounts } from "../store/repositories/accounts.ts";
+import {
+  findAccount,
+  findAccountByPhoneNumberId,
+  listAccounts,
+  listAllAccounts,
+} from "../store/repositories/accounts.ts";
+import type { Erased } from "../store/repositories/erasure.ts";
 import { listOrganizations } from "../store/repositories/organizations.ts";
 import { createStore, type Store } from "../store/store.ts";
+import { backupCommand } from "./backup.ts";
+import { explainStartupError } from "./startup-errors.ts";
 import { exportCommand, importCommand } from "./transfer.ts";
+import { webhooksCommand } from "./webhooks.ts";
 
 const USAGE = `Usage: phonebook <command> [options]   (every command takes --json)
 
@@ -18,16 +35,29 @@ const USAGE = `Usage: phonebook <command> [options]   (every command takes --jso
   org list                                      list organisations
   key create --org ORG_ID [--label L] [--expires-at ISO]
                                                 create an API key (printed once)
+  org delete ORG_ID [--yes]                     erase an organisation and all its data (asks first)
+  key list --org ORG_ID                         list an organisation's API keys
   key revoke KEY_ID                             revoke an API key
   account add --org ORG_ID --phone-number-id ID --phone-number E164 [--name N] [--status S]
                                                 connect a WhatsApp number
   account list --org ORG_ID                     list an organisation's accounts
-  import FILE --account PHONE_NUMBER_ID [--mode create|upsert] [--format csv|ndjson]
+  account remove PHONE_NUMBER_ID|ACCOUNT_ID [--yes]
+                                                erase an account and its contacts (asks first)
+  import FILE [--account PHONE_NUMBER_ID] [--mode create|upsert] [--format csv|ndjson]
                                                 import contacts from a file, with a progress bar
-  export --account PHONE_NUMBER_ID [--format csv|ndjson]
+                                                (--account may be left out when there is one account)
+  export [--account PHONE_NUMBER_ID] [--format csv|ndjson]
                                                 write every contact of the account to stdout
+  webhooks list --org ORG_ID                    list the organisation's webhook endpoints
+  webhooks deliveries --org ORG_ID [--subscription WHS_ID] [--status S] [--limit N]
+                                                recent deliveries, newest first
+  webhooks replay DELIVERY_ID --org ORG_ID      send a delivery's event again
+  webhooks replay --org ORG_ID --subscription WHS_ID --since ISO
+                                                send every event since then again
+  backup FILE                                   copy the embedded store to FILE while it runs
 
-Configuration comes from the environment (see README.md): DATA_DIR, DATABASE_URL, ...`;
+Configuration comes from the environment (see README.md): DATA_DIR, DATABASE_URL, ...
+A relative DATA_DIR is resolved against the Phonebook directory, not the current one.`;
 
 export interface CliIo {
   out: (line: string) => void;
@@ -36,6 +66,28 @@ export interface CliIo {
   progress?: (line: string) => void;
   /** Raw stdout with backpressure (export); optional. */
   write?: (chunk: string) => Promise<void>;
+  /**
+   * Asks the operator a question and returns the answer; undefined when
+   * nobody can answer (stdin is not a terminal). Defaults to the terminal.
+   */
+  ask?: (question: string) => Promise<string | undefined>;
+}
+
+async function askTerminal(question: string): Promise<string | undefined> {
+  if (!process.stdin.isTTY) return undefined;
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return await rl.question(question);
+  } finally {
+    rl.close();
+  }
+}
+
+function erasedLine(erased: Erased): string {
+  return Object.entries(erased)
+    .filter(([, n]) => n > 0)
+    .map(([kind, n]) => `${n} ${kind.replaceAll("_", " ")}`)
+    .join(", ");
 }
 
 function terminalProgress(line: string): void {
@@ -73,11 +125,18 @@ export async function runCli(
   }
 
   let store: Store | undefined;
+  let config: ReturnType<typeof loadConfig> | undefined;
   try {
-    const config = loadConfig(env);
+    config = loadConfig(env);
     if (command === "serve") {
       await startServer(config, { print: io.out, json });
       return -1; // keeps running until a signal
+    }
+    // Which store a command works on, so that a surprising DATA_DIR is noticed (stderr: stdout may be data).
+    if (!json) io.err(`Store: ${describeStore(config)}`);
+    if (command === "backup") {
+      if (!sub) throw new UsageError("backup needs a FILE.");
+      return await backupCommand(config, sub, { out: print });
     }
     store = createStore(config);
     await store.migrate();
@@ -86,6 +145,27 @@ export async function runCli(
       const value = values[name];
       if (typeof value !== "string" || value === "") throw new UsageError(`--${name} is required.`);
       return value;
+    };
+    if (command === "webhooks") {
+      return await webhooksCommand(
+        store,
+        {
+          sub,
+          arg,
+          org: need("org"),
+          subscription: values.subscription,
+          status: values.status,
+          since: values.since,
+          limit: values.limit,
+        },
+        print,
+      );
+    }
+    const confirm = async (what: string, typed: string) => {
+      if (values.yes) return;
+      const answer = await (io.ask ?? askTerminal)(`${what}\nType ${typed} to confirm: `);
+      if (answer === undefined) throw new UsageError(`${what}\nRefusing without confirmation: pass --yes.`);
+      if (answer.trim() !== typed) throw new UsageError("Not confirmed; nothing was erased.");
     };
     switch (command === "import" || command === "export" ? command : `${command} ${sub ?? ""}`.trim()) {
       case "migrate": {
@@ -128,6 +208,70 @@ export async function runCli(
         });
         return 0;
       }
+      case "org delete": {
+        if (!arg) throw new UsageError("org delete needs an ORG_ID.");
+        const org = await requireOrganization(db, arg);
+        await confirm(
+          `This erases organisation ${org.id} (${org.name}) and all its data: API keys, accounts, contacts, labels, customers, imports.`,
+          org.id,
+        );
+        const erased = await store.transaction((tx) => deleteOrganization(tx, org.id));
+        print(`Deleted organization ${org.id}; erased ${erasedLine(erased) || "nothing else"}.`, {
+          id: org.id,
+          object: "organization",
+          deleted: true,
+          erased,
+        });
+        return 0;
+      }
+      case "key list": {
+        const rows = await listApiKeysOf(db, need("org"), { limit: 1000 });
+        const state = (k: (typeof rows)[number]) =>
+          k.revoked_at !== null
+            ? "revoked"
+            : k.expires_at !== null && k.expires_at <= Date.now()
+              ? "expired"
+              : "active";
+        print(
+          rows
+            .map((k) =>
+              `${k.id}  …${k.last4}  ${state(k)}  ${toIso(k.created_at)}  ${k.label ?? ""}`.trimEnd(),
+            )
+            .join("\n") || "No API keys.",
+          rows.map((k) => ({
+            id: k.id,
+            object: "api_key",
+            organization_id: k.organization_id,
+            last4: k.last4,
+            label: k.label,
+            state: state(k),
+            expires_at: toIsoOrNull(k.expires_at),
+            revoked_at: toIsoOrNull(k.revoked_at),
+            created_at: toIso(k.created_at),
+          })),
+        );
+        return 0;
+      }
+      case "account remove": {
+        if (!arg) throw new UsageError("account remove needs a PHONE_NUMBER_ID or an account id.");
+        const account = arg.startsWith("wba_")
+          ? await findAccount(db, arg)
+          : await findAccountByPhoneNumberId(db, arg);
+        if (!account) throw notFound("account", "PHONE_NUMBER_ID");
+        await confirm(
+          `This erases account ${account.phone_number_id} (${account.phone_number}) with all its contacts and imports.`,
+          account.phone_number_id,
+        );
+        const { erased } = await store.transaction((tx) => deleteAccount(tx, account.id));
+        print(`Removed account ${account.phone_number_id}; erased ${erasedLine(erased)}.`, {
+          id: account.id,
+          object: "account",
+          phone_number_id: account.phone_number_id,
+          deleted: true,
+          erased,
+        });
+        return 0;
+      }
       case "key revoke": {
         if (!arg) throw new UsageError("key revoke needs a KEY_ID.");
         const row = await revokeApiKey(db, arg);
@@ -159,14 +303,24 @@ export async function runCli(
         if (!sub) throw new UsageError("import needs a FILE.");
         return await importCommand(
           store,
-          { file: sub, account: need("account"), mode: values.mode, format: values.format, json },
+          {
+            file: sub,
+            account: await accountArgument(db, values.account, values.org, io.err, json),
+            mode: values.mode,
+            format: values.format,
+            json,
+          },
           { out: io.out, progress: io.progress ?? terminalProgress, write: io.write ?? writeStdout },
         );
       }
       case "export": {
         return await exportCommand(
           store,
-          { account: need("account"), format: values.format, json },
+          {
+            account: await accountArgument(db, values.account, values.org, io.err, json),
+            format: values.format,
+            json,
+          },
           { out: io.out, progress: io.progress ?? terminalProgress, write: io.write ?? writeStdout },
         );
       }
@@ -188,6 +342,11 @@ export async function runCli(
       io.err(`${error.message}\n\n${USAGE}`);
       return 2;
     }
+    const startup = config ? explainStartupError(error, config) : undefined;
+    if (startup) {
+      io.err(json ? JSON.stringify({ error: startup }) : `Error: ${startup.message}`);
+      return 1;
+    }
     if (error instanceof ConfigError || isApiError(error)) {
       io.err(
         json
@@ -207,6 +366,40 @@ export async function runCli(
   }
 }
 
+/**
+ * `--account` of import and export: the phone_number_id given, or, when none
+ * is, the only account there is (of `--org`, if given). Several → a usage
+ * error listing them.
+ */
+async function accountArgument(
+  db: Store["db"],
+  given: string | undefined,
+  org: string | undefined,
+  err: (line: string) => void,
+  json: boolean,
+): Promise<string> {
+  if (given) return given;
+  const accounts = org ? await listAccounts(db, org) : await listAllAccounts(db, 11);
+  if (accounts.length === 1) {
+    if (!json) err(`Account: ${accounts[0]!.phone_number_id} (${accounts[0]!.phone_number}), the only one`);
+    return accounts[0]!.phone_number_id;
+  }
+  if (accounts.length === 0) {
+    throw new UsageError(
+      org
+        ? `Organisation ${org} has no account: add one with phonebook account add.`
+        : "There is no account yet: add one with phonebook account add.",
+    );
+  }
+  const listed = accounts
+    .slice(0, 10)
+    .map((a) => `  ${a.phone_number_id}  ${a.phone_number}  ${a.name ?? ""}`.trimEnd())
+    .join("\n");
+  throw new UsageError(
+    `--account is required: there are several accounts${org ? "" : " (or pass --org)"}:\n${listed}`,
+  );
+}
+
 function parse(argv: string[]) {
   return parseArgs({
     args: argv,
@@ -214,6 +407,7 @@ function parse(argv: string[]) {
     strict: true,
     options: {
       json: { type: "boolean" },
+      yes: { type: "boolean", short: "y" },
       help: { type: "boolean", short: "h" },
       name: { type: "string" },
       org: { type: "string" },
@@ -225,12 +419,21 @@ function parse(argv: string[]) {
       account: { type: "string" },
       mode: { type: "string" },
       format: { type: "string" },
+      subscription: { type: "string" },
+      since: { type: "string" },
+      limit: { type: "string" },
     },
   });
 }
 
-const isMain = process.argv[1] && /(?:main\.ts|phonebook(?:\.js)?)$/.test(process.argv[1]);
+const isMain = process.argv[1] && /(?:main\.[jt]s|phonebook(?:\.js)?)$/.test(process.argv[1]);
 if (isMain) {
+  // A reader that stops early (`phonebook export | head`) closes the pipe: the
+  // failed write ends the export quietly (transfer.ts); this keeps the stream's
+  // own "error" event from crashing the process meanwhile.
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") throw error;
+  });
   runCli(process.argv.slice(2)).then(
     (code) => {
       if (code >= 0) process.exitCode = code;

@@ -124,12 +124,18 @@ export async function exportCommand(
   }
   const account = await accountOf(store, options.account);
   const scope = { db: store.db, dialect: store.dialect, organizationId: account.organization_id };
-  for await (const chunk of exportContacts(
-    scope,
-    contactFilters(account.organization_id, account.id, {}),
-    format,
-  )) {
-    await io.write(chunk);
+  try {
+    for await (const chunk of exportContacts(
+      scope,
+      contactFilters(account.organization_id, account.id, {}),
+      format,
+    )) {
+      await io.write(chunk);
+    }
+  } catch (error) {
+    // The reader stopped early (`phonebook export | head`): what it wanted was written.
+    if ((error as NodeJS.ErrnoException).code === "EPIPE") return 0;
+    throw error;
   }
   return 0;
 }

@@ -2,13 +2,14 @@ import { ApiError, notFound } from "../errors.ts";
 import { newId } from "../ids.ts";
 import { uniqueViolation } from "../store/driver-errors.ts";
 import * as accounts from "../store/repositories/accounts.ts";
+import { type Erased, eraseAccount } from "../store/repositories/erasure.ts";
 import type { AccountStatus } from "../store/schema.ts";
 import type { Executor } from "../store/store.ts";
 import { now } from "./clock.ts";
 import { requireOrganization } from "./organizations.ts";
 import { requirePhone } from "./phone.ts";
 
-export const ACCOUNT_STATUSES: readonly AccountStatus[] = ["connected", "disconnected", "onboarding"];
+/** What Meta's phone_number_id looks like: 6 to 20 digits. */
 export const PHONE_NUMBER_ID_PATTERN = "^\\d{6,20}$";
 
 export async function createAccount(
@@ -72,4 +73,20 @@ export async function requireAccountByPhoneNumberId(
   const account = await accounts.findAccountByPhoneNumberId(db, phoneNumberId);
   if (!account || account.organization_id !== organizationId) throw notFound("account", param);
   return account;
+}
+
+/**
+ * Disconnects and erases an account: the account, its contacts, its imports
+ * (docs/deploying.md, "Removing data"). The caller owns the transaction.
+ * `id` is the account id (`wba_…`) or its phone_number_id.
+ */
+export async function deleteAccount(
+  tx: Executor,
+  id: string,
+): Promise<{ account: accounts.AccountRow; erased: Erased }> {
+  const account = id.startsWith("wba_")
+    ? await accounts.findAccount(tx, id)
+    : await accounts.findAccountByPhoneNumberId(tx, id);
+  if (!account) throw notFound("account", "account_id");
+  return { account, erased: await eraseAccount(tx, account.organization_id, account.id) };
 }

@@ -5,6 +5,7 @@ import * as batchRepo from "../store/repositories/contact-batch.ts";
 import type { ContactRow } from "../store/repositories/contacts.ts";
 import * as contactsRepo from "../store/repositories/contacts.ts";
 import * as labelsRepo from "../store/repositories/labels.ts";
+import { survivorsOf } from "../store/repositories/merges.ts";
 import type { ContactSource } from "../store/schema.ts";
 import { now } from "./clock.ts";
 import {
@@ -17,6 +18,7 @@ import {
   requireIdentity,
   type Scope,
 } from "./contacts.ts";
+import { type EventInput, emitEvents, updateEvents } from "./events.ts";
 
 export const BATCH_MAX = 1000;
 export type BatchMode = "create" | "upsert";
@@ -48,6 +50,8 @@ interface Entry {
   rowChanged: boolean;
   labelsBefore: Set<string>;
   labels: Set<string>;
+  /** Fields changed by the batch's items (for contact.updated). */
+  changed: Set<string>;
 }
 
 function phoneKey(phone: string): string {
@@ -110,6 +114,15 @@ export async function writeContactBatch(
     scope.db,
     stored.map((r) => r.id),
   );
+  // Identities of merged-away contacts (docs/merge.md): a row naming one is refused, pointing at the survivor.
+  const merged =
+    stored.length === 0
+      ? new Map<string, string>()
+      : await survivorsOf(
+          scope.db,
+          scope.organizationId,
+          stored.map((r) => r.id),
+        );
   const own =
     options.mode === "create" && options.ownContacts && stored.length > 0
       ? await options.ownContacts(stored.map((r) => r.id))
@@ -137,6 +150,7 @@ export async function writeContactBatch(
       rowChanged: false,
       labelsBefore: labels,
       labels: new Set(labels),
+      changed: new Set(),
     };
     entries.push(entry);
     register(entry);
@@ -161,11 +175,27 @@ export async function writeContactBatch(
         rowChanged: true,
         labelsBefore: new Set(),
         labels: new Set(input.label_ids ?? []),
+        changed: new Set(),
       };
       entries.push(entry);
       register(entry);
       touched.set(index, entry);
       results[index] = { status: "created", id: row.id };
+      continue;
+    }
+    const survivorId = target.isNew ? undefined : merged.get(target.row.id);
+    if (survivorId !== undefined) {
+      results[index] = {
+        status: "error",
+        error: new ApiError(
+          "contact_merged",
+          `This identity belongs to a contact merged into ${survivorId}.`,
+          {
+            param: input.phone_number ? "phone_number" : "business_scoped_user_id",
+            extra: { contact_id: target.row.id, merged_into: survivorId },
+          },
+        ),
+      };
       continue;
     }
     if (options.mode === "create" && !target.isNew && !own.has(target.row.id)) {
@@ -204,6 +234,7 @@ export async function writeContactBatch(
       touched.set(index, target);
       continue;
     }
+    for (const field of changes.changed) target.changed.add(field);
     if (changes.changed.length > 0) {
       unregister(target);
       target.row = { ...target.row, ...changes.set };
@@ -237,6 +268,7 @@ export async function writeContactBatch(
         .map((label_id) => ({ contact_id: e.row.id, label_id })),
     );
   await labelsRepo.insertContactLabels(scope.db, pairs, at);
+  await emitEvents(scope, batchEvents(entries, lost, options.source === "import" ? "import" : undefined));
 
   if (lost.size > 0) {
     // Another writer stored one of these identities between our read and our
@@ -266,6 +298,25 @@ export async function writeContactBatch(
     }
   }
   return results;
+}
+
+/** The events of a batch: one per created contact, the updates, the labels added. */
+function batchEvents(entries: Entry[], lost: Set<Entry>, origin: "import" | undefined): EventInput[] {
+  const events: EventInput[] = [];
+  for (const e of entries) {
+    if (lost.has(e) || !e.rowChanged) continue;
+    if (e.isNew) {
+      events.push({ type: "contact.created", contactId: e.row.id, origin });
+      continue;
+    }
+    events.push(...updateEvents(e.row.id, [...e.changed], e.row.marketing_opt_out === 1, origin));
+    for (const labelId of e.labels) {
+      if (!e.labelsBefore.has(labelId)) {
+        events.push({ type: "label.added", contactId: e.row.id, labelId, origin });
+      }
+    }
+  }
+  return events;
 }
 
 /** Counts of a batch's results. */

@@ -2,8 +2,10 @@ import { ApiError, fieldError, notFound } from "../errors.ts";
 import { isId, newId } from "../ids.ts";
 import { type AccountRow, findAccountByPhoneNumberId, listAccounts } from "../store/repositories/accounts.ts";
 import * as repo from "../store/repositories/contacts.ts";
+import { survivorIdOf } from "../store/repositories/merges.ts";
 import type { ContactSource } from "../store/schema.ts";
 import type { Dialect, Executor } from "../store/store.ts";
+import { PHONE_NUMBER_ID_PATTERN } from "./accounts.ts";
 import { now } from "./clock.ts";
 import {
   hasControlCharacters,
@@ -19,6 +21,7 @@ import {
   withoutNulls,
 } from "./contact-fields.ts";
 import { getCustomer, requireExternalId, requireUuid } from "./customers.ts";
+import { emitEvents, updateEvents } from "./events.ts";
 import { type Bound, type KeysetPage, walkKeyset } from "./pagination.ts";
 import { normalizePhone, requirePhone } from "./phone.ts";
 
@@ -125,7 +128,7 @@ export async function resolveAccount(
   param = "from",
 ): Promise<AccountRow> {
   if (from !== undefined) {
-    if (/^\d{6,20}$/.test(from)) {
+    if (new RegExp(PHONE_NUMBER_ID_PATTERN).test(from)) {
       const byId = await findAccountByPhoneNumberId(scope.db, from);
       if (byId && byId.organization_id === scope.organizationId) return byId;
     }
@@ -202,11 +205,15 @@ export async function createContact(
   for (let attempt = 0; attempt < 3; attempt++) {
     if (await repo.insertContactIfAbsent(scope.db, row)) {
       await repo.attachLabels(scope.db, row.id, labelIds, row.created_at);
+      await emitEvents(scope, [{ type: "contact.created", contactId: row.id }]);
       return (await repo.findContactView(scope.db, scope.dialect, scope.organizationId, row.id))!;
     }
     const existing = await repo.findByIdentity(scope.db, account.id, input);
     if (existing) {
-      throw identityTaken(existing.id, input.phone_number ? "phone_number" : "business_scoped_user_id");
+      throw identityTaken(
+        await liveIdOf(scope, existing.id),
+        input.phone_number ? "phone_number" : "business_scoped_user_id",
+      );
     }
     // The conflicting row vanished between the insert and the read: try again.
   }
@@ -353,20 +360,58 @@ export async function applyChanges(
   if (identity.phone_number || identity.business_scoped_user_id) {
     const holder = await repo.findByIdentity(scope.db, row.account_id, identity);
     if (holder && holder.id !== row.id) {
-      throw identityTaken(holder.id, identity.phone_number ? "phone_number" : "business_scoped_user_id");
+      throw identityTaken(
+        await liveIdOf(scope, holder.id),
+        identity.phone_number ? "phone_number" : "business_scoped_user_id",
+      );
     }
   }
   // A writer that takes the identity between the check and this update makes it
   // fail with a unique violation (on PostgreSQL the transaction is then
   // aborted, so nothing more can be asked here); the write path reruns the
   // transaction, whose check above then reports the holder.
-  await repo.updateContactRow(scope.db, row.id, changes.set);
+  await repo.updateContactRow(scope.db, scope.organizationId, row.id, changes.set);
+  const optOut = changes.set.marketing_opt_out;
+  await emitEvents(
+    scope,
+    updateEvents(row.id, changes.changed, optOut === undefined ? undefined : optOut === 1),
+  );
+}
+
+/** The id of the live contact behind an id: itself, or the survivor it was merged into (docs/merge.md). */
+export async function liveIdOf(scope: Scope, id: string): Promise<string> {
+  return (await survivorIdOf(scope.db, scope.organizationId, id)) ?? id;
+}
+
+/** A contact found by id; `merged_into` is set when the id was merged away and `contact` is its survivor. */
+export interface FoundContact {
+  contact: repo.ContactView;
+  merged_into?: string | undefined;
+}
+
+/**
+ * A contact by id. A merged-away id answers its survivor (which may be in
+ * another account: the account filter applies to the id asked for).
+ */
+export async function findContact(
+  scope: Scope,
+  id: string,
+  accountId?: string,
+  param = "id",
+): Promise<FoundContact> {
+  const view = await repo.findContactView(scope.db, scope.dialect, scope.organizationId, id, accountId);
+  if (view) return { contact: view };
+  const survivorId = await survivorIdOf(scope.db, scope.organizationId, id, accountId);
+  const survivor =
+    survivorId === undefined
+      ? undefined
+      : await repo.findContactView(scope.db, scope.dialect, scope.organizationId, survivorId);
+  if (!survivor) throw notFound("contact", param);
+  return { contact: survivor, merged_into: survivor.id };
 }
 
 export async function getContact(scope: Scope, id: string, accountId?: string): Promise<repo.ContactView> {
-  const view = await repo.findContactView(scope.db, scope.dialect, scope.organizationId, id, accountId);
-  if (!view) throw notFound("contact", "id");
-  return view;
+  return (await findContact(scope, id, accountId)).contact;
 }
 
 /** PATCH: validates, merges metadata, and writes only what changes. */
@@ -382,15 +427,18 @@ export async function updateContact(
   const changes = diffContact(current, input, now());
   await applyChanges(scope, current, changes);
   const labelIds = await requireLabels(scope, input.label_ids);
-  await repo.attachLabels(scope.db, id, labelIds, now());
+  await repo.attachLabels(scope.db, current.id, labelIds, now());
   const contact =
-    changes.changed.length === 0 && labelIds.length === 0 ? current : await getContact(scope, id, accountId);
+    changes.changed.length === 0 && labelIds.length === 0 ? current : await getContact(scope, current.id);
   return { contact, changed: changes.changed };
 }
 
+/** Deletes a contact; a merged-away id deletes its survivor (the person), and with it the tombstones. */
 export async function deleteContact(scope: Scope, id: string, accountId?: string): Promise<void> {
-  await getContact(scope, id, accountId);
-  if (!(await repo.deleteContactRow(scope.db, scope.organizationId, id))) throw notFound("contact", "id");
+  const current = await getContact(scope, id, accountId);
+  if (!(await repo.deleteContactRow(scope.db, scope.organizationId, current.id)))
+    throw notFound("contact", "id");
+  await emitEvents(scope, [{ type: "contact.deleted", contact: current }]);
 }
 
 /**
@@ -559,6 +607,16 @@ export async function findContactByIdentifier(
   accountId?: string,
   param = "identifier",
 ): Promise<repo.ContactView> {
+  return (await findContactByIdentifierResolved(scope, identifier, accountId, param)).contact;
+}
+
+/** findContactByIdentifier, saying when the identifier led to a merged-away contact (docs/merge.md). */
+export async function findContactByIdentifierResolved(
+  scope: Scope,
+  identifier: string,
+  accountId?: string,
+  param = "identifier",
+): Promise<FoundContact> {
   const missing = () => notFound("contact", param);
   let id: string | undefined;
   if (isId("ctc", identifier)) {
@@ -576,7 +634,5 @@ export async function findContactByIdentifier(
     }
   }
   if (!id) throw missing();
-  const view = await repo.findContactView(scope.db, scope.dialect, scope.organizationId, id, accountId);
-  if (!view) throw missing();
-  return view;
+  return findContact(scope, id, accountId, param);
 }

@@ -7,6 +7,7 @@ import type { Dialect, Executor, Tx } from "../store/store.ts";
 import { now } from "./clock.ts";
 import { type BatchItem, countResults, writeContactBatch } from "./contact-batch.ts";
 import type { ContactInput, Scope } from "./contacts.ts";
+import { emitEvents } from "./events.ts";
 import { resolveLabelRefs } from "./labels.ts";
 
 export type { ImportErrorRow, ImportRow } from "../store/repositories/imports.ts";
@@ -280,6 +281,7 @@ async function currentFailed(db: Executor, id: string): Promise<number> {
 /** Ends an import (completed or failed) and frees what it kept: the file and the list of contacts it created. */
 export async function finishImport(
   tx: Tx,
+  dialect: Dialect,
   id: string,
   owner: string,
   outcome: { status: "completed" } | { status: "failed"; failure: string },
@@ -296,7 +298,31 @@ export async function finishImport(
   if (!held) return false;
   await repo.deleteChunks(tx, id);
   await repo.deleteCreated(tx, id);
+  const done = await repo.findImport(tx, id);
+  if (done) {
+    await emitEvents({ db: tx, dialect, organizationId: done.organization_id }, [
+      { type: "import.completed", data: { import: importSummary(done) } },
+    ]);
+  }
   return true;
+}
+
+/** What import.completed tells (status completed or failed, and the counts). */
+function importSummary(row: repo.ImportRow) {
+  return {
+    id: row.id,
+    object: "import",
+    status: row.status,
+    account_id: row.account_id,
+    mode: row.mode,
+    total_rows: row.processed_rows,
+    created: row.created,
+    updated: row.updated,
+    unchanged: row.unchanged,
+    failed: row.failed_rows,
+    failure: row.failure,
+    completed_at: row.completed_at === null ? null : new Date(row.completed_at).toISOString(),
+  };
 }
 
 /** Why an import stopped, for its `failure` field; domain errors keep their message. */

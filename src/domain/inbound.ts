@@ -2,6 +2,7 @@ import { ApiError } from "../errors.ts";
 import { type AccountRow, findAccountByPhoneNumberId } from "../store/repositories/accounts.ts";
 import * as repo from "../store/repositories/contacts.ts";
 import { pruneReceipts, recordReceipt } from "../store/repositories/inbound-receipts.ts";
+import { survivorIdOf } from "../store/repositories/merges.ts";
 import type { Dialect, Executor } from "../store/store.ts";
 import {
   applyChanges,
@@ -13,6 +14,7 @@ import {
   normalizeInput,
   type Scope,
 } from "./contacts.ts";
+import { recordIdentityChange } from "./identity-history.ts";
 
 /**
  * Contacts observed from WhatsApp (spec §6): what a person's messages tell
@@ -166,8 +168,10 @@ function byPhone(ctx: Ctx, phone: string | null | undefined): Promise<repo.Conta
 async function observe(ctx: Ctx, raw: ContactInput): Promise<void> {
   const input = normalizeInput(raw);
   for (let attempt = 0; attempt < 3; attempt++) {
-    const holderOfBsuid = await byBsuid(ctx, input.business_scoped_user_id);
-    const holderOfPhone = await byPhone(ctx, input.phone_number);
+    const bsuidHolder = await liveHolder(ctx, await byBsuid(ctx, input.business_scoped_user_id));
+    const phoneHolder = await liveHolder(ctx, await byPhone(ctx, input.phone_number));
+    const holderOfBsuid = bsuidHolder?.row;
+    const holderOfPhone = phoneHolder?.row;
     if (!holderOfBsuid && !holderOfPhone) {
       try {
         // The one create path (insert if absent on the unique identity indexes).
@@ -182,6 +186,11 @@ async function observe(ctx: Ctx, raw: ContactInput): Promise<void> {
     }
     let keeper = (holderOfBsuid ?? holderOfPhone)!;
     let next = input;
+    if (bsuidHolder?.merged || phoneHolder?.merged) {
+      // The person was merged (docs/merge.md): the message lands on the survivor,
+      // whose own identity stays; the old identity stays with its tombstone.
+      next = { ...input, phone_number: undefined, business_scoped_user_id: undefined };
+    }
     if (holderOfBsuid && holderOfPhone && holderOfBsuid.id !== holderOfPhone.id) {
       // Two contacts hold the two halves of one person's identity.
       const merged = await mergePair(ctx, holderOfBsuid, holderOfPhone);
@@ -241,6 +250,20 @@ async function moveIdentity(ctx: Ctx, move: IdentityMove): Promise<void> {
     }
   }
   await update(ctx, source, input);
+  const moved = await repo.findContactRow(ctx.scope.db, source.id);
+  if (moved) await recordIdentityChange(ctx.scope.db, source, moved, ctx.at);
+}
+
+/** A found contact, or the survivor it was merged into (`merged`: reached through a tombstone). */
+async function liveHolder(
+  ctx: Ctx,
+  row: repo.ContactRow | undefined,
+): Promise<{ row: repo.ContactRow; merged: boolean } | undefined> {
+  if (!row) return undefined;
+  const survivorId = await survivorIdOf(ctx.scope.db, ctx.scope.organizationId, row.id);
+  if (survivorId === undefined) return { row, merged: false };
+  const survivor = await repo.findContactRow(ctx.scope.db, survivorId);
+  return survivor ? { row: survivor, merged: true } : undefined;
 }
 
 async function update(ctx: Ctx, row: repo.ContactRow, input: ContactInput): Promise<void> {
@@ -260,6 +283,8 @@ function conflict(ctx: Ctx, contactId: string, heldBy: string, identity: string)
 async function isWebhookShell(ctx: Ctx, row: repo.ContactRow): Promise<boolean> {
   return (
     row.source === "inbound" &&
+    // A merged-away contact is kept for its survivor's undo, never absorbed.
+    (await survivorIdOf(ctx.scope.db, ctx.scope.organizationId, row.id)) === undefined &&
     row.display_name === null &&
     row.email === null &&
     row.metadata === "{}" &&

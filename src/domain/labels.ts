@@ -3,10 +3,12 @@ import { isId, newId } from "../ids.ts";
 import { uniqueViolation } from "../store/driver-errors.ts";
 import * as contactsRepo from "../store/repositories/contacts.ts";
 import * as repo from "../store/repositories/labels.ts";
+import { survivorIdOf } from "../store/repositories/merges.ts";
 import type { Executor } from "../store/store.ts";
 import { now } from "./clock.ts";
 import { hasControlCharacters } from "./contact-fields.ts";
 import type { Scope } from "./contacts.ts";
+import { type EventInput, emitEvents } from "./events.ts";
 
 export type { LabelRow } from "../store/repositories/labels.ts";
 
@@ -170,14 +172,18 @@ export async function setContactLabel(
   operation: "attach" | "detach",
   accountId?: string,
 ): Promise<boolean> {
+  // A merged-away id labels its survivor (docs/merge.md).
+  const survivorId = await survivorIdOf(scope.db, scope.organizationId, contactId, accountId);
+  if (survivorId !== undefined) return setContactLabel(scope, survivorId, labelId, operation);
   await requireContact(scope, contactId, accountId);
-  await getLabel(scope, labelId, "label_id");
+  const label = await getLabel(scope, labelId, "label_id");
   const at = now();
   const changed =
     operation === "attach"
       ? await repo.attachLabelTo(scope.db, labelId, [contactId], at)
       : await repo.detachLabelFrom(scope.db, labelId, [contactId]);
   await repo.touchContacts(scope.db, changed, at);
+  await emitEvents(scope, labelEvents(changed, label, operation));
   return changed.length > 0;
 }
 
@@ -204,7 +210,7 @@ export async function bulkLabel(
       param: "contact_ids",
     });
   }
-  await getLabel(scope, input.label_id, "label_id");
+  const label = await getLabel(scope, input.label_id, "label_id");
   const found = await contactIdsIn(scope.db, scope.organizationId, ids, accountId);
   const present = ids.filter((id) => found.has(id));
   const at = now();
@@ -213,11 +219,26 @@ export async function bulkLabel(
       ? await repo.attachLabelTo(scope.db, input.label_id, present, at)
       : await repo.detachLabelFrom(scope.db, input.label_id, present);
   await repo.touchContacts(scope.db, changed, at);
+  await emitEvents(scope, labelEvents(changed, label, input.operation));
   return {
     applied: changed.length,
     skipped: input.contact_ids.length - changed.length,
     not_found: ids.filter((id) => !found.has(id)),
   };
+}
+
+/** label.added / label.removed for each contact whose labels changed. */
+function labelEvents(
+  contactIds: string[],
+  label: repo.LabelRow,
+  operation: "attach" | "detach",
+): EventInput[] {
+  const ref = { id: label.id, name: label.name, color: label.color };
+  return contactIds.map((contactId) => ({
+    type: operation === "attach" ? "label.added" : "label.removed",
+    contactId,
+    data: { label: ref },
+  }));
 }
 
 async function contactIdsIn(
@@ -230,7 +251,8 @@ async function contactIdsIn(
     .selectFrom("contacts")
     .select("id")
     .where("organization_id", "=", organizationId)
-    .where("id", "in", ids);
+    .where("id", "in", ids)
+    .where("merged_into", "is", null);
   if (accountId) query = query.where("account_id", "=", accountId);
   return new Set((await query.execute()).map((r) => r.id));
 }

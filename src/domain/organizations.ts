@@ -2,6 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { ApiError, notFound } from "../errors.ts";
 import { newId } from "../ids.ts";
 import * as keys from "../store/repositories/api-keys.ts";
+import { type Erased, eraseOrganization } from "../store/repositories/erasure.ts";
 import * as orgs from "../store/repositories/organizations.ts";
 import type { Executor } from "../store/store.ts";
 import { now } from "./clock.ts";
@@ -114,4 +115,24 @@ export async function revokeApiKey(db: Executor, id: string): Promise<keys.ApiKe
     return { ...row, revoked_at: at };
   }
   return row;
+}
+
+/** An organisation's API keys, newest first (a keyset page). */
+export async function listApiKeysOf(
+  db: Executor,
+  organizationId: string,
+  page: { limit: number; after?: { created_at: number; id: string } | undefined },
+): Promise<keys.ApiKeyRow[]> {
+  await requireOrganization(db, organizationId);
+  return keys.listApiKeys(db, organizationId, page);
+}
+
+/**
+ * Erases an organisation and every piece of its data (docs/deploying.md,
+ * "Removing data"); the caller owns the transaction. Its API keys stop
+ * working at once (callers forget the authenticator's cache of it).
+ */
+export async function deleteOrganization(tx: Executor, id: string): Promise<Erased> {
+  await requireOrganization(tx, id);
+  return eraseOrganization(tx, id);
 }

@@ -1,9 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Authenticator, Principal } from "../domain/auth.ts";
+import type { Scope } from "../domain/contacts.ts";
 import { rateLimitsOf } from "../domain/organizations.ts";
 import { ApiError } from "../errors.ts";
 import type { BucketKind, RateLimiter } from "../rate-limit/rate-limiter.ts";
-import { attachValidationOfPosts, idempotencyKeyHook } from "./write.ts";
+import type { Executor } from "../store/store.ts";
+import { attachValidationOfPosts, idempotencyKeyHook } from "./write-transaction.ts";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -35,6 +37,15 @@ export function apiKeyHook(authenticator: Authenticator) {
 export function principalOf(request: FastifyRequest): Principal {
   if (!request.principal) throw new ApiError("missing_api_key", "No API key was given.");
   return request.principal;
+}
+
+/** The domain scope of an authenticated request: its organisation, on `db` (a transaction) or the store. */
+export function scopeOf(request: FastifyRequest, db: Executor = request.server.services.store.db): Scope {
+  return {
+    db,
+    dialect: request.server.services.store.dialect,
+    organizationId: principalOf(request).organization.id,
+  };
 }
 
 /** GET and HEAD (and OPTIONS) read; everything else writes. */

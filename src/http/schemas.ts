@@ -1,4 +1,6 @@
 import { type TSchema, type TStringOptions, Type } from "typebox";
+import { PHONE_NUMBER_ID_PATTERN } from "../domain/accounts.ts";
+import { METADATA_DESCRIPTION } from "../domain/contact-fields.ts";
 import { ERROR_CODES } from "../errors.ts";
 import { type IdPrefix, idPattern } from "../ids.ts";
 
@@ -10,6 +12,27 @@ export const NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001f\\u007f]*$";
 export const Timestamp = Type.String({ format: "date-time", description: "ISO 8601 UTC with milliseconds" });
 export const NullableString = (options: TStringOptions = {}) =>
   Type.Union([Type.String(options), Type.Null()]);
+
+/** Meta's id of an account's number (path, query or body); a malformed one is 400 `invalid_field_value`. */
+export const PhoneNumberId = (description = "Meta phone_number_id of one of your accounts") =>
+  Type.String({ pattern: PHONE_NUMBER_ID_PATTERN, description });
+
+/**
+ * A contact's metadata on input: an object (nested within limits), or null (which clears it). Its
+ * finer rules are the domain's (`validateMetadata`); a wrong type here is 400
+ * `invalid_metadata` like theirs.
+ */
+export const MetadataInput = Type.Union(
+  [
+    Type.Unsafe<Record<string, unknown>>({
+      type: "object",
+      "x-error-code": "invalid_metadata",
+      description: METADATA_DESCRIPTION,
+    }),
+    Type.Null(),
+  ],
+  { "x-error-code": "invalid_metadata" },
+);
 
 /** A path/body id of one prefix; a malformed one is 400 `invalid_field_value`. */
 export const Id = (prefix: IdPrefix, description?: string) =>

@@ -3,7 +3,7 @@ import { toIso } from "../domain/clock.ts";
 import { type ContactView, listContacts, type Scope } from "../domain/contacts.ts";
 import { neutralizeCell } from "../domain/csv-cells.ts";
 import { phoneDigits } from "../domain/phone.ts";
-import { contactOut } from "../http/native/contact-representation.ts";
+import { contactOut } from "../http/native/representation.ts";
 import type { ContactFilters, Keyset } from "../store/repositories/contacts.ts";
 
 /**

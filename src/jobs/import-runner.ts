@@ -26,6 +26,8 @@ export interface ImportRunnerOptions {
   /** Upload pieces that never became an import are removed after this long (ms). */
   orphanAfterMs?: number;
   log?: RunnerLog;
+  /** Called after each committed batch with its number of rows (metrics: rows/s). */
+  onRowsCommitted?: (rows: number) => void;
   /** Tests: called inside each batch's transaction after its writes, before the commit. */
   beforeCommit?: (importId: string, batchNumber: number) => void | Promise<void>;
 }
@@ -163,6 +165,7 @@ export class ImportRunner {
         await this.options.beforeCommit?.(row.id, number);
       });
       processed += records.length;
+      this.options.onRowsCommitted?.(records.length);
       // better-sqlite3 answers synchronously, so without this the whole import
       // runs in microtasks and the server answers no request until it ends.
       await nextTurn();
@@ -216,7 +219,7 @@ export class ImportRunner {
     row: ImportRow,
     outcome: { status: "completed" } | { status: "failed"; failure: string },
   ): Promise<void> {
-    await this.store.transaction((tx) => finishImport(tx, row.id, this.id, outcome));
+    await this.store.transaction((tx) => finishImport(tx, this.store.dialect, row.id, this.id, outcome));
   }
 }
 

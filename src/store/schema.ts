@@ -21,6 +21,14 @@ export interface Database {
   import_errors: ImportErrorsTable;
   import_created: ImportCreatedTable;
   idempotency_keys: IdempotencyKeysTable;
+  event_sequences: EventSequencesTable;
+  events: EventsTable;
+  webhook_subscriptions: WebhookSubscriptionsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_attempts: WebhookAttemptsTable;
+  contact_identity_changes: ContactIdentityChangesTable;
+  merges: MergesTable;
+  duplicate_pairs: DuplicatePairsTable;
 }
 
 export interface SettingsTable {
@@ -88,6 +96,10 @@ export interface ContactsTable {
   customer_id: string | null;
   created_at: number;
   updated_at: number;
+  /** Set on a merged-away contact (a tombstone): the survivor it was merged into (docs/merge.md). */
+  merged_into: Generated<string | null>;
+  /** The merge that made this contact a tombstone. */
+  merge_id: Generated<string | null>;
 }
 
 export interface LabelsTable {
@@ -206,4 +218,124 @@ export interface IdempotencyKeysTable {
   body: string | null;
   created_at: number;
   expires_at: number;
+}
+
+/** The last event sequence number taken per organisation (inside the writing transaction). */
+export interface EventSequencesTable {
+  organization_id: string;
+  last_seq: number;
+}
+
+/** The outbox (spec §7): one row per event, written in the transaction of the change. */
+export interface EventsTable {
+  id: string;
+  organization_id: string;
+  /** Per-organisation order, taken in the writing transaction: commits in this order. */
+  seq: number;
+  type: string;
+  contact_id: string | null;
+  /** JSON of the envelope's `data`. */
+  data: string;
+  created_at: number;
+}
+
+export interface WebhookSubscriptionsTable {
+  id: string;
+  organization_id: string;
+  url: string;
+  description: string | null;
+  /** JSON array of event types; `["*"]` for all. */
+  events: string;
+  /** 1: per-contact events of imports are delivered too (otherwise only import.completed). */
+  include_import_contacts: number;
+  enabled: number;
+  /** `whsec_<base64>`; the HMAC key is the decoded bytes. */
+  secret: string;
+  /** The secret before the last rotation, which signs alongside until it expires. */
+  previous_secret: string | null;
+  previous_secret_expires_at: number | null;
+  /** First failed attempt since the last success; failing long enough disables the endpoint. */
+  failing_since: number | null;
+  disabled_at: number | null;
+  disabled_reason: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export type DeliveryStatus = "pending" | "succeeded" | "failed" | "canceled";
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  organization_id: string;
+  subscription_id: string;
+  event_id: string;
+  event_seq: number;
+  event_type: string;
+  /** Deliveries of one key to one endpoint go out in event_seq order, one at a time. */
+  ordering_key: string;
+  status: DeliveryStatus;
+  attempts: number;
+  next_attempt_at: number;
+  lease_owner: string | null;
+  lease_until: number | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  replay_of: string | null;
+  created_at: number;
+  updated_at: number;
+  completed_at: number | null;
+}
+
+export interface WebhookAttemptsTable {
+  delivery_id: string;
+  attempt: number;
+  started_at: number;
+  duration_ms: number;
+  status_code: number | null;
+  error: string | null;
+  /** The first 1 KiB of the response body. */
+  response_body: string | null;
+}
+/** One identity change Meta reported for a contact (phone number or BSUID), newest last. */
+export interface ContactIdentityChangesTable {
+  id: string;
+  contact_id: string;
+  kind: "user_changed_number" | "user_changed_user_id";
+  previous_phone_number: string | null;
+  phone_number: string | null;
+  previous_business_scoped_user_id: string | null;
+  business_scoped_user_id: string | null;
+  created_at: number;
+}
+
+/** One merge of contacts into a survivor (docs/merge.md), with what its undo needs. */
+export interface MergesTable {
+  id: string;
+  organization_id: string;
+  survivor_id: string;
+  /** JSON array of the merged-away contact ids, in request order. */
+  merged_ids: string;
+  /** JSON object: field → contact id, as requested. */
+  prefer: string;
+  /** JSON object: the survivor's columns before the merge. */
+  survivor_before: string;
+  /** JSON object: the survivor's columns the merge set (and their new values). */
+  survivor_after: string;
+  /** JSON array of label ids the merge attached to the survivor. */
+  labels_added: string;
+  created_at: number;
+  undo_until: number;
+  undone_at: number | null;
+}
+
+/** A candidate pair of duplicate contacts, maintained by triggers (docs/merge.md); contact_a < contact_b. */
+export interface DuplicatePairsTable {
+  /** `contact_a.contact_b`. */
+  id: string;
+  organization_id: string;
+  contact_a: string;
+  contact_b: string;
+  account_a: string;
+  account_b: string;
+  detected_at: number;
 }

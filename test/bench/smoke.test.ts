@@ -5,13 +5,13 @@
  * mean nothing; the benchmark itself is run by hand (bench/README.md).
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import pg from "pg";
 import { PENDING, SCENARIOS } from "../../bench/lib/scenarios.ts";
+import { spawnNode } from "../helpers/children.ts";
 import { PG_ADMIN_URL, storeKinds } from "../helpers/env.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
@@ -21,16 +21,16 @@ function runBench(
   env: Record<string, string> = {},
 ): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "bench/run.ts", ...args], {
+    const child = spawnNode(["--import", "tsx", "bench/run.ts", ...args], {
       cwd: ROOT,
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";
-    child.stdout.on("data", (d) => {
+    child.stdout!.on("data", (d) => {
       output += d;
     });
-    child.stderr.on("data", (d) => {
+    child.stderr!.on("data", (d) => {
       output += d;
     });
     child.on("exit", (code) => resolve({ code: code ?? 1, output }));

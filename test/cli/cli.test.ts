@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { describe, test } from "node:test";
 import { runCli } from "../../src/cli/main.ts";
+import { spawnNode, waitForLine } from "../helpers/children.ts";
 import { storeKinds } from "../helpers/env.ts";
 import { createTestStore } from "../helpers/harness.ts";
 
@@ -17,34 +18,22 @@ async function cli(argv: string[], env: Record<string, string>) {
   return { code, out: out.join("\n"), err: err.join("\n") };
 }
 
-/** Starts `phonebook serve` as a real process and resolves once it listens. */
+/** Starts `phonebook serve` as a real process and resolves once it listens (it dies with this process). */
 async function serve(
   env: Record<string, string>,
 ): Promise<{ child: ChildProcess; output: () => string; url: string }> {
-  const child = spawn(process.execPath, ["bin/phonebook.js", "serve"], {
+  const child = spawnNode(["bin/phonebook.js", "serve"], {
     env: { ...process.env, PORT: "0", LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
-  child.stdout!.on("data", (d) => {
-    output += d;
+  const match = await waitForLine(child, /Server listening at (http:\/\/127\.0\.0\.1:\d+)/, {
+    onLine: (line) => {
+      output += `${line}\n`;
+    },
+    describe: () => output,
   });
-  child.stderr!.on("data", (d) => {
-    output += d;
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 30_000);
-    const check = () => {
-      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    };
-    child.stdout!.on("data", check);
-    child.once("exit", () => reject(new Error(`server exited:\n${output}`)));
-  });
-  return { child, output: () => output, url };
+  return { child, output: () => output, url: match[1]! };
 }
 
 for (const kind of storeKinds()) {

@@ -5,7 +5,7 @@ import { PG_ADMIN_URL, REDIS_URL } from "./env.ts";
 
 /** undefined when PostgreSQL answers, otherwise the problem. */
 export async function pgAvailable(): Promise<string | undefined> {
-  const client = new pg.Client({ connectionString: PG_ADMIN_URL, connectionTimeoutMillis: 3000 });
+  const client = new pg.Client({ connectionString: PG_ADMIN_URL, connectionTimeoutMillis: 30_000 });
   try {
     await client.connect();
     await client.query("SELECT 1");
@@ -25,7 +25,7 @@ export function redisAvailable(): Promise<string | undefined> {
       socket.destroy();
       resolve(problem);
     };
-    socket.setTimeout(3000, () => done("timeout"));
+    socket.setTimeout(30_000, () => done("timeout")); // generous: a loaded machine answers late
     socket.once("error", (error) => done(error.message));
     socket.connect(Number(url.port || 6379), url.hostname, () => {
       socket.write("PING\r\n");

@@ -1,11 +1,9 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
-import { join } from "node:path";
 import { Redis } from "ioredis";
 import { REDIS_URL } from "./env.ts";
-
-const ROOT = join(import.meta.dirname, "..", "..");
+import { startServerProcess as startServer } from "./server-process.ts";
 
 /** A port that was free a moment ago (bind to 0, read, close). */
 export function freePort(): Promise<number> {
@@ -28,61 +26,22 @@ export interface ServerProcess {
 }
 
 /**
- * `phonebook serve` (node --import tsx src/cli/main.ts serve) as a child
- * process on a free port, with `env` on top of a minimal environment.
- * Resolves once it logs that it is listening. `script` replaces the entry
- * point (e.g. test/helpers/crashing-server.ts).
+ * `phonebook serve` as a child process on a port of its choosing, with `env` on top of
+ * a minimal environment; `script` replaces the entry point (e.g.
+ * test/helpers/crashing-server.ts). Resolves once it logs that it is
+ * listening; the process dies with the test process
+ * (test/helpers/server-process.ts, test/helpers/children.ts).
  */
 export async function startServerProcess(
   env: Record<string, string>,
   script: string[] = ["src/cli/main.ts", "serve"],
 ): Promise<ServerProcess> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ["--import", "tsx", ...script], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH ?? "",
-      HOST: "127.0.0.1",
-      PORT: String(port),
-      LOG_LEVEL: "info",
-      ...env,
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  child.stdout?.on("data", (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  child.stderr?.on("data", (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in 30 s:\n${output}`)), 30_000);
-    const check = () => {
-      if (output.includes("Server listening at")) {
-        clearTimeout(timer);
-        child.stdout?.off("data", check);
-        resolve();
-      }
-    };
-    child.stdout?.on("data", check);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code} before listening:\n${output}`));
-    });
-  });
+  const server = await startServer(env, { script });
   return {
-    url: `http://127.0.0.1:${port}`,
-    child,
-    output: () => output,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-      await exited;
-      clearTimeout(timer);
-    },
+    url: server.url,
+    child: server.child,
+    output: () => server.output.join("\n"),
+    stop: () => server.kill("SIGTERM"),
   };
 }
 

@@ -5,7 +5,7 @@ import { Type } from "typebox";
 import { ApiError } from "../../src/errors.ts";
 import { principalOf, protect } from "../../src/http/auth.ts";
 import { toApiError } from "../../src/http/errors.ts";
-import { runWrite } from "../../src/http/write.ts";
+import { runWrite } from "../../src/http/write-transaction.ts";
 import { storeKinds } from "../helpers/env.ts";
 import { createHarness, type Harness } from "../helpers/harness.ts";
 

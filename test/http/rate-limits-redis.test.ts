@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { Writable } from "node:stream";
 import { describe, test } from "node:test";
 import { Redis } from "ioredis";
 import { buildApp } from "../../src/app.ts";
+import { START_DEADLINE_MS, spawnChild } from "../helpers/children.ts";
 import { hasRedis, REDIS_URL, storeKinds } from "../helpers/env.ts";
 import { createHarness } from "../helpers/harness.ts";
 import { freePort, redisKeys, redisPrefix } from "../helpers/processes.ts";
@@ -20,7 +21,11 @@ function logCapture() {
   return { stream, lines, messages: () => lines.map((l) => l.msg) };
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = START_DEADLINE_MS,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -30,7 +35,7 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
 
 /** A private redis-server on `port` (the shared one is never stopped). */
 async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn(
+  const child = spawnChild(
     "redis-server",
     ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
     { stdio: "ignore" },

@@ -71,6 +71,15 @@ for (const kind of storeKinds()) {
       await ts.drop();
     });
 
+    /** A runner "dies": its lease is made to have run out, instead of waiting for the clock (no timing). */
+    const expireLease = async (importId: string) => {
+      await ts.store.db
+        .updateTable("imports")
+        .set({ lease_until: Date.now() - 1 })
+        .where("id", "=", importId)
+        .execute();
+    };
+
     const newAccount = async (): Promise<AccountRow> =>
       createAccount(ts.store.db, orgId, {
         phone_number_id: `${900000000 + process.pid * 10 + ++accountNo}`,
@@ -118,7 +127,7 @@ for (const kind of storeKinds()) {
     test("a crash between batches and a crash inside a batch: the import resumes and never double-counts", async () => {
       const account = await newAccount();
       const imp = await queue(account, nastyFile());
-      const leaseMs = 1500; // long enough that a loaded machine cannot let it lapse between A and B
+      const leaseMs = 10 * 60_000; // never lapses by itself during the test: expiries are explicit
 
       // Runner A commits 3 batches, then dies holding its lease.
       const a = new ImportRunner(ts.store, { batchSize: 200, leaseMs });
@@ -131,7 +140,7 @@ for (const kind of storeKinds()) {
       assert.equal(await b.runOnce({ importId: imp.id }), "idle", "A's lease still holds the import");
 
       // Runner B takes over once the lease expires, commits one batch, and dies inside its second.
-      await sleep(leaseMs + 50);
+      await expireLease(imp.id);
       const crashing = new ImportRunner(ts.store, {
         batchSize: 200,
         leaseMs,
@@ -151,7 +160,7 @@ for (const kind of storeKinds()) {
       assert.equal(Number(errorsSoFar.n), afterB.failed_rows);
 
       // Runner C resumes after the last committed batch and finishes.
-      await sleep(leaseMs + 50);
+      await expireLease(imp.id);
       const c = new ImportRunner(ts.store, { batchSize: 200, leaseMs });
       assert.equal(await c.runOnce({ importId: imp.id }), "finished");
       const done = (await findImport(ts.store.db, imp.id))!;
@@ -209,11 +218,11 @@ for (const kind of storeKinds()) {
       const account = await newAccount();
       const imp = await queue(account, nastyFile());
       for (let i = 0; i < 2; i++) {
-        const r = new ImportRunner(ts.store, { batchSize: 500, leaseMs: 50, maxAttempts: 2 });
+        const r = new ImportRunner(ts.store, { batchSize: 500, leaseMs: 10 * 60_000, maxAttempts: 2 });
         assert.equal(await r.runOnce({ importId: imp.id, maxBatches: 1 }), "paused");
-        await sleep(80);
+        await expireLease(imp.id);
       }
-      const last = new ImportRunner(ts.store, { batchSize: 500, leaseMs: 50, maxAttempts: 2 });
+      const last = new ImportRunner(ts.store, { batchSize: 500, leaseMs: 10 * 60_000, maxAttempts: 2 });
       assert.equal(await last.runOnce({ importId: imp.id }), "finished");
       const row = (await findImport(ts.store.db, imp.id))!;
       assert.equal(row.status, "failed");
@@ -226,15 +235,15 @@ for (const kind of storeKinds()) {
     test("the app resumes an interrupted import on start and stops its runner on close", async () => {
       const account = await newAccount();
       const imp = await queue(account, nastyFile());
-      const dead = new ImportRunner(ts.store, { batchSize: 400, leaseMs: 100 });
+      const dead = new ImportRunner(ts.store, { batchSize: 400, leaseMs: 10 * 60_000 });
       assert.equal(await dead.runOnce({ importId: imp.id, maxBatches: 2 }), "paused");
-      await sleep(150);
+      await expireLease(imp.id);
       const app = await buildApp(loadConfig({ LOG_LEVEL: "silent", ...ts.env }), {
         store: ts.store,
         jobs: { pollMs: 20, batchSize: 400 },
       });
       await app.ready();
-      const deadline = Date.now() + 30_000;
+      const deadline = Date.now() + 300_000; // generous: only a hang should reach it
       let row = (await findImport(ts.store.db, imp.id))!;
       while (row.status !== "completed" && Date.now() < deadline) {
         await sleep(25);

@@ -24,7 +24,8 @@ import { createTestStore, seedOrganization } from "../helpers/harness.ts";
 import { withTimeout } from "../helpers/reliability.ts";
 import { TcpProxy } from "../helpers/tcp-proxy.ts";
 
-const REQUEST_TIMEOUT_MS = 15_000;
+/** "Never a hang": a request answered after this is a failure. Generous, because a loaded machine is slow, not hung. */
+const REQUEST_TIMEOUT_MS = 120_000;
 
 interface Sample {
   startedAt: number;
@@ -136,7 +137,7 @@ if (storeKinds().includes("postgres")) {
         proxy.restore();
         const recoveryMs = await waitFor(
           "recovery (/v1/ready 200)",
-          20_000,
+          300_000, // generous: only a store that never comes back should reach it
           async () => (await ready()) === 200,
         );
         await sleep(1000);
@@ -214,7 +215,7 @@ if (storeKinds().includes("postgres")) {
           assert.equal(res.json().error.code, "service_unavailable");
         }
         proxy.restore();
-        const recoveryMs = await waitFor("recovery after the partition", 20_000, async () => {
+        const recoveryMs = await waitFor("recovery after the partition", 300_000, async () => {
           return (await list()).statusCode === 200;
         });
         console.log(

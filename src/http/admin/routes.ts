@@ -1,12 +1,14 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { FastifyRequest } from "fastify";
 import { Type } from "typebox";
-import { createAccount, PHONE_NUMBER_ID_PATTERN, updateAccount } from "../../domain/accounts.ts";
+import { createAccount, deleteAccount, updateAccount } from "../../domain/accounts.ts";
 import { constantTimeEqual } from "../../domain/auth.ts";
 import { toIso, toIsoOrNull } from "../../domain/clock.ts";
 import {
   createApiKey,
   createOrganization,
+  deleteOrganization,
+  listApiKeysOf,
   rateLimitsOf,
   revokeApiKey,
   updateOrganization,
@@ -14,7 +16,7 @@ import {
 import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
 import { listOrganizations } from "../../store/repositories/organizations.ts";
-import { AccountSchema, accountOut, OrganizationSchema, organizationOut } from "../representations.ts";
+import { AccountSchema, accountOut, OrganizationSchema, organizationOut } from "../representation.ts";
 import {
   DataEnvelope,
   Id,
@@ -23,6 +25,7 @@ import {
   NO_CONTROL_CHARACTERS,
   NullableString,
   PageQuery,
+  PhoneNumberId,
   Timestamp,
 } from "../schemas.ts";
 
@@ -45,6 +48,19 @@ const ApiKeySchema = Type.Object({
   revoked_at: Type.Union([Timestamp, Type.Null()]),
   created_at: Timestamp,
 });
+
+const ErasedSchema = Type.Object(
+  {
+    accounts: Type.Integer(),
+    contacts: Type.Integer(),
+    labels: Type.Integer(),
+    customers: Type.Integer(),
+    api_keys: Type.Integer(),
+    imports: Type.Integer(),
+    idempotency_keys: Type.Integer(),
+  },
+  { description: "How many rows of each kind were erased" },
+);
 
 /**
  * The operator API (`/admin/v1`), enabled by PHONEBOOK_ADMIN_TOKEN. Without
@@ -192,6 +208,65 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   );
 
+  app.delete(
+    "/organizations/:org_id",
+    {
+      schema: {
+        tags,
+        summary: "Delete an organisation and erase all its data",
+        description:
+          "Erases, in one transaction: its API keys (they stop working at once), accounts, contacts " +
+          "(with labels attached to them), labels, customers, imports (with the uploaded files) and " +
+          "idempotency records. Cannot be undone.",
+        params: Type.Object({ org_id: Id("org") }),
+        response: {
+          200: DataEnvelope(
+            Type.Object({
+              id: Type.String(),
+              object: Type.Literal("organization"),
+              deleted: Type.Literal(true),
+              erased: ErasedSchema,
+            }),
+          ),
+          ...NATIVE_ERROR_RESPONSES,
+        },
+      },
+    },
+    async (request) => {
+      const id = request.params.org_id;
+      const erased = await store.transaction((tx) => deleteOrganization(tx, id));
+      authenticator.forgetOrganization(id);
+      return {
+        data: { id, object: "organization" as const, deleted: true as const, erased },
+        request_id: request.id,
+      };
+    },
+  );
+
+  app.get(
+    "/organizations/:org_id/api_keys",
+    {
+      schema: {
+        tags,
+        summary: "List an organisation's API keys (never the keys themselves)",
+        params: Type.Object({ org_id: Id("org") }),
+        querystring: Type.Object({ ...PageQuery }, { additionalProperties: false }),
+        response: { 200: ListEnvelope(ApiKeySchema), ...NATIVE_ERROR_RESPONSES },
+      },
+    },
+    async (request) => {
+      const limit = parseLimit(request.query.limit);
+      const orgId = request.params.org_id;
+      const scope = canonicalScope("admin.api_keys", null, { org_id: orgId });
+      const after = request.query.cursor
+        ? app.services.cursors.decode(scope, request.query.cursor)
+        : undefined;
+      const rows = await listApiKeysOf(store.db, orgId, { limit: limit + 1, after });
+      const page = pageOf(rows, limit, app.services.cursors, scope, apiKeyOut);
+      return { ...page, request_id: request.id };
+    },
+  );
+
   app.post(
     "/organizations/:org_id/accounts",
     {
@@ -201,7 +276,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
         params: Type.Object({ org_id: Id("org") }),
         body: Type.Object(
           {
-            phone_number_id: Type.String({ pattern: PHONE_NUMBER_ID_PATTERN }),
+            phone_number_id: PhoneNumberId("Meta phone_number_id of the number"),
             phone_number: Type.String({
               minLength: 1,
               maxLength: 40,
@@ -221,6 +296,47 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const account = await createAccount(store.db, request.params.org_id, request.body);
       reply.status(201);
       return { data: accountOut(account), request_id: request.id };
+    },
+  );
+
+  app.delete(
+    "/accounts/:account_id",
+    {
+      schema: {
+        tags,
+        summary: "Remove an account and erase its contacts",
+        description:
+          "Erases, in one transaction: the account, its contacts (with their label attachments), its " +
+          "imports and its webhook receipts. Labels and customers, which belong to the organisation, stay.",
+        params: Type.Object({ account_id: Id("wba") }),
+        response: {
+          200: DataEnvelope(
+            Type.Object({
+              id: Type.String(),
+              object: Type.Literal("account"),
+              phone_number_id: Type.String(),
+              deleted: Type.Literal(true),
+              erased: ErasedSchema,
+            }),
+          ),
+          ...NATIVE_ERROR_RESPONSES,
+        },
+      },
+    },
+    async (request) => {
+      const { account, erased } = await store.transaction((tx) =>
+        deleteAccount(tx, request.params.account_id),
+      );
+      return {
+        data: {
+          id: account.id,
+          object: "account" as const,
+          phone_number_id: account.phone_number_id,
+          deleted: true as const,
+          erased,
+        },
+        request_id: request.id,
+      };
     },
   );
 

@@ -1,32 +1,28 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import type { FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import { requireAccountByPhoneNumberId } from "../../domain/accounts.ts";
-import { METADATA_DESCRIPTION } from "../../domain/contact-fields.ts";
 import {
   contactFilters,
   findContactByIdentifier,
+  findContactByIdentifierResolved,
   listContactsPage,
-  type Scope,
   updateContact,
 } from "../../domain/contacts.ts";
 import { parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
 import { contactIdOf } from "../../ids.ts";
-import { principalOf, protect } from "../auth.ts";
+import { protect, scopeOf } from "../auth.ts";
 import { PLATFORM_DEFAULT_LIMIT } from "../platform/contacts.ts";
 import { boundOf, kapsoCursorOrg } from "../platform/pagination.ts";
 import { Cursors, cursorsOf, KapsoContactSchema, kapsoContactOut } from "../platform/representation.ts";
 import { kapsoFilters } from "../platform/wire.ts";
-import { runWrite } from "../write.ts";
+import { MetadataInput, PhoneNumberId } from "../schemas.ts";
+import { runWrite } from "../write-transaction.ts";
 import { GRAPH_ERROR_RESPONSES } from "./errors.ts";
 
 const AccountParams = {
   version: Type.String({ pattern: "^v\\d+\\.\\d+$", description: "Any Graph version, e.g. v23.0" }),
-  phone_number_id: Type.String({
-    pattern: "^\\d{6,20}$",
-    description: "Meta phone_number_id of the account",
-  }),
+  phone_number_id: PhoneNumberId("Meta phone_number_id of the account"),
 };
 const ContactParams = Type.Object({
   ...AccountParams,
@@ -35,17 +31,6 @@ const ContactParams = Type.Object({
     description: "wa_id (phone without +); a BSUID or contact id works too",
   }),
 });
-const Metadata = Type.Union(
-  [
-    Type.Unsafe<Record<string, unknown>>({
-      type: "object",
-      "x-error-code": "invalid_metadata",
-      description: METADATA_DESCRIPTION,
-    }),
-    Type.Null(),
-  ],
-  { "x-error-code": "invalid_metadata" },
-);
 
 /**
  * The graph surface (`/meta/whatsapp/{version}/{phone_number_id}/contacts`):
@@ -54,13 +39,7 @@ const Metadata = Type.Union(
  */
 export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
   protect(app);
-  const { store } = app.services;
   const tags = ["graph"];
-  const scopeOf = (request: FastifyRequest): Scope => ({
-    db: store.db,
-    dialect: store.dialect,
-    organizationId: principalOf(request).organization.id,
-  });
 
   app.get(
     "/:version/:phone_number_id/contacts",
@@ -119,7 +98,15 @@ export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags,
         summary: "Fetch a contact by wa_id (the bare object)",
         params: ContactParams,
-        response: { 200: KapsoContactSchema, ...GRAPH_ERROR_RESPONSES },
+        response: {
+          200: Type.Object({
+            ...KapsoContactSchema.properties,
+            merged_into: Type.Optional(
+              Type.String({ description: "Set when wa_id led to a merged-away contact" }),
+            ),
+          }),
+          ...GRAPH_ERROR_RESPONSES,
+        },
       },
     },
     async (request) => {
@@ -129,9 +116,15 @@ export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
         scope.organizationId,
         request.params.phone_number_id,
       );
-      return kapsoContactOut(
-        await findContactByIdentifier(scope, contactIdOf(request.params.wa_id), account.id, "wa_id"),
+      const found = await findContactByIdentifierResolved(
+        scope,
+        contactIdOf(request.params.wa_id),
+        account.id,
+        "wa_id",
       );
+      // A merged-away identity answers its survivor and says so (docs/merge.md).
+      const out = kapsoContactOut(found.contact);
+      return found.merged_into === undefined ? out : { ...out, merged_into: out.id };
     },
   );
 
@@ -148,7 +141,7 @@ export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
           {
             profile_name: Type.Optional(Type.Union([Type.String({ maxLength: 256 }), Type.Null()])),
             display_name: Type.Optional(Type.Union([Type.String({ maxLength: 256 }), Type.Null()])),
-            metadata: Type.Optional(Metadata),
+            metadata: Type.Optional(MetadataInput),
           },
           { additionalProperties: false },
         ),
@@ -165,7 +158,7 @@ export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
       }
       const scope = scopeOf(request);
       return runWrite(request, reply, async (tx) => {
-        const txScope = { ...scope, db: tx };
+        const txScope = scopeOf(request, tx);
         const account = await requireAccountByPhoneNumberId(
           tx,
           scope.organizationId,

@@ -1,12 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
-import { METADATA_DESCRIPTION } from "../../domain/contact-fields.ts";
 import {
   type ContactInput,
   contactFilters,
   createContact,
   deleteContact,
-  getContact,
+  findContact,
   listContacts,
   resolveAccount,
   updateContact,
@@ -14,22 +13,21 @@ import {
 import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
 import { contactIdOf, isUuid } from "../../ids.ts";
-import { DataEnvelope, Id, ListEnvelope, NATIVE_ERROR_RESPONSES, PageQuery, Timestamp } from "../schemas.ts";
-import { runWrite } from "../write.ts";
-import { ContactSchema, contactOut } from "./contact-representation.ts";
-import { pathAccountOf, scopeOf } from "./scope.ts";
+import { scopeOf } from "../auth.ts";
+import {
+  DataEnvelope,
+  Id,
+  ListEnvelope,
+  MetadataInput,
+  NATIVE_ERROR_RESPONSES,
+  PageQuery,
+  Timestamp,
+} from "../schemas.ts";
+import { runWrite } from "../write-transaction.ts";
+import { ContactSchema, contactOut } from "./representation.ts";
+import { FromAccount, PATH_STYLES, pathAccountOf } from "./scope.ts";
 import { nativeFilters } from "./wire.ts";
 
-const PhoneNumberId = Type.String({
-  pattern: "^\\d{6,20}$",
-  description: "Meta phone_number_id of one of your accounts",
-});
-const LooseObject = Type.Unsafe<Record<string, unknown>>({
-  type: "object",
-  "x-error-code": "invalid_metadata",
-  description: METADATA_DESCRIPTION,
-});
-const Metadata = Type.Union([LooseObject, Type.Null()], { "x-error-code": "invalid_metadata" });
 const Name = Type.String({ maxLength: 256 });
 
 export const ListQuery = Type.Object(
@@ -56,7 +54,7 @@ const CreateFields = {
   email: Type.Optional(
     Type.Union([Type.String({ maxLength: 254 }), Type.Null()], { "x-error-code": "invalid_email" }),
   ),
-  metadata: Type.Optional(Metadata),
+  metadata: Type.Optional(MetadataInput),
   business_scoped_user_id: Type.Optional(Type.String({ maxLength: 128 })),
   labels: Type.Optional(Type.Array(Id("lbl"), { maxItems: 100 })),
 };
@@ -67,7 +65,7 @@ const UpdateBody = Type.Object(
     email: Type.Optional(
       Type.Union([Type.String({ maxLength: 254 }), Type.Null()], { "x-error-code": "invalid_email" }),
     ),
-    metadata: Type.Optional(Metadata),
+    metadata: Type.Optional(MetadataInput),
     phone_number: Type.Optional(Type.String({ maxLength: 40 })),
   },
   { additionalProperties: false },
@@ -106,20 +104,16 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { cursors } = app.services;
   const tags = ["contacts"];
 
-  const accountOf = pathAccountOf;
-
-  for (const scoped of [false, true]) {
-    const base = scoped ? "/:phone_number_id/contacts" : "/contacts";
-    const pathParams: Record<string, typeof PhoneNumberId> = scoped ? { phone_number_id: PhoneNumberId } : {};
-    const summarySuffix = scoped ? " (one account)" : "";
+  for (const style of PATH_STYLES) {
+    const { base, suffix } = style;
 
     app.get(
       base,
       {
         schema: {
           tags,
-          summary: `List and search contacts${summarySuffix}`,
-          params: Type.Object(pathParams),
+          summary: `List and search contacts${suffix}`,
+          params: style.params(),
           querystring: ListQuery,
           response: { 200: ListEnvelope(ContactSchema), ...NATIVE_ERROR_RESPONSES },
         },
@@ -128,7 +122,7 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const scope = scopeOf(request);
         const { limit: rawLimit, cursor, ...query } = request.query;
         const limit = parseLimit(rawLimit);
-        const account = await accountOf(request, scope);
+        const account = await pathAccountOf(scope, request.params.phone_number_id);
         const filters = contactFilters(scope.organizationId, account?.id, nativeFilters(query));
         const { organizationId, ...bound } = filters;
         const cursorScope = canonicalScope("native.contacts", organizationId, bound);
@@ -143,31 +137,25 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
       {
         schema: {
           tags,
-          summary: `Create a contact${summarySuffix}`,
-          params: Type.Object(pathParams),
+          summary: `Create a contact${suffix}`,
+          params: style.params(),
           body: Type.Object(
-            scoped
-              ? CreateFields
-              : {
-                  ...CreateFields,
-                  from: Type.Optional(
-                    Type.String({
-                      maxLength: 40,
-                      description: "The account: its E.164 number or phone_number_id",
-                    }),
-                  ),
-                },
+            {
+              ...CreateFields,
+              ...style.orgLevelOnly({ from: FromAccount }),
+            },
             { additionalProperties: false },
           ),
           response: { 201: DataEnvelope(ContactSchema), ...NATIVE_ERROR_RESPONSES },
         },
       },
       async (request, reply) => {
-        const scope = scopeOf(request);
-        const body = request.body as Parameters<typeof createInput>[0] & { from?: string };
+        const body = request.body;
         return runWrite(request, reply, async (tx) => {
-          const txScope = { ...scope, db: tx };
-          const account = (await accountOf(request, txScope)) ?? (await resolveAccount(txScope, body.from));
+          const txScope = scopeOf(request, tx);
+          const account =
+            (await pathAccountOf(txScope, request.params.phone_number_id)) ??
+            (await resolveAccount(txScope, body.from));
           const contact = await createContact(txScope, account, createInput(body), "api");
           return { status: 201, body: { data: contactOut(contact), request_id: request.id } };
         });
@@ -175,23 +163,38 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
     );
 
     const byId = `${base}/:id`;
-    const idParams = Type.Object({ ...pathParams, id: Id("ctc") });
+    const idParams = style.params({ id: Id("ctc") });
 
     app.get(
       byId,
       {
         schema: {
           tags,
-          summary: `Fetch a contact${summarySuffix}`,
+          summary: `Fetch a contact${suffix}`,
+          description:
+            "A merged-away id answers its survivor, with `merged_into` (the survivor's id) beside `data` (docs/merge.md).",
           params: idParams,
-          response: { 200: DataEnvelope(ContactSchema), ...NATIVE_ERROR_RESPONSES },
+          response: {
+            200: Type.Object({
+              data: ContactSchema,
+              merged_into: Type.Optional(
+                Type.String({ description: "Set when the id asked for was merged into this contact" }),
+              ),
+              request_id: Type.String(),
+            }),
+            ...NATIVE_ERROR_RESPONSES,
+          },
         },
       },
       async (request) => {
         const scope = scopeOf(request);
-        const account = await accountOf(request, scope);
-        const contact = await getContact(scope, (request.params as { id: string }).id, account?.id);
-        return { data: contactOut(contact), request_id: request.id };
+        const account = await pathAccountOf(scope, request.params.phone_number_id);
+        const found = await findContact(scope, request.params.id, account?.id);
+        return {
+          data: contactOut(found.contact),
+          ...(found.merged_into === undefined ? {} : { merged_into: found.merged_into }),
+          request_id: request.id,
+        };
       },
     );
 
@@ -200,7 +203,7 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
       {
         schema: {
           tags,
-          summary: `Update a contact${summarySuffix}`,
+          summary: `Update a contact${suffix}`,
           description:
             "Any of name (sets display_name), email, metadata (merged; a key set to null is removed; null clears all), phone_number.",
           params: idParams,
@@ -216,13 +219,12 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
             "Give at least one of name, email, metadata, phone_number.",
           );
         }
-        const scope = scopeOf(request);
         return runWrite(request, reply, async (tx) => {
-          const txScope = { ...scope, db: tx };
-          const account = await accountOf(request, txScope);
+          const txScope = scopeOf(request, tx);
+          const account = await pathAccountOf(txScope, request.params.phone_number_id);
           const { contact } = await updateContact(
             txScope,
-            (request.params as { id: string }).id,
+            request.params.id,
             {
               display_name: body.name,
               email: body.email,
@@ -242,7 +244,7 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
       {
         schema: {
           tags,
-          summary: `Delete a contact${summarySuffix}`,
+          summary: `Delete a contact${suffix}`,
           params: idParams,
           response: {
             200: DataEnvelope(
@@ -257,11 +259,10 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
         },
       },
       async (request, reply) => {
-        const scope = scopeOf(request);
-        const id = (request.params as { id: string }).id;
+        const { id } = request.params;
         return runWrite(request, reply, async (tx) => {
-          const txScope = { ...scope, db: tx };
-          const account = await accountOf(request, txScope);
+          const txScope = scopeOf(request, tx);
+          const account = await pathAccountOf(txScope, request.params.phone_number_id);
           await deleteContact(txScope, id, account?.id);
           return {
             status: 200,

@@ -1,32 +1,30 @@
 import { Readable } from "node:stream";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import type { FastifyRequest } from "fastify";
 import { Type } from "typebox";
-import { requireAccountByPhoneNumberId } from "../../domain/accounts.ts";
-import { contactFilters, type Scope } from "../../domain/contacts.ts";
-import { EXPORT_BATCH, type ExportFormat, exportContacts } from "../../jobs/export.ts";
-import { principalOf } from "../auth.ts";
+import { contactFilters } from "../../domain/contacts.ts";
+import { EXPORT_BATCH, exportContacts } from "../../jobs/export.ts";
+import { scopeOf } from "../auth.ts";
 import { NATIVE_ERROR_RESPONSES } from "../schemas.ts";
 import { ListQuery } from "./contacts.ts";
-import { type NativeListQuery, nativeFilters } from "./wire.ts";
+import { PATH_STYLES, pathAccountOf } from "./scope.ts";
+import { nativeFilters } from "./wire.ts";
 
 const { limit: _limit, cursor: _cursor, ...filterProperties } = ListQuery.properties;
 
 /** `GET …/contacts/export` in both path styles. */
 export const exportRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { store } = app.services;
-  for (const scoped of [false, true]) {
-    const path = scoped ? "/:phone_number_id/contacts/export" : "/contacts/export";
+  for (const style of PATH_STYLES) {
+    const path = `${style.base}/export`;
     app.get(
       path,
       {
         schema: {
           tags: ["contacts"],
-          summary: `Export every matching contact as CSV or NDJSON${scoped ? " (one account)" : ""}`,
+          summary: `Export every matching contact as CSV or NDJSON${style.suffix}`,
           description:
             "Streamed in constant memory, newest first; takes the list filters. CSV columns and the round trip with imports: docs/imports-and-export.md. " +
             "CSV cells starting with = + - @, a tab or a carriage return are prefixed with ' so that spreadsheets do not run them as formulas (OWASP CSV injection); the import removes that quote again. raw=true exports the values as stored (for machine consumers); NDJSON is always exact.",
-          params: Type.Object(scoped ? { phone_number_id: Type.String({ pattern: "^\\d{6,20}$" }) } : {}),
+          params: style.params(),
           querystring: Type.Object(
             {
               ...filterProperties,
@@ -42,27 +40,16 @@ export const exportRoutes: FastifyPluginAsyncTypebox = async (app) => {
             { additionalProperties: false },
           ),
           response: {
-            200: Type.String({ description: "text/csv or application/x-ndjson" }),
+            // A stream of text (the serializer leaves streams alone); OpenAPI shows a string.
+            200: Type.Unsafe<Readable>({ type: "string", description: "text/csv or application/x-ndjson" }),
             ...NATIVE_ERROR_RESPONSES,
           },
         },
       },
-      async (request: FastifyRequest, reply) => {
-        const scope: Scope = {
-          db: store.db,
-          dialect: store.dialect,
-          organizationId: principalOf(request).organization.id,
-        };
-        const {
-          format = "csv",
-          raw,
-          ...query
-        } = request.query as NativeListQuery & { format?: ExportFormat; raw?: "true" | "false" };
-        const pnid = (request.params as { phone_number_id?: string }).phone_number_id;
-        const account =
-          pnid === undefined
-            ? undefined
-            : await requireAccountByPhoneNumberId(scope.db, scope.organizationId, pnid);
+      async (request, reply) => {
+        const scope = scopeOf(request);
+        const { format = "csv", raw, ...query } = request.query;
+        const account = await pathAccountOf(scope, request.params.phone_number_id);
         const filters = contactFilters(scope.organizationId, account?.id, nativeFilters(query));
         const stream = Readable.from(
           exportContacts(scope, filters, format, EXPORT_BATCH, { raw: raw === "true" }),

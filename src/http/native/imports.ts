@@ -18,10 +18,17 @@ import { ApiError } from "../../errors.ts";
 import { newId } from "../../ids.ts";
 import { type ImportFormat, receiveUpload } from "../../jobs/import-records.ts";
 import { findAccount, listAccounts } from "../../store/repositories/accounts.ts";
-import { principalOf } from "../auth.ts";
-import { DataEnvelope, Id, ListEnvelope, NATIVE_ERROR_RESPONSES, PageQuery, Timestamp } from "../schemas.ts";
-import { runWrite } from "../write.ts";
-import { scopeOf } from "./scope.ts";
+import { principalOf, scopeOf } from "../auth.ts";
+import {
+  DataEnvelope,
+  Id,
+  ListEnvelope,
+  NATIVE_ERROR_RESPONSES,
+  PageQuery,
+  PhoneNumberId,
+  Timestamp,
+} from "../schemas.ts";
+import { runWrite } from "../write-transaction.ts";
 
 const CONTENT_TYPES: Record<string, ImportFormat> = {
   "text/csv": "csv",
@@ -164,9 +171,7 @@ export const importRoutes: FastifyPluginAsyncTypebox = async (app) => {
           "The raw file is the body: Content-Type text/csv or application/x-ndjson. Rows are processed in batches in the background; poll GET /v1/imports/{id}. See docs/imports-and-export.md for columns.",
         querystring: Type.Object(
           {
-            phone_number_id: Type.Optional(
-              Type.String({ pattern: "^\\d{6,20}$", description: "The account; optional when you have one" }),
-            ),
+            phone_number_id: Type.Optional(PhoneNumberId("The account; optional when you have one")),
             mode: Type.Optional(
               Type.Union([Type.Literal("create"), Type.Literal("upsert")], { default: "create" }),
             ),

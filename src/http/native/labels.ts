@@ -13,9 +13,9 @@ import {
 } from "../../domain/labels.ts";
 import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
+import { scopeOf } from "../auth.ts";
 import { DataEnvelope, Id, ListEnvelope, NATIVE_ERROR_RESPONSES, PageQuery, Timestamp } from "../schemas.ts";
-import { runWrite } from "../write.ts";
-import { scopeOf } from "./scope.ts";
+import { runWrite } from "../write-transaction.ts";
 
 export const Color = Type.Union(
   LABEL_COLORS.map((c) => Type.Literal(c)),

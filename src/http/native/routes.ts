@@ -4,13 +4,16 @@ import { rateLimitsOf } from "../../domain/organizations.ts";
 import { ApiError } from "../../errors.ts";
 import { listAccounts } from "../../store/repositories/accounts.ts";
 import { principalOf, protect } from "../auth.ts";
-import { AccountSchema, accountOut } from "../representations.ts";
+import { AccountSchema, accountOut } from "../representation.ts";
 import { DataEnvelope, ErrorBody, NATIVE_ERROR_RESPONSES, NullableString, Timestamp } from "../schemas.ts";
-import { contactBulkRoutes } from "./contact-bulk.ts";
+import { contactBatchRoutes } from "./contact-batch.ts";
 import { contactRoutes } from "./contacts.ts";
 import { exportRoutes } from "./export.ts";
+import { identityHistoryRoutes } from "./identity-history.ts";
 import { importRoutes } from "./imports.ts";
 import { labelRoutes } from "./labels.ts";
+import { mergeRoutes } from "./merges.ts";
+import { webhookRoutes } from "./webhooks.ts";
 
 /** The native `/v1` surface (kirim.chat style). */
 export const nativeRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -151,10 +154,13 @@ export const nativeRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     );
     await protectedApp.register(contactRoutes);
-    await protectedApp.register(contactBulkRoutes);
+    await protectedApp.register(contactBatchRoutes);
     await protectedApp.register(labelRoutes);
     await protectedApp.register(importRoutes);
     await protectedApp.register(exportRoutes);
+    await protectedApp.register(webhookRoutes);
+    await protectedApp.register(identityHistoryRoutes);
+    await protectedApp.register(mergeRoutes);
   };
   await app.register(protectedRoutes);
 };

@@ -2,7 +2,6 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import { requireAccountByPhoneNumberId } from "../../domain/accounts.ts";
-import { METADATA_DESCRIPTION } from "../../domain/contact-fields.ts";
 import {
   type ContactInput,
   contactFilters,
@@ -10,6 +9,7 @@ import {
   createContact,
   deleteContact,
   findContactByIdentifier,
+  findContactByIdentifierResolved,
   listContactsAtOffset,
   listContactsPage,
   resolveAccount,
@@ -19,9 +19,9 @@ import {
 import { parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
 import { contactIdOf } from "../../ids.ts";
-import { principalOf } from "../auth.ts";
-import { Timestamp } from "../schemas.ts";
-import { runWrite } from "../write.ts";
+import { scopeOf } from "../auth.ts";
+import { MetadataInput, PhoneNumberId, Timestamp } from "../schemas.ts";
+import { runWrite } from "../write-transaction.ts";
 import { PLATFORM_ERROR_RESPONSES } from "./errors.ts";
 import { boundOf, kapsoCursorOrg, OFFSET_MAX_PAGE, OFFSET_MAX_WINDOW, offsetWindow } from "./pagination.ts";
 import {
@@ -35,17 +35,7 @@ import { kapsoFilters } from "./wire.ts";
 
 export const PLATFORM_DEFAULT_LIMIT = 20;
 
-const PhoneNumberId = Type.String({
-  pattern: "^\\d{6,20}$",
-  description: "Meta phone_number_id of one of your accounts",
-});
 const Name = Type.Union([Type.String({ maxLength: 256 }), Type.Null()]);
-const LooseObject = Type.Unsafe<Record<string, unknown>>({
-  type: "object",
-  "x-error-code": "invalid_metadata",
-  description: METADATA_DESCRIPTION,
-});
-const Metadata = Type.Union([LooseObject, Type.Null()], { "x-error-code": "invalid_metadata" });
 const CustomerId = Type.Union([
   Type.String({ maxLength: 64, description: "A customer's UUID" }),
   Type.Null(),
@@ -63,7 +53,7 @@ const ListQuery = Type.Object(
     ),
     wa_id_contains: Type.Optional(Type.String({ description: "Substring of the wa_id digits" })),
     business_scoped_user_id: Type.Optional(Type.String({ description: "Exact BSUID" })),
-    phone_number_id: Type.Optional(PhoneNumberId),
+    phone_number_id: Type.Optional(PhoneNumberId()),
     created_after: Type.Optional(Timestamp),
     created_before: Type.Optional(Timestamp),
     limit: Type.Optional(Type.String({ description: "Cursor mode: 1–100, default 20" })),
@@ -84,7 +74,7 @@ const ContactFields = {
   profile_name: Type.Optional(Name),
   display_name: Type.Optional(Name),
   customer_id: Type.Optional(CustomerId),
-  metadata: Type.Optional(Metadata),
+  metadata: Type.Optional(MetadataInput),
 };
 
 const CreateBody = Type.Object(
@@ -93,7 +83,7 @@ const CreateBody = Type.Object(
       {
         ...ContactFields,
         wa_id: Type.String({ maxLength: 40 }),
-        phone_number_id: Type.Optional(PhoneNumberId),
+        phone_number_id: Type.Optional(PhoneNumberId()),
       },
       { additionalProperties: false },
     ),
@@ -113,7 +103,7 @@ const IdentifierParams = Type.Object({
   }),
 });
 const IdentifierQuery = Type.Object(
-  { phone_number_id: Type.Optional(PhoneNumberId) },
+  { phone_number_id: Type.Optional(PhoneNumberId()) },
   { additionalProperties: false },
 );
 
@@ -141,13 +131,7 @@ const CURSOR_EXAMPLE = "/platform/v1/whatsapp/contacts?limit=100&after=<paging.c
 
 /** `/platform/v1/whatsapp/contacts…` (Kapso's platform API), over the same domain as `/v1`. */
 export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { store } = app.services;
   const tags = ["platform"];
-  const scopeOf = (request: FastifyRequest): Scope => ({
-    db: store.db,
-    dialect: store.dialect,
-    organizationId: principalOf(request).organization.id,
-  });
   const accountIdOf = async (scope: Scope, phoneNumberId: string | undefined) =>
     phoneNumberId === undefined
       ? undefined
@@ -235,10 +219,10 @@ export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const scope = scopeOf(request);
+      const _scope = scopeOf(request);
       const { phone_number_id, ...fields } = request.body.contact;
       return runWrite(request, reply, async (tx) => {
-        const txScope = { ...scope, db: tx };
+        const txScope = scopeOf(request, tx);
         const account = await resolveAccount(txScope, phone_number_id, "phone_number_id");
         const contact = await createContact(txScope, account, contactInput(fields), "api");
         return { status: 201, body: { data: kapsoContactOut(contact) } };
@@ -254,14 +238,23 @@ export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary: "Fetch a contact by id, phone, BSUID or parent BSUID",
         params: IdentifierParams,
         querystring: IdentifierQuery,
-        response: { 200: Type.Object({ data: KapsoContactSchema }), ...PLATFORM_ERROR_RESPONSES },
+        response: {
+          200: Type.Object({ data: KapsoContactSchema, merged_into: Type.Optional(Type.String()) }),
+          ...PLATFORM_ERROR_RESPONSES,
+        },
       },
     },
     async (request) => {
       const scope = scopeOf(request);
       const accountId = await accountIdOf(scope, request.query.phone_number_id);
-      const contact = await findContactByIdentifier(scope, contactIdOf(request.params.identifier), accountId);
-      return { data: kapsoContactOut(contact) };
+      const found = await findContactByIdentifierResolved(
+        scope,
+        contactIdOf(request.params.identifier),
+        accountId,
+      );
+      const data = kapsoContactOut(found.contact);
+      // A merged-away identifier answers its survivor and says so (docs/merge.md).
+      return found.merged_into === undefined ? { data } : { data, merged_into: data.id };
     },
   );
 
@@ -289,9 +282,9 @@ export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
           { param: "contact" },
         );
       }
-      const scope = scopeOf(request);
+      const _scope = scopeOf(request);
       return runWrite(request, reply, async (tx) => {
-        const txScope = { ...scope, db: tx };
+        const txScope = scopeOf(request, tx);
         const accountId = await accountIdOf(txScope, request.query.phone_number_id);
         const found = await findContactByIdentifier(
           txScope,
@@ -316,9 +309,9 @@ export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const scope = scopeOf(request);
+      const _scope = scopeOf(request);
       await runWrite(request, reply, async (tx) => {
-        const txScope = { ...scope, db: tx };
+        const txScope = scopeOf(request, tx);
         const accountId = await accountIdOf(txScope, request.query.phone_number_id);
         const found = await findContactByIdentifier(
           txScope,

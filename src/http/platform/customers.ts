@@ -12,7 +12,7 @@ import {
 import { parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
 import { principalOf } from "../auth.ts";
-import { runWrite } from "../write.ts";
+import { runWrite } from "../write-transaction.ts";
 import { PLATFORM_DEFAULT_LIMIT } from "./contacts.ts";
 import { PLATFORM_ERROR_RESPONSES } from "./errors.ts";
 import { boundOf, kapsoCursorOrg } from "./pagination.ts";

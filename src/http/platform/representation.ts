@@ -7,7 +7,7 @@ import type { CustomerRow } from "../../domain/customers.ts";
 import type { Keyset } from "../../domain/pagination.ts";
 import { phoneDigits } from "../../domain/phone.ts";
 import { contactUuid } from "../../ids.ts";
-import { MetadataSchema } from "../native/contact-representation.ts";
+import { MetadataSchema } from "../native/representation.ts";
 import { NullableString, Timestamp } from "../schemas.ts";
 import { encodeKeysetCursor, kapsoCursorOrg } from "./pagination.ts";
 

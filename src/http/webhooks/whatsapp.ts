@@ -6,7 +6,7 @@ import { type IngestReport, ingestObservations, pruneInboundReceipts } from "../
 import { ApiError } from "../../errors.ts";
 import { isRetryableConflict } from "../../store/driver-errors.ts";
 import { ErrorBody } from "../schemas.ts";
-import { runWrite } from "../write.ts";
+import { runWrite } from "../write-transaction.ts";
 import { observationsOf, parseDelivery, verifyMetaSignature, WHATSAPP_OBJECT } from "./meta-delivery.ts";
 
 export interface WhatsappWebhookOptions {

@@ -5,12 +5,18 @@ import * as pg0003 from "./postgres/0003_imports.ts";
 import * as pg0004 from "./postgres/0004_customers.ts";
 import * as pg0005 from "./postgres/0005_inbound_receipts.ts";
 import * as pg0006 from "./postgres/0006_contact_counts.ts";
+import * as pg0007 from "./postgres/0007_webhooks.ts";
+import * as pg0008 from "./postgres/0008_merges.ts";
+import * as pg0011 from "./postgres/0011_identity_history.ts";
 import * as sqlite0001 from "./sqlite/0001_foundation.ts";
 import * as sqlite0002 from "./sqlite/0002_idempotency.ts";
 import * as sqlite0003 from "./sqlite/0003_imports.ts";
 import * as sqlite0004 from "./sqlite/0004_customers.ts";
 import * as sqlite0005 from "./sqlite/0005_inbound_receipts.ts";
 import * as sqlite0006 from "./sqlite/0006_contact_counts.ts";
+import * as sqlite0007 from "./sqlite/0007_webhooks.ts";
+import * as sqlite0008 from "./sqlite/0008_merges.ts";
+import * as sqlite0011 from "./sqlite/0011_identity_history.ts";
 
 /**
  * Ordered, immutable migrations per dialect. Add a file per change, named
@@ -23,6 +29,9 @@ const SQLITE: Record<string, Migration> = {
   "0004_customers": sqlite0004,
   "0005_inbound_receipts": sqlite0005,
   "0006_contact_counts": sqlite0006,
+  "0007_webhooks": sqlite0007,
+  "0008_merges": sqlite0008,
+  "0011_identity_history": sqlite0011,
 };
 
 const POSTGRES: Record<string, Migration> = {
@@ -32,6 +41,9 @@ const POSTGRES: Record<string, Migration> = {
   "0004_customers": pg0004,
   "0005_inbound_receipts": pg0005,
   "0006_contact_counts": pg0006,
+  "0007_webhooks": pg0007,
+  "0008_merges": pg0008,
+  "0011_identity_history": pg0011,
 };
 
 export function migrationProvider(dialect: "sqlite" | "postgres"): MigrationProvider {

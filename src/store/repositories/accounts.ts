@@ -42,3 +42,14 @@ export async function updateAccount(
   await db.updateTable("accounts").set(patch).where("id", "=", id).execute();
   return findAccount(db, id);
 }
+
+/** The first `limit` accounts of the installation, oldest first (the CLI picks the only one). */
+export async function listAllAccounts(db: Executor, limit: number): Promise<AccountRow[]> {
+  return db
+    .selectFrom("accounts")
+    .selectAll()
+    .orderBy("created_at", "asc")
+    .orderBy("id", "asc")
+    .limit(limit)
+    .execute();
+}

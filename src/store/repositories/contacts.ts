@@ -9,9 +9,10 @@ import {
   type Updateable,
 } from "kysely";
 import type { ContactsTable, Database } from "../schema.ts";
-import { type Dialect, type Executor, executeArrayRows } from "../store.ts";
+import { type Dialect, type Executor, executeArrayRows, firstRow, prepared } from "../store.ts";
 
-export type ContactRow = Omit<Selectable<ContactsTable>, "seq">;
+/** A contact's own columns; tombstones (merged_into, merge_id) are read by repositories/merges.ts. */
+export type ContactRow = Omit<Selectable<ContactsTable>, "seq" | "merged_into" | "merge_id">;
 
 export interface LabelRef {
   id: string;
@@ -118,6 +119,8 @@ function filterConditions(
   const col = (name: string) => opaque(dialect, hint, name, false);
   const { after, before } = bound;
   const c: Expression<SqlBool>[] = [eb(col("contacts.organization_id"), "=", f.organizationId)];
+  // Merged-away contacts (tombstones, docs/merge.md) are never listed.
+  c.push(eb(col("contacts.merged_into"), "is", null));
   if (f.accountId !== undefined) c.push(eb(col("contacts.account_id"), "=", f.accountId));
   if (f.phone !== undefined) c.push(eb(col("contacts.phone_number"), "=", f.phone));
   if (f.businessScopedUserId !== undefined)
@@ -640,12 +643,16 @@ export async function findContactView(
         eb.and([
           eb("contacts.organization_id", "=", PARAM.org),
           eb("contacts.id", "=", PARAM.id),
+          // A merged-away id is resolved to its survivor by the domain (merges.ts).
+          eb("contacts.merged_into", "is", null),
           ...(accountId === undefined ? [] : [eb("contacts.account_id", "=", PARAM.account)]),
         ]),
       1,
       // The primary key finds the one row; no reason to consider the ordered index.
       { hint: "unordered" },
     ).compile();
+    // A named prepared statement on PostgreSQL: planning it cost more than running it.
+    template = prepared(template);
     viewByIdTemplates.set(key, template);
   }
   const values: Record<string, unknown> = {
@@ -660,6 +667,23 @@ export async function findContactView(
   return row ? toView(row) : undefined;
 }
 
+/** The views of several contacts of one organisation (those that exist), in one query. */
+export async function findContactViews(
+  db: Executor,
+  dialect: Dialect,
+  organizationId: string,
+  ids: string[],
+): Promise<ContactView[]> {
+  if (ids.length === 0) return [];
+  return selectViews(
+    db,
+    dialect,
+    (eb) => eb.and([eb("contacts.organization_id", "=", organizationId), eb("contacts.id", "in", ids)]),
+    ids.length,
+    { hint: "unordered" },
+  );
+}
+
 export async function findContactRow(db: Executor, id: string): Promise<ContactRow | undefined> {
   return db.selectFrom("contacts").select(CONTACT_COLUMNS).where("id", "=", id).executeTakeFirst();
 }
@@ -670,22 +694,29 @@ export async function findByIdentity(
   accountId: string,
   identity: { phone_number?: string | null | undefined; business_scoped_user_id?: string | null | undefined },
 ): Promise<ContactRow | undefined> {
+  // Named prepared statements on PostgreSQL (see PREPARED): one plan per shape, by an index.
   if (identity.phone_number) {
-    const byPhone = await db
-      .selectFrom("contacts")
-      .select(CONTACT_COLUMNS)
-      .where("account_id", "=", accountId)
-      .where("phone_number", "=", identity.phone_number)
-      .executeTakeFirst();
+    const byPhone = await firstRow<ContactRow>(
+      db,
+      db
+        .selectFrom("contacts")
+        .select(CONTACT_COLUMNS)
+        .where("account_id", "=", accountId)
+        .where("phone_number", "=", identity.phone_number)
+        .compile(),
+    );
     if (byPhone) return byPhone;
   }
   if (identity.business_scoped_user_id) {
-    return db
-      .selectFrom("contacts")
-      .select(CONTACT_COLUMNS)
-      .where("account_id", "=", accountId)
-      .where("business_scoped_user_id", "=", identity.business_scoped_user_id)
-      .executeTakeFirst();
+    return firstRow<ContactRow>(
+      db,
+      db
+        .selectFrom("contacts")
+        .select(CONTACT_COLUMNS)
+        .where("account_id", "=", accountId)
+        .where("business_scoped_user_id", "=", identity.business_scoped_user_id)
+        .compile(),
+    );
   }
   return undefined;
 }
@@ -702,10 +733,17 @@ export async function insertContactIfAbsent(db: Executor, row: Insertable<Contac
 
 export async function updateContactRow(
   db: Executor,
+  organizationId: string,
   id: string,
   patch: Updateable<ContactsTable>,
 ): Promise<void> {
-  await db.updateTable("contacts").set(patch).where("id", "=", id).execute();
+  // organization_id: redundant with the id, but it routes the statement to one tenant (docs/scaling.md).
+  await db
+    .updateTable("contacts")
+    .set(patch)
+    .where("organization_id", "=", organizationId)
+    .where("id", "=", id)
+    .execute();
 }
 
 export async function deleteContactRow(db: Executor, organizationId: string, id: string): Promise<boolean> {

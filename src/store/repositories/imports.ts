@@ -213,7 +213,3 @@ export async function updateHeldImport(
     .executeTakeFirst();
   return Number(result.numUpdatedRows) > 0;
 }
-
-export async function updateImport(db: Executor, id: string, patch: Updateable<ImportsTable>): Promise<void> {
-  await db.updateTable("imports").set(patch).where("id", "=", id).execute();
-}

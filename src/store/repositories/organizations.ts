@@ -1,6 +1,6 @@
 import type { Insertable, Selectable, Updateable } from "kysely";
 import type { OrganizationsTable } from "../schema.ts";
-import type { Executor } from "../store.ts";
+import { type Executor, firstRow } from "../store.ts";
 
 export type OrganizationRow = Selectable<OrganizationsTable>;
 
@@ -8,8 +8,12 @@ export async function insertOrganization(db: Executor, row: Insertable<Organizat
   await db.insertInto("organizations").values(row).execute();
 }
 
+/** Every authenticated request (on a cache miss): a named prepared statement on PostgreSQL. */
 export async function findOrganization(db: Executor, id: string): Promise<OrganizationRow | undefined> {
-  return db.selectFrom("organizations").selectAll().where("id", "=", id).executeTakeFirst();
+  return firstRow<OrganizationRow>(
+    db,
+    db.selectFrom("organizations").selectAll().where("id", "=", id).compile(),
+  );
 }
 
 export async function countOrganizations(db: Executor): Promise<number> {

@@ -1,0 +1,308 @@
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { Type } from "typebox";
+import {
+  BATCH_MAX,
+  type BatchItem,
+  type BatchResult,
+  countResults,
+  writeContactBatch,
+} from "../../domain/contact-batch.ts";
+import { getContact, resolveAccount } from "../../domain/contacts.ts";
+import { BULK_LABEL_MAX, bulkLabel, setContactLabel } from "../../domain/labels.ts";
+import { ApiError } from "../../errors.ts";
+import { contactIdOf, isId, isUuid } from "../../ids.ts";
+import { scopeOf } from "../auth.ts";
+import { DataEnvelope, Id, NATIVE_ERROR_RESPONSES } from "../schemas.ts";
+import { runWrite } from "../write-transaction.ts";
+import { ContactSchema, contactOut } from "./representation.ts";
+import { FromAccount, PATH_STYLES, pathAccountOf } from "./scope.ts";
+import { NATIVE_FIELDS } from "./wire.ts";
+
+const ITEM_FIELDS = new Set([
+  "phone_number",
+  "name",
+  "email",
+  "metadata",
+  "business_scoped_user_id",
+  "labels",
+]);
+
+/**
+ * One batch item, checked on its own so that a badly typed item is an error
+ * result rather than a 400 for the whole batch. The shape is create's.
+ */
+export function batchItemOf(raw: unknown): BatchItem {
+  const fail = (
+    code: "invalid_field_value" | "unknown_field" | "invalid_metadata",
+    message: string,
+    param?: string,
+  ) => ({
+    error: new ApiError(code, message, param === undefined ? {} : { param }),
+  });
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    return fail("invalid_field_value", "Each contact must be a JSON object.");
+  }
+  const item = raw as Record<string, unknown>;
+  for (const key of Object.keys(item)) {
+    if (!ITEM_FIELDS.has(key)) return fail("unknown_field", `Unknown field: ${key}.`, key);
+  }
+  for (const key of ["phone_number", "business_scoped_user_id"]) {
+    if (item[key] !== undefined && typeof item[key] !== "string") {
+      return fail("invalid_field_value", `${key} must be a string.`, key);
+    }
+  }
+  for (const key of ["name", "email"]) {
+    if (item[key] !== undefined && item[key] !== null && typeof item[key] !== "string") {
+      return fail("invalid_field_value", `${key} must be a string or null.`, key);
+    }
+  }
+  const metadata = item.metadata;
+  if (
+    metadata !== undefined &&
+    metadata !== null &&
+    (typeof metadata !== "object" || Array.isArray(metadata))
+  ) {
+    return fail("invalid_metadata", "metadata must be a JSON object or null.", "metadata");
+  }
+  const labels = item.labels;
+  if (
+    labels !== undefined &&
+    (!Array.isArray(labels) ||
+      labels.length > 100 ||
+      !labels.every((l) => typeof l === "string" && isId("lbl", l)))
+  ) {
+    return fail("invalid_field_value", "labels must be an array of at most 100 label ids (lbl_…).", "labels");
+  }
+  return {
+    input: {
+      phone_number: item.phone_number as string | undefined,
+      business_scoped_user_id: item.business_scoped_user_id as string | undefined,
+      display_name: item.name as string | null | undefined,
+      email: item.email as string | null | undefined,
+      metadata: (metadata ?? undefined) as Record<string, unknown> | undefined,
+      replace_metadata: metadata === null ? true : undefined,
+      label_ids: labels as string[] | undefined,
+    },
+  };
+}
+
+/** A batch result on the wire. */
+export function batchResultOut(result: BatchResult, index: number) {
+  const error = result.error?.named(NATIVE_FIELDS);
+  return {
+    index,
+    status: result.status,
+    ...(result.id === undefined ? {} : { id: result.id }),
+    ...(error
+      ? {
+          error: {
+            code: error.code,
+            message: error.message,
+            ...(error.param === undefined ? {} : { param: error.param }),
+            ...error.extra,
+          },
+        }
+      : {}),
+  };
+}
+
+const BatchResultSchema = Type.Object({
+  index: Type.Integer(),
+  status: Type.Union([
+    Type.Literal("created"),
+    Type.Literal("updated"),
+    Type.Literal("unchanged"),
+    Type.Literal("error"),
+  ]),
+  id: Type.Optional(Type.String()),
+  error: Type.Optional(
+    Type.Object(
+      {
+        code: Type.String(),
+        message: Type.String(),
+        param: Type.Optional(Type.String()),
+        existing_id: Type.Optional(Type.String()),
+      },
+      { additionalProperties: true },
+    ),
+  ),
+});
+
+/**
+ * Batch create/upsert, bulk_label and attach/detach, in both path styles:
+ * org-level (`/contacts/…`) and account-scoped (`/:phone_number_id/contacts/…`).
+ */
+export const contactBatchRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  // A contact id may be given in its UUID form (as the Kapso surfaces show it): read as `ctc_<ULID>`.
+  app.addHook("preValidation", (request, _reply, done) => {
+    const params = request.params as { id?: string };
+    if (typeof params.id === "string" && isUuid(params.id)) params.id = contactIdOf(params.id);
+    done();
+  });
+  const tags = ["contacts"];
+  for (const style of PATH_STYLES) {
+    const { base, suffix } = style;
+
+    app.post(
+      `${base}/batch`,
+      {
+        schema: {
+          tags,
+          summary: `Create or upsert up to ${BATCH_MAX} contacts${suffix}`,
+          description:
+            "mode create (default) or upsert. One result per input, in input order; one bad item never fails the others. Items with the same identity inside one batch resolve like upsert.",
+          params: style.params(),
+          body: Type.Object(
+            {
+              mode: Type.Optional(Type.Union([Type.Literal("create"), Type.Literal("upsert")])),
+              contacts: Type.Array(Type.Unknown(), {
+                minItems: 1,
+                maxItems: BATCH_MAX,
+                description: "Items shaped like the body of create",
+              }),
+              ...style.orgLevelOnly({ from: FromAccount }),
+            },
+            { additionalProperties: false },
+          ),
+          response: {
+            200: Type.Object({
+              data: Type.Array(BatchResultSchema),
+              summary: Type.Object({
+                created: Type.Integer(),
+                updated: Type.Integer(),
+                unchanged: Type.Integer(),
+                failed: Type.Integer(),
+              }),
+              request_id: Type.String(),
+            }),
+            ...NATIVE_ERROR_RESPONSES,
+          },
+        },
+      },
+      async (request, reply) => {
+        const body = request.body;
+        const items = body.contacts.map(batchItemOf);
+        return runWrite(request, reply, async (tx) => {
+          const scope = scopeOf(request, tx);
+          const account =
+            (await pathAccountOf(scope, request.params.phone_number_id)) ??
+            (await resolveAccount(scope, body.from));
+          const results = await writeContactBatch(scope, account, items, {
+            mode: body.mode ?? "create",
+            source: "api",
+          });
+          return {
+            status: 200,
+            body: {
+              data: results.map(batchResultOut),
+              summary: countResults(results),
+              request_id: request.id,
+            },
+          };
+        });
+      },
+    );
+
+    app.post(
+      `${base}/bulk_label`,
+      {
+        schema: {
+          tags,
+          summary: `Attach or detach one label on up to ${BULK_LABEL_MAX} contacts${suffix}`,
+          description:
+            "One transaction. applied counts contacts whose labels changed, skipped the others (already so, or not found; not_found lists the latter).",
+          params: style.params(),
+          body: Type.Object(
+            {
+              contact_ids: Type.Array(Id("ctc"), { minItems: 1, maxItems: BULK_LABEL_MAX }),
+              label_id: Id("lbl"),
+              operation: Type.Union([Type.Literal("attach"), Type.Literal("detach")]),
+            },
+            { additionalProperties: false },
+          ),
+          response: {
+            200: DataEnvelope(
+              Type.Object({
+                object: Type.Literal("bulk_label_result"),
+                operation: Type.String(),
+                label_id: Type.String(),
+                applied: Type.Integer(),
+                skipped: Type.Integer(),
+                not_found: Type.Array(Type.String()),
+              }),
+            ),
+            ...NATIVE_ERROR_RESPONSES,
+          },
+        },
+      },
+      async (request, reply) => {
+        const body = request.body;
+        return runWrite(request, reply, async (tx) => {
+          const scope = scopeOf(request, tx);
+          const account = await pathAccountOf(scope, request.params.phone_number_id);
+          const result = await bulkLabel(scope, body, account?.id);
+          return {
+            status: 200,
+            body: {
+              data: {
+                object: "bulk_label_result" as const,
+                operation: body.operation,
+                label_id: body.label_id,
+                ...result,
+              },
+              request_id: request.id,
+            },
+          };
+        });
+      },
+    );
+
+    app.post(
+      `${base}/:id/labels`,
+      {
+        schema: {
+          tags,
+          summary: `Attach a label to a contact${suffix}`,
+          description: "Attaching a label the contact already carries is a no-op.",
+          params: style.params({ id: Id("ctc") }),
+          body: Type.Object({ label_id: Id("lbl") }, { additionalProperties: false }),
+          response: { 200: DataEnvelope(ContactSchema), ...NATIVE_ERROR_RESPONSES },
+        },
+      },
+      async (request, reply) => {
+        const { id } = request.params;
+        const { label_id } = request.body;
+        return runWrite(request, reply, async (tx) => {
+          const scope = scopeOf(request, tx);
+          const account = await pathAccountOf(scope, request.params.phone_number_id);
+          await setContactLabel(scope, id, label_id, "attach", account?.id);
+          const contact = await getContact(scope, id, account?.id);
+          return { status: 200, body: { data: contactOut(contact), request_id: request.id } };
+        });
+      },
+    );
+
+    app.delete(
+      `${base}/:id/labels/:label_id`,
+      {
+        schema: {
+          tags,
+          summary: `Detach a label from a contact${suffix}`,
+          description: "Detaching a label the contact does not carry is a no-op.",
+          params: style.params({ id: Id("ctc"), label_id: Id("lbl") }),
+          response: { 200: DataEnvelope(ContactSchema), ...NATIVE_ERROR_RESPONSES },
+        },
+      },
+      async (request, reply) => {
+        const { id, label_id } = request.params;
+        return runWrite(request, reply, async (tx) => {
+          const scope = scopeOf(request, tx);
+          const account = await pathAccountOf(scope, request.params.phone_number_id);
+          await setContactLabel(scope, id, label_id, "detach", account?.id);
+          const contact = await getContact(scope, id, account?.id);
+          return { status: 200, body: { data: contactOut(contact), request_id: request.id } };
+        });
+      },
+    );
+  }
+};

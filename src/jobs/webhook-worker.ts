@@ -1,0 +1,344 @@
+import { randomBytes } from "node:crypto";
+import { DEFAULT_RETRY_SCHEDULE_MS } from "../config.ts";
+import { now } from "../domain/clock.ts";
+import { newDelivery, onEventsCommitted, recordEvents } from "../domain/events.ts";
+import { signatureHeaders } from "../domain/webhook-signing.ts";
+import { eventBody } from "../http/native/event-representation.ts";
+import * as repo from "../store/repositories/webhooks.ts";
+import type { Store, Tx } from "../store/store.ts";
+import type { RunnerLog } from "./import-runner.ts";
+import { type SendResult, sendWebhook } from "./webhook-http.ts";
+
+export interface WebhookWorkerOptions {
+  /** How often an idle worker looks for due deliveries (ms). */
+  pollMs?: number;
+  /** How long a claim lasts (ms); a worker that dies releases its deliveries after this. */
+  leaseMs?: number;
+  /** Deliveries in flight at once per process. */
+  concurrency?: number;
+  /** Delay before each attempt (ms); its length is the number of attempts. */
+  retryScheduleMs?: readonly number[];
+  /** ± this fraction of random spread on every retry delay (default 0.2). */
+  jitter?: number;
+  /** Longest one attempt may take (ms). */
+  timeoutMs?: number;
+  /** Targets may be private addresses (WEBHOOKS_ALLOW_PRIVATE). */
+  allowPrivate?: boolean;
+  /** An endpoint failing for this long without a success is disabled (default 3 days). */
+  disableAfterMs?: number;
+  /** Events and deliveries older than this are deleted (default 30 days). */
+  retentionMs?: number;
+  /** Longest Retry-After honoured (ms; default 24 h). */
+  maxRetryAfterMs?: number;
+  log?: RunnerLog;
+  random?: () => number;
+}
+
+const quiet: RunnerLog = { info() {}, warn() {}, error() {} };
+const DAY = 24 * 60 * 60 * 1000;
+const SWEEP_MS = 10 * 60 * 1000;
+
+export type AttemptOutcome = "succeeded" | "retry" | "failed";
+
+/** How a receiver's answer is judged (spec §7): 2xx success; 4xx except 408/429 stops; the rest is retried. */
+export function judge(result: Pick<SendResult, "statusCode" | "error">): AttemptOutcome {
+  const status = result.statusCode;
+  if (status !== null && status >= 200 && status < 300 && result.error === null) return "succeeded";
+  if (status !== null && status >= 400 && status < 500 && status !== 408 && status !== 429) return "failed";
+  return "retry";
+}
+
+/**
+ * Delivers the outbox: at least once, in order per contact and endpoint (a
+ * delivery waits while an earlier one of its chain is pending), with leases,
+ * so any number of processes may run a worker on one PostgreSQL database (they
+ * claim with FOR UPDATE SKIP LOCKED) and a delivery a crashed worker held is
+ * sent again when its lease expires.
+ */
+export class WebhookWorker {
+  readonly id = `whworker_${randomBytes(8).toString("hex")}`;
+  private readonly pollMs: number;
+  private readonly leaseMs: number;
+  private readonly concurrency: number;
+  private readonly schedule: readonly number[];
+  private readonly jitter: number;
+  private readonly timeoutMs: number;
+  private readonly allowPrivate: boolean;
+  private readonly disableAfterMs: number;
+  private readonly retentionMs: number;
+  private readonly maxRetryAfterMs: number;
+  private readonly log: RunnerLog;
+  private readonly random: () => number;
+  private loop: Promise<void> | undefined;
+  private stopping = false;
+  private wake: (() => void) | undefined;
+  private readonly inFlight = new Set<Promise<void>>();
+  private lastSweep = 0;
+  private unlisten: (() => void) | undefined;
+
+  constructor(
+    private readonly store: Store,
+    options: WebhookWorkerOptions = {},
+  ) {
+    this.pollMs = options.pollMs ?? 200;
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.leaseMs = options.leaseMs ?? this.timeoutMs * 2 + 30_000;
+    this.concurrency = options.concurrency ?? 32;
+    this.schedule = options.retryScheduleMs ?? DEFAULT_RETRY_SCHEDULE_MS;
+    this.jitter = options.jitter ?? 0.2;
+    this.allowPrivate = options.allowPrivate ?? false;
+    this.disableAfterMs = options.disableAfterMs ?? 3 * DAY;
+    this.retentionMs = options.retentionMs ?? 30 * DAY;
+    this.maxRetryAfterMs = options.maxRetryAfterMs ?? DAY;
+    this.log = options.log ?? quiet;
+    this.random = options.random ?? Math.random;
+  }
+
+  start(): void {
+    if (this.loop) return;
+    this.stopping = false;
+    // A committed write with events wakes the worker at once (this process's writes; others are polled).
+    this.unlisten = onEventsCommitted(() => this.notify());
+    this.loop = this.run();
+  }
+
+  /** Stops claiming; waits for the attempts in flight to be recorded. */
+  async stop(): Promise<void> {
+    this.unlisten?.();
+    this.unlisten = undefined;
+    this.stopping = true;
+    this.wake?.();
+    await this.loop;
+    this.loop = undefined;
+  }
+
+  /** There may be new work: look now instead of at the next poll. */
+  notify(): void {
+    this.wake?.();
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopping) {
+      let claimed = 0;
+      try {
+        await this.sweep();
+        const free = this.concurrency - this.inFlight.size;
+        if (free > 0) claimed = await this.claimAndStart(free);
+      } catch (error) {
+        this.log.error({ err: error }, "webhook worker: unexpected failure");
+      }
+      if (this.stopping) break;
+      // Claimed a full set: look again at once (after a turn of the event loop).
+      if (claimed > 0 && this.inFlight.size < this.concurrency) {
+        await new Promise((resolve) => setImmediate(resolve));
+        continue;
+      }
+      await this.sleep(this.pollMs);
+    }
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = () => {
+        this.wake = undefined;
+        done();
+      };
+    });
+  }
+
+  private async sweep(): Promise<void> {
+    const at = now();
+    if (at - this.lastSweep < SWEEP_MS) return;
+    this.lastSweep = at;
+    let removed = 0;
+    for (;;) {
+      const n = await repo.deleteOlderThan(this.store.db, at - this.retentionMs, 1000);
+      removed += n;
+      if (n === 0) break;
+    }
+    if (removed > 0) this.log.info({ removed }, "webhook worker: removed events past their retention");
+  }
+
+  /** Claims up to `limit` due deliveries and starts sending them; returns how many. */
+  async claimAndStart(limit: number): Promise<number> {
+    const at = now();
+    const ids = await this.store.transaction((tx) =>
+      repo.claimDeliveries(tx, this.store.dialect, this.id, at, at + this.leaseMs, limit),
+    );
+    if (ids.length === 0) return 0;
+    const claimed = await repo.loadClaimed(this.store.db, ids);
+    for (const delivery of claimed) {
+      const task = this.deliver(delivery).catch((error: unknown) => {
+        this.log.error(
+          { err: error, delivery_id: delivery.id },
+          "webhook worker: could not record an attempt",
+        );
+      });
+      this.inFlight.add(task);
+      void task.finally(() => {
+        this.inFlight.delete(task);
+        this.wake?.();
+      });
+    }
+    return claimed.length;
+  }
+
+  /** Tests and the CLI: runs until nothing is due (deliveries waiting for a retry are left). */
+  async drain(): Promise<void> {
+    for (;;) {
+      const n = await this.claimAndStart(this.concurrency);
+      if (n === 0 && this.inFlight.size === 0) return;
+      await Promise.race([...this.inFlight]);
+    }
+  }
+
+  private async deliver(delivery: repo.ClaimedDelivery): Promise<void> {
+    const body = eventBody({
+      id: delivery.event_id,
+      type: delivery.event_type,
+      seq: delivery.event_seq,
+      created_at: delivery.event_created_at,
+      data: delivery.event_data,
+    });
+    const startedAt = now();
+    const secrets = [delivery.secret];
+    if (
+      delivery.previous_secret !== null &&
+      delivery.previous_secret_expires_at !== null &&
+      delivery.previous_secret_expires_at > startedAt
+    ) {
+      secrets.push(delivery.previous_secret);
+    }
+    const headers = signatureHeaders(secrets, delivery.event_id, Math.floor(startedAt / 1000), body);
+    const result = await sendWebhook(delivery.url, { ...headers }, body, {
+      timeoutMs: this.timeoutMs,
+      allowPrivate: this.allowPrivate,
+    });
+    await this.store.transaction((tx) => this.record(tx, delivery, startedAt, result));
+  }
+
+  private retryDelay(attempt: number, retryAfterMs: number | null): number {
+    const base = this.schedule[attempt] ?? 0;
+    const spread = base * this.jitter * (this.random() * 2 - 1);
+    const scheduled = Math.max(0, Math.round(base + spread));
+    if (retryAfterMs === null) return scheduled;
+    return Math.max(scheduled, Math.min(retryAfterMs, this.maxRetryAfterMs));
+  }
+
+  private async record(
+    tx: Tx,
+    delivery: repo.ClaimedDelivery,
+    startedAt: number,
+    result: SendResult,
+  ): Promise<void> {
+    const at = now();
+    const attempt = delivery.attempts + 1;
+    const outcome = judge(result);
+    const error =
+      result.error ?? (outcome === "succeeded" ? null : `HTTP ${result.statusCode ?? "?"} from the endpoint`);
+    const common = {
+      attempts: attempt,
+      lease_owner: null,
+      lease_until: null,
+      last_status_code: result.statusCode,
+      last_error: error,
+      updated_at: at,
+    };
+    let patch: Partial<repo.DeliveryRow>;
+    if (outcome === "succeeded") {
+      patch = { ...common, status: "succeeded", completed_at: at };
+    } else if (outcome === "failed" || attempt >= this.schedule.length) {
+      patch = { ...common, status: "failed", completed_at: at };
+    } else {
+      patch = { ...common, next_attempt_at: at + this.retryDelay(attempt, result.retryAfterMs) };
+    }
+    if (!(await repo.updateHeldDelivery(tx, delivery.id, this.id, patch))) {
+      this.log.warn({ delivery_id: delivery.id }, "webhook worker: lease lost; the attempt is not recorded");
+      return;
+    }
+    await repo.insertAttempt(tx, {
+      delivery_id: delivery.id,
+      attempt,
+      started_at: startedAt,
+      duration_ms: result.durationMs,
+      status_code: result.statusCode,
+      error,
+      response_body: result.responseBody,
+    });
+    const subscription = await repo.findSubscriptionById(tx, delivery.subscription_id);
+    if (!subscription) return;
+    if (outcome === "succeeded") {
+      if (subscription.failing_since !== null) {
+        await repo.updateSubscription(tx, subscription.id, { failing_since: null });
+      }
+      return;
+    }
+    if (subscription.enabled === 0) return;
+    if (result.statusCode === 410) {
+      await this.disable(tx, subscription, "gone", "The endpoint answered 410 Gone.", at, startedAt);
+      return;
+    }
+    const since = subscription.failing_since ?? startedAt;
+    if (at - since >= this.disableAfterMs) {
+      await this.disable(
+        tx,
+        subscription,
+        "failing",
+        `Every attempt failed for ${Math.round((at - since) / 3_600_000)} hours.`,
+        at,
+        since,
+      );
+    } else if (subscription.failing_since === null) {
+      await repo.updateSubscription(tx, subscription.id, { failing_since: since });
+    }
+  }
+
+  /**
+   * Disables an endpoint and tells the organisation: the subscription's
+   * `disabled_reason`, a `webhook_subscription.disabled` event (delivered to
+   * the endpoints that subscribe to it) and a canceled entry in this
+   * endpoint's deliveries log.
+   */
+  private async disable(
+    tx: Tx,
+    subscription: repo.SubscriptionRow,
+    reason: "gone" | "failing",
+    message: string,
+    at: number,
+    failingSince: number,
+  ): Promise<void> {
+    await repo.updateSubscription(tx, subscription.id, {
+      enabled: 0,
+      failing_since: subscription.failing_since ?? failingSince,
+      disabled_at: at,
+      disabled_reason: reason,
+      updated_at: Math.max(at, subscription.updated_at + 1),
+    });
+    const [event] = await recordEvents(tx, subscription.organization_id, [
+      {
+        type: "webhook_subscription.disabled",
+        data: { subscription: { id: subscription.id, url: subscription.url, reason, message } },
+      },
+    ]);
+    if (event) {
+      const notice = newDelivery(event, subscription.id, event.id, at);
+      await repo.insertDeliveries(tx, [
+        { ...notice, status: "canceled", last_error: `Endpoint disabled: ${message}`, completed_at: at },
+      ]);
+    }
+    this.log.warn({ subscription_id: subscription.id, reason }, "webhook endpoint disabled");
+  }
+}
+
+declare module "fastify" {
+  interface FastifyInstance {
+    /** The app's webhook delivery worker; null when the app was built without jobs. */
+    webhookWorker: WebhookWorker | null;
+  }
+}

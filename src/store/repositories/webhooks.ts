@@ -1,0 +1,363 @@
+import { sql } from "kysely";
+import type {
+  DeliveryStatus,
+  EventsTable,
+  WebhookAttemptsTable,
+  WebhookDeliveriesTable,
+  WebhookSubscriptionsTable,
+} from "../schema.ts";
+import type { Dialect, Executor } from "../store.ts";
+
+export type EventRow = EventsTable;
+export type SubscriptionRow = WebhookSubscriptionsTable;
+export type DeliveryRow = WebhookDeliveriesTable;
+export type AttemptRow = WebhookAttemptsTable;
+
+// ---------------------------------------------------------------- events
+
+/**
+ * Takes `count` numbers of the organisation's event sequence and returns the
+ * last. The counter row stays locked until the transaction ends, so events of
+ * one organisation commit in sequence order: a reader never sees N+1 without N
+ * (a database sequence would hand out numbers that commit out of order).
+ */
+export async function takeSequence(db: Executor, organizationId: string, count: number): Promise<number> {
+  const row = await db
+    .insertInto("event_sequences")
+    .values({ organization_id: organizationId, last_seq: count })
+    .onConflict((oc) =>
+      oc.column("organization_id").doUpdateSet({ last_seq: sql`event_sequences.last_seq + ${count}` }),
+    )
+    .returning("last_seq")
+    .executeTakeFirstOrThrow();
+  return Number(row.last_seq);
+}
+
+/** Rows per INSERT: 18 columns × 1,000 stays under both dialects' parameter limits. */
+const INSERT_CHUNK = 1000;
+
+export async function insertEvents(db: Executor, rows: EventRow[]): Promise<void> {
+  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+    await db
+      .insertInto("events")
+      .values(rows.slice(i, i + INSERT_CHUNK))
+      .execute();
+  }
+}
+
+export async function findEvent(
+  db: Executor,
+  organizationId: string,
+  id: string,
+): Promise<EventRow | undefined> {
+  return db
+    .selectFrom("events")
+    .selectAll()
+    .where("organization_id", "=", organizationId)
+    .where("id", "=", id)
+    .executeTakeFirst();
+}
+
+export interface EventListQuery {
+  organizationId: string;
+  type?: string | undefined;
+  /** Ascending from this sequence number (exclusive); otherwise newest first. */
+  afterSeq?: number | undefined;
+  /** Descending: strictly below this sequence number. */
+  beforeSeq?: number | undefined;
+  since?: number | undefined;
+  until?: number | undefined;
+  limit: number;
+}
+
+export async function listEvents(db: Executor, q: EventListQuery): Promise<EventRow[]> {
+  let query = db.selectFrom("events").selectAll().where("organization_id", "=", q.organizationId);
+  if (q.type !== undefined) query = query.where("type", "=", q.type);
+  if (q.since !== undefined) query = query.where("created_at", ">=", q.since);
+  if (q.until !== undefined) query = query.where("created_at", "<", q.until);
+  if (q.afterSeq !== undefined) {
+    return query.where("seq", ">", q.afterSeq).orderBy("seq", "asc").limit(q.limit).execute();
+  }
+  if (q.beforeSeq !== undefined) query = query.where("seq", "<", q.beforeSeq);
+  return query.orderBy("seq", "desc").limit(q.limit).execute();
+}
+
+// --------------------------------------------------------- subscriptions
+
+export async function insertSubscription(db: Executor, row: SubscriptionRow): Promise<void> {
+  await db.insertInto("webhook_subscriptions").values(row).execute();
+}
+
+export async function countSubscriptions(db: Executor, organizationId: string): Promise<number> {
+  const row = await db
+    .selectFrom("webhook_subscriptions")
+    .select((eb) => eb.fn.countAll<number>().as("n"))
+    .where("organization_id", "=", organizationId)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+export async function findSubscription(
+  db: Executor,
+  organizationId: string,
+  id: string,
+): Promise<SubscriptionRow | undefined> {
+  return db
+    .selectFrom("webhook_subscriptions")
+    .selectAll()
+    .where("organization_id", "=", organizationId)
+    .where("id", "=", id)
+    .executeTakeFirst();
+}
+
+export async function findSubscriptionById(db: Executor, id: string): Promise<SubscriptionRow | undefined> {
+  return db.selectFrom("webhook_subscriptions").selectAll().where("id", "=", id).executeTakeFirst();
+}
+
+/** Enabled endpoints of an organisation, for the fan-out of a new event. */
+export async function enabledSubscriptions(
+  db: Executor,
+  organizationId: string,
+): Promise<Array<Pick<SubscriptionRow, "id" | "events" | "include_import_contacts">>> {
+  return db
+    .selectFrom("webhook_subscriptions")
+    .select(["id", "events", "include_import_contacts"])
+    .where("organization_id", "=", organizationId)
+    .where("enabled", "=", 1)
+    .execute();
+}
+
+export async function listSubscriptions(
+  db: Executor,
+  organizationId: string,
+  after: { created_at: number; id: string } | undefined,
+  limit: number,
+): Promise<SubscriptionRow[]> {
+  let query = db
+    .selectFrom("webhook_subscriptions")
+    .selectAll()
+    .where("organization_id", "=", organizationId);
+  if (after) {
+    query = query.where((eb) =>
+      eb.or([
+        eb("created_at", "<", after.created_at),
+        eb.and([eb("created_at", "=", after.created_at), eb("id", "<", after.id)]),
+      ]),
+    );
+  }
+  return query.orderBy("created_at", "desc").orderBy("id", "desc").limit(limit).execute();
+}
+
+export async function updateSubscription(
+  db: Executor,
+  id: string,
+  patch: Partial<SubscriptionRow>,
+): Promise<void> {
+  if (Object.keys(patch).length === 0) return;
+  await db.updateTable("webhook_subscriptions").set(patch).where("id", "=", id).execute();
+}
+
+export async function deleteSubscription(db: Executor, organizationId: string, id: string): Promise<boolean> {
+  const result = await db
+    .deleteFrom("webhook_subscriptions")
+    .where("organization_id", "=", organizationId)
+    .where("id", "=", id)
+    .executeTakeFirst();
+  return Number(result.numDeletedRows) > 0;
+}
+
+// ------------------------------------------------------------ deliveries
+
+export async function insertDeliveries(db: Executor, rows: DeliveryRow[]): Promise<void> {
+  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+    await db
+      .insertInto("webhook_deliveries")
+      .values(rows.slice(i, i + INSERT_CHUNK))
+      .execute();
+  }
+}
+
+/** A claimed delivery with what sending it needs. */
+export interface ClaimedDelivery extends DeliveryRow {
+  url: string;
+  secret: string;
+  previous_secret: string | null;
+  previous_secret_expires_at: number | null;
+  event_data: string;
+  event_created_at: number;
+}
+
+/**
+ * Claims up to `limit` due deliveries for `owner` until `leaseUntil`. Only the
+ * head of each chain (endpoint + ordering key) is due: a delivery waits while
+ * an earlier one of its chain is pending (retrying, or in flight under
+ * another lease). On PostgreSQL, concurrent workers skip each other's rows
+ * (FOR UPDATE SKIP LOCKED); on SQLite the transaction is the only writer.
+ */
+export async function claimDeliveries(
+  db: Executor,
+  dialect: Dialect,
+  owner: string,
+  at: number,
+  leaseUntil: number,
+  limit: number,
+): Promise<string[]> {
+  const lock = dialect === "postgres" ? sql`FOR UPDATE OF d SKIP LOCKED` : sql``;
+  const due = await sql<{ id: string }>`
+    SELECT d.id FROM webhook_deliveries d
+    JOIN webhook_subscriptions s ON s.id = d.subscription_id
+    WHERE d.status = 'pending' AND d.next_attempt_at <= ${at}
+      AND (d.lease_until IS NULL OR d.lease_until < ${at})
+      AND s.enabled = 1
+      AND NOT EXISTS (
+        SELECT 1 FROM webhook_deliveries p
+        WHERE p.subscription_id = d.subscription_id AND p.ordering_key = d.ordering_key
+          AND p.status = 'pending' AND p.event_seq < d.event_seq
+      )
+    ORDER BY d.next_attempt_at, d.event_seq
+    LIMIT ${limit}
+    ${lock}`.execute(db);
+  const ids = due.rows.map((r) => r.id);
+  if (ids.length === 0) return [];
+  await db
+    .updateTable("webhook_deliveries")
+    .set({ lease_owner: owner, lease_until: leaseUntil })
+    .where("id", "in", ids)
+    .execute();
+  return ids;
+}
+
+export async function loadClaimed(db: Executor, ids: string[]): Promise<ClaimedDelivery[]> {
+  if (ids.length === 0) return [];
+  return db
+    .selectFrom("webhook_deliveries as d")
+    .innerJoin("webhook_subscriptions as s", "s.id", "d.subscription_id")
+    .innerJoin("events as e", "e.id", "d.event_id")
+    .selectAll("d")
+    .select([
+      "s.url",
+      "s.secret",
+      "s.previous_secret",
+      "s.previous_secret_expires_at",
+      "e.data as event_data",
+      "e.created_at as event_created_at",
+    ])
+    .where("d.id", "in", ids)
+    .execute();
+}
+
+/** Updates a delivery this owner still holds; false when its lease was lost. */
+export async function updateHeldDelivery(
+  db: Executor,
+  id: string,
+  owner: string,
+  patch: Partial<DeliveryRow>,
+): Promise<boolean> {
+  const result = await db
+    .updateTable("webhook_deliveries")
+    .set(patch)
+    .where("id", "=", id)
+    .where("lease_owner", "=", owner)
+    .where("status", "=", "pending")
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
+}
+
+export async function insertAttempt(db: Executor, row: AttemptRow): Promise<void> {
+  await db
+    .insertInto("webhook_attempts")
+    .values(row)
+    .onConflict((oc) => oc.columns(["delivery_id", "attempt"]).doNothing())
+    .execute();
+}
+
+export async function findDelivery(
+  db: Executor,
+  organizationId: string,
+  id: string,
+): Promise<DeliveryRow | undefined> {
+  return db
+    .selectFrom("webhook_deliveries")
+    .selectAll()
+    .where("organization_id", "=", organizationId)
+    .where("id", "=", id)
+    .executeTakeFirst();
+}
+
+export interface DeliveryFilters {
+  organizationId: string;
+  subscriptionId?: string | undefined;
+  eventId?: string | undefined;
+  eventType?: string | undefined;
+  status?: DeliveryStatus | undefined;
+}
+
+export async function listDeliveries(
+  db: Executor,
+  f: DeliveryFilters,
+  after: { created_at: number; id: string } | undefined,
+  limit: number,
+): Promise<DeliveryRow[]> {
+  let query = db.selectFrom("webhook_deliveries").selectAll().where("organization_id", "=", f.organizationId);
+  if (f.subscriptionId !== undefined) query = query.where("subscription_id", "=", f.subscriptionId);
+  if (f.eventId !== undefined) query = query.where("event_id", "=", f.eventId);
+  if (f.eventType !== undefined) query = query.where("event_type", "=", f.eventType);
+  if (f.status !== undefined) query = query.where("status", "=", f.status);
+  if (after) {
+    query = query.where((eb) =>
+      eb.or([
+        eb("created_at", "<", after.created_at),
+        eb.and([eb("created_at", "=", after.created_at), eb("id", "<", after.id)]),
+      ]),
+    );
+  }
+  return query.orderBy("created_at", "desc").orderBy("id", "desc").limit(limit).execute();
+}
+
+export async function attemptsOf(db: Executor, deliveryIds: string[]): Promise<AttemptRow[]> {
+  if (deliveryIds.length === 0) return [];
+  return db
+    .selectFrom("webhook_attempts")
+    .selectAll()
+    .where("delivery_id", "in", deliveryIds)
+    .orderBy("delivery_id")
+    .orderBy("attempt")
+    .execute();
+}
+
+/** Removes events and deliveries older than `before`; returns the number of events removed. */
+export async function deleteOlderThan(db: Executor, before: number, batch: number): Promise<number> {
+  const old = await db
+    .selectFrom("webhook_deliveries")
+    .select("id")
+    .where("created_at", "<", before)
+    .limit(batch)
+    .execute();
+  if (old.length > 0) {
+    await db
+      .deleteFrom("webhook_deliveries")
+      .where(
+        "id",
+        "in",
+        old.map((r) => r.id),
+      )
+      .execute();
+  }
+  const events = await db
+    .selectFrom("events")
+    .select("id")
+    .where("created_at", "<", before)
+    .limit(batch)
+    .execute();
+  if (events.length > 0) {
+    await db
+      .deleteFrom("events")
+      .where(
+        "id",
+        "in",
+        events.map((r) => r.id),
+      )
+      .execute();
+  }
+  return events.length + old.length;
+}

@@ -1,0 +1,236 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { type CliIo, runCli } from "../../src/cli/main.ts";
+import { loadConfig, PACKAGE_ROOT } from "../../src/config.ts";
+import { createContact } from "../../src/domain/contacts.ts";
+import { createLabel } from "../../src/domain/labels.ts";
+import { storeKinds } from "../helpers/env.ts";
+import { createTestStore, seedOrganization } from "../helpers/harness.ts";
+
+const ROOT = join(import.meta.dirname, "..", "..");
+
+async function cli(argv: string[], env: Record<string, string>, answer?: string) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const written: string[] = [];
+  const io: CliIo = {
+    out: (l) => out.push(l),
+    err: (l) => err.push(l),
+    progress: () => {},
+    write: async (c) => {
+      written.push(c);
+    },
+    ask: async () => answer,
+  };
+  const code = await runCli(argv, { LOG_LEVEL: "silent", ...env }, io);
+  return { code, out: out.join("\n"), err: err.join("\n"), written: written.join("") };
+}
+
+test("a relative DATA_DIR is resolved against the Phonebook directory, not the working directory", () => {
+  const config = loadConfig({ DATA_DIR: "data" });
+  assert.equal(config.dataDir, join(PACKAGE_ROOT, "data"));
+  assert.equal(PACKAGE_ROOT, ROOT);
+});
+
+for (const kind of storeKinds()) {
+  describe(`phonebook key list, account remove, org delete, import/export account choice [${kind}]`, () => {
+    test("key list shows keys and their state; revoke shows in it", async () => {
+      const ts = await createTestStore(kind);
+      try {
+        await ts.store.migrate();
+        const t = await seedOrganization(ts.store.db, {
+          name: "Keys Co",
+          phoneNumberId: "5550001",
+          phoneNumber: "+628111000001",
+        });
+        const created = await cli(["key", "create", "--org", t.orgId, "--label", "ci", "--json"], ts.env);
+        const keyId = JSON.parse(created.out).id as string;
+        assert.equal((await cli(["key", "revoke", keyId], ts.env)).code, 0);
+        const human = await cli(["key", "list", "--org", t.orgId], ts.env);
+        assert.equal(human.code, 0, human.err);
+        assert.match(human.out, new RegExp(`${keyId}  …\\w{4}  revoked  .*  ci`));
+        assert.match(human.err, /^Store: (SQLite at .*phonebook\.db|PostgreSQL at postgres:\/\/)/);
+        const machine = JSON.parse((await cli(["key", "list", "--org", t.orgId, "--json"], ts.env)).out);
+        assert.equal(machine.length, 2);
+        assert.deepEqual(machine.map((k: { state: string }) => k.state).sort(), ["active", "revoked"]);
+        assert.ok(machine.every((k: object) => !("key" in k) && !("key_hash" in k)));
+      } finally {
+        await ts.drop();
+      }
+    });
+
+    test("import and export pick the only account; with several they list them", async () => {
+      const ts = await createTestStore(kind);
+      try {
+        await ts.store.migrate();
+        const t = await seedOrganization(ts.store.db, {
+          name: "Solo Co",
+          phoneNumberId: "5550002",
+          phoneNumber: "+628111000002",
+        });
+        await createContact(
+          { db: ts.store.db, dialect: ts.store.dialect, organizationId: t.orgId },
+          t.account,
+          { phone_number: "+628122000001", display_name: "Ann" },
+          "api",
+        );
+        const exported = await cli(["export"], ts.env);
+        assert.equal(exported.code, 0, exported.err);
+        assert.match(exported.err, /Account: 5550002 \(\+628111000002\), the only one/);
+        assert.match(exported.written, /\+628122000001,Ann/);
+        await seedOrganization(ts.store.db, {
+          name: "Other Co",
+          phoneNumberId: "5550003",
+          phoneNumber: "+628111000003",
+        });
+        const several = await cli(["export"], ts.env);
+        assert.equal(several.code, 2);
+        assert.match(several.err, /--account is required: there are several accounts.*5550002.*5550003/s);
+        const byOrg = await cli(["export", "--org", t.orgId], ts.env);
+        assert.equal(byOrg.code, 0, byOrg.err);
+      } finally {
+        await ts.drop();
+      }
+    });
+
+    test("account remove and org delete ask first, then erase; what remains is only the others' data", async () => {
+      const ts = await createTestStore(kind);
+      try {
+        await ts.store.migrate();
+        const db = ts.store.db;
+        const a = await seedOrganization(db, {
+          name: "Gone Co",
+          phoneNumberId: "5550004",
+          phoneNumber: "+628111000004",
+        });
+        const b = await seedOrganization(db, {
+          name: "Stays Co",
+          phoneNumberId: "5550005",
+          phoneNumber: "+628111000005",
+        });
+        for (const t of [a, b]) {
+          const scope = { db, dialect: ts.store.dialect, organizationId: t.orgId };
+          const label = await createLabel(scope, { name: "vip" });
+          for (let i = 0; i < 3; i++) {
+            await createContact(
+              scope,
+              t.account,
+              { phone_number: `+62812200010${i}`, label_ids: [label.id] },
+              "api",
+            );
+          }
+        }
+        // Not confirmed: nothing happens.
+        const refused = await cli(["account", "remove", "5550004"], ts.env, undefined);
+        assert.equal(refused.code, 2);
+        assert.match(refused.err, /Refusing without confirmation: pass --yes/);
+        const wrong = await cli(["org", "delete", a.orgId], ts.env, "no");
+        assert.equal(wrong.code, 2);
+        assert.match(wrong.err, /Not confirmed; nothing was erased/);
+        const count = async (orgId: string) =>
+          Number(
+            (
+              await db
+                .selectFrom("contacts")
+                .select((eb) => eb.fn.countAll<number>().as("n"))
+                .where("organization_id", "=", orgId)
+                .executeTakeFirstOrThrow()
+            ).n,
+          );
+        assert.equal(await count(a.orgId), 3);
+        // Typed confirmation.
+        const removed = await cli(["account", "remove", "5550004", "--json"], ts.env, "5550004");
+        assert.equal(removed.code, 0, removed.err);
+        assert.equal(JSON.parse(removed.out).erased.contacts, 3);
+        assert.equal(await count(a.orgId), 0);
+        const deleted = await cli(["org", "delete", a.orgId, "--yes"], ts.env);
+        assert.equal(deleted.code, 0, deleted.err);
+        assert.match(
+          deleted.out,
+          /Deleted organization .*; erased 1 labels, 2 api keys|Deleted organization .*; erased .*labels/,
+        );
+        assert.equal(
+          await db.selectFrom("organizations").where("id", "=", a.orgId).selectAll().executeTakeFirst(),
+          undefined,
+        );
+        assert.equal(
+          await db.selectFrom("labels").where("organization_id", "=", a.orgId).selectAll().executeTakeFirst(),
+          undefined,
+        );
+        assert.equal(
+          await db
+            .selectFrom("api_keys")
+            .where("organization_id", "=", a.orgId)
+            .selectAll()
+            .executeTakeFirst(),
+          undefined,
+        );
+        assert.equal(await count(b.orgId), 3);
+        const links = await db.selectFrom("contact_labels").select("contact_id").execute();
+        assert.equal(links.length, 3);
+        const again = await cli(["org", "delete", a.orgId, "--yes", "--json"], ts.env);
+        assert.equal(again.code, 1);
+        assert.equal(JSON.parse(again.err).error.code, "resource_not_found");
+      } finally {
+        await ts.drop();
+      }
+    });
+  });
+}
+
+if (storeKinds().includes("sqlite")) {
+  test("phonebook export | head: the reader leaving early ends the export quietly (exit 0, no EPIPE)", async () => {
+    const ts = await createTestStore("sqlite");
+    try {
+      await ts.store.migrate();
+      const t = await seedOrganization(ts.store.db, {
+        name: "Pipe Co",
+        phoneNumberId: "5550006",
+        phoneNumber: "+628111000006",
+      });
+      const scope = { db: ts.store.db, dialect: ts.store.dialect, organizationId: t.orgId };
+      await ts.store.transaction(async (tx) => {
+        for (let i = 0; i < 3000; i++) {
+          await createContact(
+            { ...scope, db: tx },
+            t.account,
+            { phone_number: `+628130${String(i).padStart(6, "0")}`, display_name: `Person ${i}` },
+            "api",
+          );
+        }
+      });
+      await ts.store.close();
+      const child = spawn(process.execPath, ["bin/phonebook.js", "export", "--account", "5550006"], {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH ?? "", LOG_LEVEL: "silent", ...ts.env },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stderr = "";
+      child.stderr.on("data", (d: Buffer) => {
+        stderr += d.toString();
+      });
+      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+      // Like `head -1`: read the first line, then close the pipe.
+      const first = await new Promise<string>((resolve) => {
+        let seen = "";
+        child.stdout.on("data", (d: Buffer) => {
+          seen += d.toString();
+          if (seen.includes("\n")) {
+            child.stdout.destroy();
+            resolve(seen.split("\n")[0]!);
+          }
+        });
+      });
+      assert.match(first, /^id,phone_number,name/);
+      const deadline = setTimeout(() => child.kill("SIGKILL"), 60_000);
+      const code = await exited;
+      clearTimeout(deadline);
+      assert.equal(code, 0, stderr);
+      assert.doesNotMatch(stderr, /EPIPE|Error|\n\s+at /, stderr);
+    } finally {
+      await ts.drop();
+    }
+  });
+}
