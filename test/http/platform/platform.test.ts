@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { createContact } from "../../../src/domain/contacts.ts";
-import { findAccount } from "../../../src/store/repositories/accounts.ts";
 import { contactIdOf, contactUuid } from "../../../src/ids.ts";
+import { findAccount } from "../../../src/store/repositories/accounts.ts";
 import { storeKinds } from "../../helpers/env.ts";
 import { createHarness, type Harness, type Json } from "../../helpers/harness.ts";
 
