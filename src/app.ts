@@ -19,6 +19,7 @@ import { NATIVE_FIELDS } from "./http/native/wire.ts";
 import { renderPlatformError } from "./http/platform/errors.ts";
 import { platformRoutes } from "./http/platform/routes.ts";
 import { KAPSO_FIELDS } from "./http/platform/wire.ts";
+import { clientErrorHandler, registerTransportGuards } from "./http/transport.ts";
 import { WEBHOOK_FIELDS } from "./http/webhooks/meta-delivery.ts";
 import { whatsappWebhookRoutes } from "./http/webhooks/whatsapp.ts";
 import { newId } from "./ids.ts";
@@ -82,6 +83,13 @@ const ERROR_RENDERERS: Array<{ prefix: string; render: ErrorRenderer }> = [
   { prefix: "/v1/", render: (error, request) => renderNativeError(error.named(NATIVE_FIELDS), request.id) },
 ];
 
+/** The same shapes for an error no request object exists for (Node's HTTP parser refused it). */
+function renderBare(error: ApiError, requestId: string, path: string): unknown {
+  if (path.startsWith("/platform/")) return { error: error.message, code: error.code };
+  if (path.startsWith("/meta/")) return renderGraphError(error, requestId);
+  return renderNativeError(error, requestId);
+}
+
 function rendererFor(url: string): ErrorRenderer {
   for (const { prefix, render } of ERROR_RENDERERS) if (url.startsWith(prefix)) return render;
   return (error, request) => renderNativeError(error, request.id);
@@ -120,6 +128,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     (await getOrInitSetting(store.db, "cursor_secret", randomBytes(32).toString("base64url")));
   const app = Fastify({
     logger: loggerOptions(config.logLevel, options.logStream),
+    // Requests Node's HTTP parser refuses (431 headers too large, 400 malformed
+    // framing, 408 headers too slow) get the error envelope too.
+    clientErrorHandler: clientErrorHandler(renderBare, securityHeaders),
     childLoggerFactory: (logger, bindings, childOptions) =>
       lazyChildLogger(logger, bindings, childOptions) as typeof logger,
     genReqId: () => newId("req"),
@@ -135,6 +146,19 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       reply.header("x-request-id", request.id);
       reply.headers(securityHeaders(request.url));
       sendError(error, request, reply);
+    },
+    // Slow clients (docs/security.md): the headers must arrive within
+    // HTTP_HEADERS_TIMEOUT_MS; bodies are timed by the transport guards (a
+    // pause between bytes, a total for all but file uploads), so Node's
+    // whole-request timeout is off and a long upload lives while bytes flow.
+    requestTimeout: 0,
+    http: {
+      headersTimeout: config.httpHeadersTimeoutMs,
+      // How often Node checks the headers timeout; it can only be late by this much.
+      connectionsCheckingInterval: Math.min(
+        30_000,
+        Math.max(50, Math.floor(config.httpHeadersTimeoutMs / 4)),
+      ),
     },
     return503OnClosing: true,
     forceCloseConnections: "idle",
@@ -162,6 +186,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.decorate("services", services);
   app.decorateRequest("principal", undefined);
   app.removeContentTypeParser("text/plain");
+  registerTransportGuards(app, { idleMs: config.httpBodyIdleTimeoutMs, totalMs: config.httpBodyTimeoutMs });
 
   // Every response carries its request id and the security headers; set once,
   // up front (a callback hook: no promise per request), so errors have them too.

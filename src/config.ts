@@ -28,6 +28,20 @@ export interface Config {
    * network partition fails requests with 503 instead of holding them.
    */
   readonly databaseQueryTimeoutMs: number;
+  /**
+   * The server's public base URL (PUBLIC_URL, e.g. `https://contacts.example.com`):
+   * absolute links (`paging.next`, `Link`) are built on it. Unset: links are
+   * relative (path and query). The request's Host and X-Forwarded-Host are never used.
+   */
+  readonly publicUrl: string | undefined;
+  /** Most connections one process holds open at once (HTTP_MAX_CONNECTIONS); more are refused. */
+  readonly httpMaxConnections: number;
+  /** Longest a client may take to send the request headers (HTTP_HEADERS_TIMEOUT_MS). */
+  readonly httpHeadersTimeoutMs: number;
+  /** Longest a request body may pause between two bytes (HTTP_BODY_IDLE_TIMEOUT_MS). */
+  readonly httpBodyIdleTimeoutMs: number;
+  /** Longest a whole request body may take, file imports excepted (HTTP_BODY_TIMEOUT_MS). */
+  readonly httpBodyTimeoutMs: number;
   /** Bearer token of GET /metrics (METRICS_TOKEN); metrics are off when neither it nor metricsPort is set. */
   readonly metricsToken: string | undefined;
   /** A separate port serving only GET /metrics (METRICS_PORT); set, /metrics is not on the API port. */
@@ -224,6 +238,17 @@ function parseWebhooks(env: Env): WebhooksConfig {
   });
 }
 
+function parsePublicUrl(env: Env): string | undefined {
+  const raw = parseUrl(env, "PUBLIC_URL", ["http:", "https:"], "https://contacts.example.com");
+  if (raw === undefined) return undefined;
+  const url = new URL(raw);
+  if (url.search !== "" || url.hash !== "" || url.username !== "" || url.password !== "") {
+    throw new ConfigError("PUBLIC_URL", "must be a base URL without query, fragment or credentials.");
+  }
+  // Kept without the trailing slash: paths are appended to it.
+  return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+}
+
 /** Parses and freezes the configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
   const dataDir = optional(env, "DATA_DIR") ?? "./data";
@@ -246,6 +271,25 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     logLevel: parseLogLevel(env),
     redisKeyPrefix: parseRedisKeyPrefix(env),
     databaseQueryTimeoutMs: parseQueryTimeout(env),
+    publicUrl: parsePublicUrl(env),
+    httpMaxConnections: parseWholeNumber(env, "HTTP_MAX_CONNECTIONS", 1024, 1, 1_000_000, "connections"),
+    httpHeadersTimeoutMs: parseWholeNumber(
+      env,
+      "HTTP_HEADERS_TIMEOUT_MS",
+      60_000,
+      100,
+      600_000,
+      "milliseconds",
+    ),
+    httpBodyIdleTimeoutMs: parseWholeNumber(
+      env,
+      "HTTP_BODY_IDLE_TIMEOUT_MS",
+      30_000,
+      100,
+      600_000,
+      "milliseconds",
+    ),
+    httpBodyTimeoutMs: parseWholeNumber(env, "HTTP_BODY_TIMEOUT_MS", 60_000, 100, 3_600_000, "milliseconds"),
     metricsToken: parseSecret(env, "METRICS_TOKEN", 16),
     metricsPort: parseMetricsPort(env),
     metricsHost: optional(env, "METRICS_HOST") ?? optional(env, "HOST") ?? "127.0.0.1",

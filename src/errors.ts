@@ -14,8 +14,12 @@ export const ERROR_CATALOGUE = {
   invalid_cursor: { status: 400, type: "invalid_request_error" },
   invalid_idempotency_key: { status: 400, type: "invalid_request_error" },
   legacy_offset_pagination_limit_exceeded: { status: 400, type: "invalid_request_error" },
+  // A request Node's HTTP parser cannot read (malformed or smuggling-shaped framing).
+  malformed_request: { status: 400, type: "invalid_request_error" },
   // A row of an import file that cannot be read (reported in the import's errors, not as an HTTP error).
   malformed_row: { status: 400, type: "invalid_request_error" },
+  // A row of an import file that is not UTF-8 text (e.g. a Latin-1 file sent without encoding=latin1).
+  invalid_encoding: { status: 400, type: "invalid_request_error" },
   missing_api_key: { status: 401, type: "authentication_error" },
   invalid_api_key: { status: 401, type: "authentication_error" },
   expired_api_key: { status: 401, type: "authentication_error" },
@@ -30,11 +34,15 @@ export const ERROR_CATALOGUE = {
   account_exists: { status: 409, type: "conflict" },
   customer_exists: { status: 409, type: "conflict" },
   idempotency_in_progress: { status: 409, type: "conflict" },
+  // The client stopped sending its request (headers or body) for too long.
+  request_timeout: { status: 408, type: "invalid_request_error" },
   // Merging contacts (docs/merge.md).
   contact_changed: { status: 409, type: "conflict" },
   merge_already_undone: { status: 409, type: "conflict" },
   payload_too_large: { status: 413, type: "invalid_request_error" },
   unsupported_media_type: { status: 415, type: "invalid_request_error" },
+  // The request line or headers exceed the server's limit (16 KiB).
+  headers_too_large: { status: 431, type: "invalid_request_error" },
   idempotency_key_reuse: { status: 422, type: "invalid_request_error" },
   account_required: { status: 422, type: "invalid_request_error" },
   no_connected_account: { status: 422, type: "invalid_request_error" },

@@ -41,10 +41,13 @@ export async function startServer(
       );
     }
   }
-  // Long enough to upload a 100 MiB import over a slow link (≈ 170 KB/s); the
-  // runner sweeps pieces of unfinished uploads only after an hour.
-  app.server.requestTimeout = 10 * 60_000;
+  // Bodies are timed per pause and in total by the transport guards (a file
+  // import lives as long as its bytes keep flowing; the runner sweeps pieces of
+  // unfinished uploads after an hour); headers by HTTP_HEADERS_TIMEOUT_MS.
   app.server.keepAliveTimeout = 65_000;
+  // Connections past this many are refused at once, so slow clients cannot
+  // take every file descriptor of the process.
+  app.server.maxConnections = config.httpMaxConnections;
   let url: string;
   try {
     url = await app.listen({ port: config.port, host: config.host });

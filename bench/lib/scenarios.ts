@@ -105,8 +105,8 @@ function listPlan(
   const params = new URLSearchParams(Object.entries(query).filter(([, v]) => v !== undefined) as string[][]);
   const filters = contactFilters(ctx.tenant.orgId, undefined, nativeFilters(query));
   if (after) {
-    const { organizationId: _org, ...bound } = filters;
-    params.set("cursor", ctx.cursors.encode(canonicalScope("native.contacts", bound), after));
+    const { organizationId, ...bound } = filters;
+    params.set("cursor", ctx.cursors.encode(canonicalScope("native.contacts", organizationId, bound), after));
   }
   const qs = params.toString();
   const request: RequestSpec = {

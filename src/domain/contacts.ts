@@ -565,6 +565,19 @@ export async function listContactsPage(
   );
 }
 
+/**
+ * How many contacts match: without filters other than the account, the
+ * maintained count (constant time, exact under concurrent writes); with
+ * filters, an exact count query, whose cost grows with the matching rows
+ * (docs/pagination.md).
+ */
+export async function countContacts(scope: Scope, filters: repo.ContactFilters): Promise<number> {
+  if (repo.isUnfiltered(filters)) {
+    return repo.maintainedContactCount(scope.db, filters.organizationId, filters.accountId);
+  }
+  return repo.countContacts(scope.db, scope.dialect, filters);
+}
+
 /** Offset pagination (the caller bounds the window): one page and the total count. */
 export async function listContactsAtOffset(
   scope: Scope,
@@ -572,7 +585,7 @@ export async function listContactsAtOffset(
   offset: number,
   limit: number,
 ): Promise<{ rows: repo.ContactView[]; total: number }> {
-  const total = await repo.countContacts(scope.db, scope.dialect, filters);
+  const total = await countContacts(scope, filters);
   const rows =
     offset >= total ? [] : await repo.listContactViewsAt(scope.db, scope.dialect, filters, offset, limit);
   return { rows, total };

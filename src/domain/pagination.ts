@@ -32,12 +32,21 @@ export function parseLimit(
   return value;
 }
 
-/** Canonical text of a filter set: sorted keys, undefined dropped. */
-export function canonicalScope(route: string, filters: Record<string, unknown>): string {
+/**
+ * Canonical text of what a cursor is bound to: the list (route), the
+ * organisation it was issued to (null only for the operator's admin lists),
+ * and the filters (sorted keys, undefined dropped). A cursor of another
+ * organisation, list or filter set is 400 `invalid_cursor`.
+ */
+export function canonicalScope(
+  route: string,
+  organizationId: string | null,
+  filters: Record<string, unknown>,
+): string {
   const entries = Object.entries(filters)
     .filter(([, v]) => v !== undefined)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return JSON.stringify([route, entries]);
+  return JSON.stringify([route, organizationId, entries]);
 }
 
 /**
@@ -77,6 +86,19 @@ export class CursorCodec {
     // Signed already, so not forgeable; compared in constant time anyway, like every secret-derived value.
     if (!constantTimeEqual(p.s, this.digest(scope))) throw invalid();
     return { created_at: p.t, id: p.i };
+  }
+
+  /**
+   * A short keyed digest of an organisation id, for cursor formats that stay
+   * readable JSON (Kapso's): a cursor carrying another organisation's tag is
+   * refused, and the tag cannot be made without the cursor secret.
+   */
+  organizationTag(organizationId: string): string {
+    return createHmac("sha256", this.secret)
+      .update(`organization:${organizationId}`)
+      .digest()
+      .subarray(0, 12)
+      .toString("base64url");
   }
 
   private sign(payload: string): string {

@@ -1,5 +1,6 @@
 import { type TSchema, type TStringOptions, Type } from "typebox";
 import { PHONE_NUMBER_ID_PATTERN } from "../domain/accounts.ts";
+import { METADATA_DESCRIPTION } from "../domain/contact-fields.ts";
 import { ERROR_CODES } from "../errors.ts";
 import { type IdPrefix, idPattern } from "../ids.ts";
 
@@ -17,7 +18,7 @@ export const PhoneNumberId = (description = "Meta phone_number_id of one of your
   Type.String({ pattern: PHONE_NUMBER_ID_PATTERN, description });
 
 /**
- * A contact's metadata on input: a flat object, or null (which clears it). Its
+ * A contact's metadata on input: an object (nested within limits), or null (which clears it). Its
  * finer rules are the domain's (`validateMetadata`); a wrong type here is 400
  * `invalid_metadata` like theirs.
  */
@@ -26,8 +27,7 @@ export const MetadataInput = Type.Union(
     Type.Unsafe<Record<string, unknown>>({
       type: "object",
       "x-error-code": "invalid_metadata",
-      description:
-        "Flat object: ≤ 50 keys of 1–40 characters; values strings (≤ 500), numbers, booleans or null",
+      description: METADATA_DESCRIPTION,
     }),
     Type.Null(),
   ],

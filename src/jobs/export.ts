@@ -1,6 +1,7 @@
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { toIso } from "../domain/clock.ts";
 import { type ContactView, listContacts, type Scope } from "../domain/contacts.ts";
+import { neutralizeCell } from "../domain/csv-cells.ts";
 import { phoneDigits } from "../domain/phone.ts";
 import { contactOut } from "../http/native/representation.ts";
 import type { ContactFilters, Keyset } from "../store/repositories/contacts.ts";
@@ -45,13 +46,18 @@ export const CSV_COLUMNS = [
   "updated_at",
 ] as const;
 
-/** RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled. */
-export function csvField(value: string | null): string {
+/**
+ * RFC 4180: a field with a comma, quote or line break is quoted, quotes
+ * doubled; unless `raw`, cells a spreadsheet would run as formulas are
+ * neutralised first (OWASP CSV injection, src/domain/csv-cells.ts).
+ */
+export function csvField(value: string | null, raw = false): string {
   if (value === null) return "";
-  return /[",\r\n]/.test(value) || /^\s|\s$/.test(value) ? `"${value.replaceAll('"', '""')}"` : value;
+  const text = raw ? value : neutralizeCell(value);
+  return /[",\r\n]/.test(text) || /^\s|\s$/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
-function csvRow(view: ContactView): string {
+function csvRow(view: ContactView, raw: boolean): string {
   const labels = view.labels.map((l) => (l.name.includes("|") ? l.id : l.name)).join("|");
   const values: Record<(typeof CSV_COLUMNS)[number], string | null> = {
     id: view.id,
@@ -71,7 +77,7 @@ function csvRow(view: ContactView): string {
     created_at: toIso(view.created_at),
     updated_at: toIso(view.updated_at),
   };
-  return `${CSV_COLUMNS.map((c) => csvField(values[c])).join(",")}\r\n`;
+  return `${CSV_COLUMNS.map((c) => csvField(values[c], raw)).join(",")}\r\n`;
 }
 
 /**
@@ -85,7 +91,9 @@ export async function* exportContacts(
   filters: ContactFilters,
   format: ExportFormat,
   batchSize = EXPORT_BATCH,
+  options: { raw?: boolean } = {},
 ): AsyncGenerator<string> {
+  const raw = options.raw === true;
   if (format === "csv") yield `${CSV_COLUMNS.join(",")}\r\n`;
   let after: Keyset | undefined;
   for (;;) {
@@ -97,7 +105,7 @@ export async function* exportContacts(
     // (the heap grew by ~90 MB of it over a 1M-row export).
     let piece = "";
     for (const [i, row] of rows.entries()) {
-      piece += format === "csv" ? csvRow(row) : `${JSON.stringify(contactOut(row))}\n`;
+      piece += format === "csv" ? csvRow(row, raw) : `${JSON.stringify(contactOut(row))}\n`;
       if ((i + 1) % EXPORT_PIECE === 0 || i === rows.length - 1) {
         yield piece;
         piece = "";

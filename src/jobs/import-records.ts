@@ -1,7 +1,9 @@
+import { isUtf8 } from "node:buffer";
 import { Readable } from "node:stream";
 import { parse } from "csv-parse";
 import { validateMetadata } from "../domain/contact-fields.ts";
 import type { ContactInput } from "../domain/contacts.ts";
+import { unneutralizeCell } from "../domain/csv-cells.ts";
 import {
   applyImportBatch,
   type ImportRowInput,
@@ -101,12 +103,20 @@ async function* readCsv(source: AsyncIterable<Uint8Array>): AsyncGenerator<Impor
       const start = line;
       line += lineBreaks(raw);
       if (record.every((cell) => cell.trim() === "")) continue;
+      // The parser decodes UTF-8 and turns every byte sequence that is not
+      // UTF-8 into U+FFFD: such a row is reported, never stored mangled.
+      const mangled = raw.includes(REPLACEMENT);
       if (header === undefined) {
+        if (mangled) throw notUtf8("The CSV header");
         header = record.map((h) => h.trim());
         checkHeader(header);
         continue;
       }
       row++;
+      if (mangled) {
+        yield { row, line: start, problem: encodingProblem("The row") };
+        continue;
+      }
       const extra = record.slice(header.length);
       if (record.length < header.length || extra.some((cell) => cell.trim() !== "")) {
         yield {
@@ -130,6 +140,20 @@ async function* readCsv(source: AsyncIterable<Uint8Array>): AsyncGenerator<Impor
   } finally {
     input.destroy();
   }
+}
+
+const REPLACEMENT = "\uFFFD";
+
+const ENCODING_ADVICE =
+  "is not UTF-8 text (a Latin-1 or Windows-1252 file, e.g. saved by Excel?): re-save the file as UTF-8, " +
+  "or send it with ?encoding=latin1. Nothing of it was stored.";
+
+function encodingProblem(what: string): RowProblem {
+  return { code: "invalid_encoding", message: `${what} ${ENCODING_ADVICE}` };
+}
+
+function notUtf8(what: string): ApiError {
+  return new ApiError("invalid_encoding", `${what} ${ENCODING_ADVICE}`, { param: "encoding" });
 }
 
 /** Line breaks in a raw record (CRLF, LF or CR each count once). */
@@ -199,6 +223,11 @@ async function* readNdjson(source: AsyncIterable<Uint8Array>): AsyncGenerator<Im
           message: `The line is longer than ${MAX_RECORD_BYTES / 1024} KiB.`,
         },
       };
+      return;
+    }
+    if (!isUtf8(bytes)) {
+      row++;
+      yield { row, line, problem: encodingProblem("The line") };
       return;
     }
     let text = bytes.toString("utf8");
@@ -317,7 +346,8 @@ function csvInput(fields: Record<string, string>): RecordInput {
   for (const [name, raw] of Object.entries(fields)) {
     const key = fieldKey(name);
     if (IGNORED_FIELDS.has(key)) continue;
-    const value = raw.trim();
+    // A cell the export neutralised against spreadsheet formulas gets its value back.
+    const value = unneutralizeCell(raw).trim();
     if (KNOWN_FIELDS.has(key)) {
       byKey.set(key === "phone" ? "phone_number" : key, value);
       continue;
@@ -392,7 +422,7 @@ function ndjsonInput(fields: Record<string, unknown>): RecordInput {
   const metadata = fields.metadata;
   if (metadata === null) input.replace_metadata = true;
   else if (metadata !== undefined && (typeof metadata !== "object" || Array.isArray(metadata))) {
-    throw new ApiError("invalid_metadata", "metadata must be a flat JSON object or null.", {
+    throw new ApiError("invalid_metadata", "metadata must be a JSON object or null.", {
       param: "metadata",
     });
   }

@@ -15,6 +15,7 @@ export interface Database {
   contact_labels: ContactLabelsTable;
   customers: CustomersTable;
   inbound_receipts: InboundReceiptsTable;
+  contact_counts: ContactCountsTable;
   imports: ImportsTable;
   import_chunks: ImportChunksTable;
   import_errors: ImportErrorsTable;
@@ -133,6 +134,17 @@ export interface InboundReceiptsTable {
   digest: string;
   account_id: string;
   received_at: number;
+}
+
+/**
+ * Maintained contact counts: rows per account (PostgreSQL: up to 16 shards
+ * per account, summed), written only by triggers on contacts (migration 0006).
+ */
+export interface ContactCountsTable {
+  organization_id: string;
+  account_id: string;
+  shard: number;
+  n: number;
 }
 
 export type ImportFormat = "csv" | "ndjson";

@@ -97,7 +97,14 @@ describe("import file readers", () => {
     assert.equal(r.input.display_name, null, "display_name wins over name");
     assert.deepEqual(r.labelRefs, ["lbl_01J0000000000000000000000A", "vip", "gold"]);
     assert.deepEqual(r.input.metadata, { tier: 3 });
-    const bad = recordInput({ row: 1, line: 1, fields: { phone_number: "+1", nested: { a: 1 } } }, "ndjson");
+    const bad = recordInput(
+      {
+        row: 1,
+        line: 1,
+        fields: { phone_number: "+1", nested: { a: { b: { c: { d: { e: { f: 1 } } } } } } },
+      },
+      "ndjson",
+    );
     assert.ok("problem" in bad && bad.problem.code === "invalid_metadata");
   });
 });

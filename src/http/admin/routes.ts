@@ -114,7 +114,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const limit = parseLimit(request.query.limit);
-      const scope = canonicalScope("admin.organizations", {});
+      const scope = canonicalScope("admin.organizations", null, {});
       const after = request.query.cursor
         ? app.services.cursors.decode(scope, request.query.cursor)
         : undefined;
@@ -257,7 +257,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const limit = parseLimit(request.query.limit);
       const orgId = request.params.org_id;
-      const scope = canonicalScope("admin.api_keys", { org_id: orgId });
+      const scope = canonicalScope("admin.api_keys", null, { org_id: orgId });
       const after = request.query.cursor
         ? app.services.cursors.decode(scope, request.query.cursor)
         : undefined;

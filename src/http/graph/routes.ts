@@ -10,9 +10,10 @@ import {
 } from "../../domain/contacts.ts";
 import { parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
+import { contactIdOf } from "../../ids.ts";
 import { protect, scopeOf } from "../auth.ts";
 import { PLATFORM_DEFAULT_LIMIT } from "../platform/contacts.ts";
-import { boundOf } from "../platform/pagination.ts";
+import { boundOf, kapsoCursorOrg } from "../platform/pagination.ts";
 import { Cursors, cursorsOf, KapsoContactSchema, kapsoContactOut } from "../platform/representation.ts";
 import { kapsoFilters } from "../platform/wire.ts";
 import { MetadataInput, PhoneNumberId } from "../schemas.ts";
@@ -80,10 +81,13 @@ export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const page = await listContactsPage(
         scope,
         filters,
-        boundOf(after, before),
+        boundOf(after, before, kapsoCursorOrg(request)),
         parseLimit(limit, 100, PLATFORM_DEFAULT_LIMIT),
       );
-      return { data: page.rows.map(kapsoContactOut), paging: { cursors: cursorsOf(page) } };
+      return {
+        data: page.rows.map(kapsoContactOut),
+        paging: { cursors: cursorsOf(page, kapsoCursorOrg(request)) },
+      };
     },
   );
 
@@ -112,7 +116,12 @@ export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
         scope.organizationId,
         request.params.phone_number_id,
       );
-      const found = await findContactByIdentifierResolved(scope, request.params.wa_id, account.id, "wa_id");
+      const found = await findContactByIdentifierResolved(
+        scope,
+        contactIdOf(request.params.wa_id),
+        account.id,
+        "wa_id",
+      );
       // A merged-away identity answers its survivor and says so (docs/merge.md).
       const out = kapsoContactOut(found.contact);
       return found.merged_into === undefined ? out : { ...out, merged_into: out.id };
@@ -155,7 +164,12 @@ export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
           scope.organizationId,
           request.params.phone_number_id,
         );
-        const found = await findContactByIdentifier(txScope, request.params.wa_id, account.id, "wa_id");
+        const found = await findContactByIdentifier(
+          txScope,
+          contactIdOf(request.params.wa_id),
+          account.id,
+          "wa_id",
+        );
         await updateContact(txScope, found.id, {
           profile_name: body.profile_name,
           display_name: body.display_name,

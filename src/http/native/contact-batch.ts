@@ -10,7 +10,7 @@ import {
 import { getContact, resolveAccount } from "../../domain/contacts.ts";
 import { BULK_LABEL_MAX, bulkLabel, setContactLabel } from "../../domain/labels.ts";
 import { ApiError } from "../../errors.ts";
-import { isId } from "../../ids.ts";
+import { contactIdOf, isId, isUuid } from "../../ids.ts";
 import { scopeOf } from "../auth.ts";
 import { DataEnvelope, Id, NATIVE_ERROR_RESPONSES } from "../schemas.ts";
 import { runWrite } from "../write-transaction.ts";
@@ -62,7 +62,7 @@ export function batchItemOf(raw: unknown): BatchItem {
     metadata !== null &&
     (typeof metadata !== "object" || Array.isArray(metadata))
   ) {
-    return fail("invalid_metadata", "metadata must be a flat JSON object or null.", "metadata");
+    return fail("invalid_metadata", "metadata must be a JSON object or null.", "metadata");
   }
   const labels = item.labels;
   if (
@@ -133,6 +133,12 @@ const BatchResultSchema = Type.Object({
  * org-level (`/contacts/…`) and account-scoped (`/:phone_number_id/contacts/…`).
  */
 export const contactBatchRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  // A contact id may be given in its UUID form (as the Kapso surfaces show it): read as `ctc_<ULID>`.
+  app.addHook("preValidation", (request, _reply, done) => {
+    const params = request.params as { id?: string };
+    if (typeof params.id === "string" && isUuid(params.id)) params.id = contactIdOf(params.id);
+    done();
+  });
   const tags = ["contacts"];
   for (const style of PATH_STYLES) {
     const { base, suffix } = style;

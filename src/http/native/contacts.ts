@@ -12,6 +12,7 @@ import {
 } from "../../domain/contacts.ts";
 import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
+import { contactIdOf, isUuid } from "../../ids.ts";
 import { scopeOf } from "../auth.ts";
 import {
   DataEnvelope,
@@ -100,6 +101,12 @@ function createInput(body: {
  * (`/:phone_number_id/contacts…`). Both call the same domain functions.
  */
 export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  // A contact id may be given in its UUID form (as the Kapso surfaces show it): read as `ctc_<ULID>`.
+  app.addHook("preValidation", (request, _reply, done) => {
+    const params = request.params as { id?: string };
+    if (typeof params.id === "string" && isUuid(params.id)) params.id = contactIdOf(params.id);
+    done();
+  });
   const { cursors } = app.services;
   const tags = ["contacts"];
 
@@ -127,8 +134,8 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
           account?.id,
           await resolveNativeFilters(scope, query),
         );
-        const { organizationId: _org, ...bound } = filters;
-        const cursorScope = canonicalScope("native.contacts", bound);
+        const { organizationId, ...bound } = filters;
+        const cursorScope = canonicalScope("native.contacts", organizationId, bound);
         const after = cursor === undefined ? undefined : cursors.decode(cursorScope, cursor);
         const rows = await listContacts(scope, filters, after, limit + 1);
         return { ...pageOf(rows, limit, cursors, cursorScope, contactOut), request_id: request.id };

@@ -2,7 +2,7 @@ import { Readable } from "node:stream";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { contactFilters } from "../../domain/contacts.ts";
-import { exportContacts } from "../../jobs/export.ts";
+import { EXPORT_BATCH, exportContacts } from "../../jobs/export.ts";
 import { scopeOf } from "../auth.ts";
 import { NATIVE_ERROR_RESPONSES } from "../schemas.ts";
 import { ListQuery } from "./contacts.ts";
@@ -22,13 +22,19 @@ export const exportRoutes: FastifyPluginAsyncTypebox = async (app) => {
           tags: ["contacts"],
           summary: `Export every matching contact as CSV or NDJSON${style.suffix}`,
           description:
-            "Streamed in constant memory, newest first; takes the list filters. CSV columns and the round trip with imports: docs/imports-and-export.md.",
+            "Streamed in constant memory, newest first; takes the list filters. CSV columns and the round trip with imports: docs/imports-and-export.md. " +
+            "CSV cells starting with = + - @, a tab or a carriage return are prefixed with ' so that spreadsheets do not run them as formulas (OWASP CSV injection); the import removes that quote again. raw=true exports the values as stored (for machine consumers); NDJSON is always exact.",
           params: style.params(),
           querystring: Type.Object(
             {
               ...filterProperties,
               format: Type.Optional(
                 Type.Union([Type.Literal("csv"), Type.Literal("ndjson")], { default: "csv" }),
+              ),
+              raw: Type.Optional(
+                Type.Union([Type.Literal("true"), Type.Literal("false")], {
+                  description: "CSV: true exports formula-like cells unneutralised (no leading ')",
+                }),
               ),
             },
             { additionalProperties: false },
@@ -42,14 +48,17 @@ export const exportRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
       async (request, reply) => {
         const scope = scopeOf(request);
-        const { format = "csv", ...query } = request.query;
+        const { format = "csv", raw, ...query } = request.query;
         const account = await pathAccountOf(scope, request.params.phone_number_id);
         const filters = contactFilters(
           scope.organizationId,
           account?.id,
           await resolveNativeFilters(scope, query),
         );
-        const stream = Readable.from(exportContacts(scope, filters, format), { objectMode: false });
+        const stream = Readable.from(
+          exportContacts(scope, filters, format, EXPORT_BATCH, { raw: raw === "true" }),
+          { objectMode: false },
+        );
         stream.on("error", (error) => request.log.error({ err: error }, "export failed while streaming"));
         const date = new Date().toISOString().slice(0, 10);
         reply

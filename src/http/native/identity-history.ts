@@ -67,7 +67,9 @@ export const identityHistoryRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const account = await pathAccountOf(scope, request.params.phone_number_id);
         const contact = await getContact(scope, request.params.id, account?.id);
         const limit = parseLimit(request.query.limit);
-        const cursorScope = canonicalScope("native.identity_history", { contact: contact.id });
+        const cursorScope = canonicalScope("native.identity_history", scope.organizationId, {
+          contact: contact.id,
+        });
         const { cursor } = request.query;
         const after = cursor === undefined ? undefined : cursors.decode(cursorScope, cursor);
         const rows = await listIdentityChanges(scope.db, contact.id, after, limit + 1);

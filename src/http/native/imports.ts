@@ -53,6 +53,40 @@ function wrongMediaType(contentType: string | undefined): ApiError {
   );
 }
 
+/** Encodings an import file may be sent in; every other is converted to UTF-8 as it arrives. */
+const ENCODINGS: Record<string, "utf-8" | "windows-1252"> = {
+  "utf-8": "utf-8",
+  utf8: "utf-8",
+  // WHATWG (and every browser) reads ISO-8859-1 as its superset Windows-1252.
+  latin1: "windows-1252",
+  "iso-8859-1": "windows-1252",
+  "windows-1252": "windows-1252",
+  cp1252: "windows-1252",
+};
+
+/** `encoding=` wins over the Content-Type's charset; UTF-8 when neither is given. */
+function encodingOf(param: string | undefined, contentType: string | undefined): "utf-8" | "windows-1252" {
+  const charset = /;\s*charset="?([^";\s]+)"?/i.exec(contentType ?? "")?.[1];
+  const name = (param ?? charset ?? "utf-8").toLowerCase();
+  const encoding = ENCODINGS[name];
+  if (!encoding) {
+    throw new ApiError(
+      "invalid_field_value",
+      `encoding must be one of utf-8, latin1 (also iso-8859-1, windows-1252); got "${name}".`,
+      { param: param === undefined ? "Content-Type" : "encoding" },
+    );
+  }
+  return encoding;
+}
+
+/** A Latin-1 (Windows-1252) byte stream as UTF-8, piece by piece. */
+async function* toUtf8(source: AsyncIterable<Uint8Array>, encoding: "windows-1252"): AsyncGenerator<Buffer> {
+  const decoder = new TextDecoder(encoding);
+  for await (const chunk of source) yield Buffer.from(decoder.decode(chunk, { stream: true }), "utf8");
+  const rest = decoder.decode();
+  if (rest !== "") yield Buffer.from(rest, "utf8");
+}
+
 const ImportErrorSchema = Type.Object({
   row: Type.Integer({ description: "1-based data row (the CSV header and blank lines are not rows)" }),
   line: Type.Integer({ description: "Line of the file where the row starts" }),
@@ -138,6 +172,8 @@ export const importRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     "/imports",
     {
+      // No total time limit on the file, only on pauses between its bytes (docs/security.md).
+      config: { longUpload: true },
       schema: {
         tags,
         summary: "Start a file import (CSV or NDJSON body, up to 100 MiB)",
@@ -148,6 +184,15 @@ export const importRoutes: FastifyPluginAsyncTypebox = async (app) => {
             phone_number_id: Type.Optional(PhoneNumberId("The account; optional when you have one")),
             mode: Type.Optional(
               Type.Union([Type.Literal("create"), Type.Literal("upsert")], { default: "create" }),
+            ),
+            encoding: Type.Optional(
+              Type.String({
+                maxLength: 20,
+                description:
+                  "The file's text encoding: utf-8 (default) or latin1 (iso-8859-1, windows-1252), converted to UTF-8 as it arrives. " +
+                  "A row of a UTF-8 import that is not UTF-8 is a row error invalid_encoding, never stored with replacement characters. " +
+                  "The Content-Type's charset is read when this is absent.",
+              }),
             ),
           },
           { additionalProperties: false },
@@ -180,13 +225,16 @@ export const importRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const format = formatOf(request.headers["content-type"]);
         if (!format) throw wrongMediaType(request.headers["content-type"]);
         const scope = scopeOf(request);
-        const { phone_number_id, mode = "create" } = request.query;
+        const { phone_number_id, mode = "create", encoding: encodingParam } = request.query;
+        const encoding = encodingOf(encodingParam, request.headers["content-type"]);
         const account =
           phone_number_id === undefined
             ? await resolveAccount(scope, undefined, "phone_number_id")
             : await requireAccountByPhoneNumberId(scope.db, scope.organizationId, phone_number_id);
         if (Number(request.headers["content-length"] ?? 0) > IMPORT_MAX_BYTES) throw tooLarge();
-        const upload = await receiveUpload(store.db, newId("imp"), request.body as Readable, format);
+        const raw = request.body as Readable;
+        const file = encoding === "utf-8" ? raw : toUtf8(raw, encoding);
+        const upload = await receiveUpload(store.db, newId("imp"), file, format);
         // The stream is consumed: what stands for the body from here on (for the
         // idempotency fingerprint in runWrite) is the file's digest and the options.
         (request as { body: unknown }).body = {
@@ -194,6 +242,7 @@ export const importRoutes: FastifyPluginAsyncTypebox = async (app) => {
           size_bytes: upload.sizeBytes,
           format,
           mode,
+          encoding,
           phone_number_id: account.phone_number_id,
         };
         const body = await runWrite(request, reply, async (tx) => {
@@ -225,10 +274,10 @@ export const importRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const limit = parseLimit(request.query.limit);
-      const cursorScope = canonicalScope("native.imports", {});
+      const organizationId = principalOf(request).organization.id;
+      const cursorScope = canonicalScope("native.imports", organizationId, {});
       const { cursor } = request.query;
       const after = cursor === undefined ? undefined : cursors.decode(cursorScope, cursor);
-      const organizationId = principalOf(request).organization.id;
       const rows = await listImports(store.db, organizationId, after, limit + 1);
       const numbers = new Map(
         (await listAccounts(store.db, organizationId)).map((a) => [a.id, a.phone_number_id]),

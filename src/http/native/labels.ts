@@ -68,7 +68,7 @@ export const labelRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const limit = parseLimit(request.query.limit);
-      const cursorScope = canonicalScope("native.labels", {});
+      const cursorScope = canonicalScope("native.labels", scopeOf(request).organizationId, {});
       const { cursor } = request.query;
       const after = cursor === undefined ? undefined : cursors.decode(cursorScope, cursor);
       const rows = await listLabels(scopeOf(request), after, limit + 1);

@@ -274,7 +274,9 @@ export const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
           scope,
           (request.params as { phone_number_id?: string }).phone_number_id,
         );
-        const cursorScope = canonicalScope("native.duplicates", { account: account?.id });
+        const cursorScope = canonicalScope("native.duplicates", scope.organizationId, {
+          account: account?.id,
+        });
         const after =
           request.query.cursor === undefined ? undefined : cursors.decode(cursorScope, request.query.cursor);
         const rows = await listDuplicates(scope, account?.id, after, limit + 1);
@@ -429,7 +431,9 @@ export const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const scope = scopeOf(request);
       const limit = parseLimit(request.query.limit);
-      const cursorScope = canonicalScope("native.merges", { contact: request.params.id });
+      const cursorScope = canonicalScope("native.merges", scope.organizationId, {
+        contact: request.params.id,
+      });
       const after =
         request.query.cursor === undefined ? undefined : cursors.decode(cursorScope, request.query.cursor);
       const { contact, merges } = await listMergesOf(scope, request.params.id, after, limit + 1);

@@ -1,17 +1,22 @@
 import { Type } from "typebox";
 import { toIso } from "../../domain/clock.ts";
-import { parseStoredMetadata } from "../../domain/contact-fields.ts";
+import {
+  METADATA_DESCRIPTION,
+  type MetadataValue,
+  parseStoredMetadata,
+} from "../../domain/contact-fields.ts";
 import type { ContactView } from "../../domain/contacts.ts";
 import { phoneDigits } from "../../domain/phone.ts";
 import { NullableString, Timestamp } from "../schemas.ts";
 
 export const LabelRefSchema = Type.Object({ id: Type.String(), name: Type.String(), color: Type.String() });
 
-export const MetadataSchema = Type.Record(
-  Type.String(),
-  Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]),
-  { description: "Flat object: ≤ 50 keys of 1–40 characters; values strings (≤ 500), numbers, booleans" },
-);
+/** Any JSON value: serialized as stored (nested objects and arrays included). */
+const MetadataValueSchema = Type.Unsafe<MetadataValue>({});
+
+export const MetadataSchema = Type.Record(Type.String(), MetadataValueSchema, {
+  description: METADATA_DESCRIPTION,
+});
 
 /** The native contact representation (spec §1). */
 export const ContactSchema = Type.Object(

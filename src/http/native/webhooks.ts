@@ -266,7 +266,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const limit = parseLimit(request.query.limit);
-      const scope = canonicalScope("native.webhook_subscriptions", {});
+      const scope = canonicalScope("native.webhook_subscriptions", orgOf(request), {});
       const after =
         request.query.cursor === undefined ? undefined : cursors.decode(scope, request.query.cursor);
       const rows = await listSubscriptions(app.services.store.db, orgOf(request), after, limit + 1);
@@ -480,7 +480,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
         eventType: q.event_type,
         status: q.status,
       };
-      const scope = canonicalScope("native.webhook_deliveries", {
+      const scope = canonicalScope("native.webhook_deliveries", orgOf(request), {
         subscription: q.subscription,
         event: q.event,
         event_type: q.event_type,
@@ -561,7 +561,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const q = request.query;
       const limit = parseLimit(q.limit);
       const ascending = q.after !== undefined;
-      const scope = canonicalScope("native.events", { type: q.type, ascending });
+      const scope = canonicalScope("native.events", orgOf(request), { type: q.type, ascending });
       // Positions are sequence numbers (kept in the cursor's `created_at` slot).
       const position = q.cursor === undefined ? undefined : cursors.decode(scope, q.cursor).created_at;
       const organizationId = orgOf(request);

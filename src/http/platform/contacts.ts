@@ -5,6 +5,7 @@ import { requireAccountByPhoneNumberId } from "../../domain/accounts.ts";
 import {
   type ContactInput,
   contactFilters,
+  countContacts,
   createContact,
   deleteContact,
   findContactByIdentifier,
@@ -17,11 +18,12 @@ import {
 } from "../../domain/contacts.ts";
 import { parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
+import { contactIdOf } from "../../ids.ts";
 import { scopeOf } from "../auth.ts";
 import { MetadataInput, PhoneNumberId, Timestamp } from "../schemas.ts";
 import { runWrite } from "../write-transaction.ts";
 import { PLATFORM_ERROR_RESPONSES } from "./errors.ts";
-import { boundOf, offsetWindow } from "./pagination.ts";
+import { boundOf, kapsoCursorOrg, OFFSET_MAX_PAGE, OFFSET_MAX_WINDOW, offsetWindow } from "./pagination.ts";
 import {
   KapsoContactSchema,
   kapsoContactOut,
@@ -141,19 +143,18 @@ export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags,
         summary: "List contacts (cursor mode, or deprecated offset mode with page/per_page)",
+        description:
+          "Without any paging parameter the answer is Kapso's documented first page: `meta` " +
+          "{ page: 1, per_page: 20, total_pages, total_count } and `paging` beside it, so cursor clients go on with " +
+          "paging.cursors.after. total_count is a maintained count (constant time) unless filters other than " +
+          'phone_number_id are given, when it is counted exactly. In offset mode X-Total-Pages and Link rel="last" ' +
+          "name the last page reachable inside the 5,000-row window. Links are absolute on PUBLIC_URL, otherwise relative.",
         querystring: ListQuery,
         response: {
           200: Type.Union([
+            Type.Object({ data: Type.Array(KapsoContactSchema), meta: OffsetMeta, paging: PlatformPaging }),
             Type.Object({ data: Type.Array(KapsoContactSchema), paging: PlatformPaging }),
-            Type.Object({
-              data: Type.Array(KapsoContactSchema),
-              meta: Type.Object({
-                page: Type.Integer(),
-                per_page: Type.Integer(),
-                total_pages: Type.Integer(),
-                total_count: Type.Integer(),
-              }),
-            }),
+            Type.Object({ data: Type.Array(KapsoContactSchema), meta: OffsetMeta }),
           ]),
           ...PLATFORM_ERROR_RESPONSES,
         },
@@ -181,8 +182,26 @@ export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
         return offsetPage(request, reply, rows.map(kapsoContactOut), window.page, window.perPage, total);
       }
       const limit = parseLimit(rawLimit, 100, PLATFORM_DEFAULT_LIMIT);
-      const result = await listContactsPage(scope, filters, boundOf(after, before), limit);
-      return { data: result.rows.map(kapsoContactOut), paging: platformPaging(request, result) };
+      const result = await listContactsPage(
+        scope,
+        filters,
+        boundOf(after, before, kapsoCursorOrg(request)),
+        limit,
+      );
+      const data = result.rows.map(kapsoContactOut);
+      const paging = platformPaging(request, result);
+      if (rawLimit === undefined && after === undefined && before === undefined) {
+        // Kapso's documented answer to a bare list: page 1 of 20, with totals.
+        const total = await countContacts(scope, filters);
+        const meta = {
+          page: 1,
+          per_page: limit,
+          total_pages: Math.ceil(total / limit),
+          total_count: total,
+        };
+        return { data, meta, paging };
+      }
+      return { data, paging };
     },
   );
 
@@ -228,7 +247,11 @@ export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const scope = scopeOf(request);
       const accountId = await accountIdOf(scope, request.query.phone_number_id);
-      const found = await findContactByIdentifierResolved(scope, request.params.identifier, accountId);
+      const found = await findContactByIdentifierResolved(
+        scope,
+        contactIdOf(request.params.identifier),
+        accountId,
+      );
       const data = kapsoContactOut(found.contact);
       // A merged-away identifier answers its survivor and says so (docs/merge.md).
       return found.merged_into === undefined ? { data } : { data, merged_into: data.id };
@@ -263,7 +286,11 @@ export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
       return runWrite(request, reply, async (tx) => {
         const txScope = scopeOf(request, tx);
         const accountId = await accountIdOf(txScope, request.query.phone_number_id);
-        const found = await findContactByIdentifier(txScope, request.params.identifier, accountId);
+        const found = await findContactByIdentifier(
+          txScope,
+          contactIdOf(request.params.identifier),
+          accountId,
+        );
         const { contact } = await updateContact(txScope, found.id, contactInput(fields));
         return { status: 200, body: { data: kapsoContactOut(contact) } };
       });
@@ -286,7 +313,11 @@ export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
       await runWrite(request, reply, async (tx) => {
         const txScope = scopeOf(request, tx);
         const accountId = await accountIdOf(txScope, request.query.phone_number_id);
-        const found = await findContactByIdentifier(txScope, request.params.identifier, accountId);
+        const found = await findContactByIdentifier(
+          txScope,
+          contactIdOf(request.params.identifier),
+          accountId,
+        );
         await deleteContact(txScope, found.id);
         return { status: 204, body: null };
       });
@@ -296,6 +327,18 @@ export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
 };
 
 /** The deprecated offset page: `meta` in the body, totals and RFC 8288 links in headers. */
+const OffsetMeta = Type.Object({
+  page: Type.Integer(),
+  per_page: Type.Integer(),
+  total_pages: Type.Integer({ description: "ceil(total_count / per_page)" }),
+  total_count: Type.Integer(),
+});
+
+/** The last page offset mode can reach at this page size (the window is 50 pages and 5,000 rows). */
+export function lastReachablePage(perPage: number): number {
+  return Math.min(OFFSET_MAX_PAGE, Math.floor(OFFSET_MAX_WINDOW / perPage));
+}
+
 function offsetPage<T>(
   request: FastifyRequest,
   reply: FastifyReply,
@@ -305,14 +348,17 @@ function offsetPage<T>(
   total: number,
 ) {
   const totalPages = Math.ceil(total / perPage);
+  // Headers and links point only at pages a client can fetch: past the
+  // window a page is 400, so "last" is the last reachable one.
+  const lastPage = Math.max(1, Math.min(totalPages, lastReachablePage(perPage)));
   const link = (n: number) => linkTo(request, { page: String(n), per_page: String(perPage) });
   const links = [`<${link(1)}>; rel="first"`];
-  if (page > 1) links.push(`<${link(Math.min(page - 1, Math.max(totalPages, 1)))}>; rel="prev"`);
-  if (page < totalPages) links.push(`<${link(page + 1)}>; rel="next"`);
-  links.push(`<${link(Math.max(totalPages, 1))}>; rel="last"`);
+  if (page > 1) links.push(`<${link(Math.min(page - 1, lastPage))}>; rel="prev"`);
+  if (page < lastPage) links.push(`<${link(page + 1)}>; rel="next"`);
+  links.push(`<${link(lastPage)}>; rel="last"`);
   reply.headers({
     "x-total": String(total),
-    "x-total-pages": String(totalPages),
+    "x-total-pages": String(Math.min(totalPages, lastPage)),
     "x-per-page": String(perPage),
     "x-page": String(page),
     link: links.join(", "),

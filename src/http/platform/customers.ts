@@ -15,7 +15,7 @@ import { principalOf } from "../auth.ts";
 import { runWrite } from "../write-transaction.ts";
 import { PLATFORM_DEFAULT_LIMIT } from "./contacts.ts";
 import { PLATFORM_ERROR_RESPONSES } from "./errors.ts";
-import { boundOf } from "./pagination.ts";
+import { boundOf, kapsoCursorOrg } from "./pagination.ts";
 import { CustomerSchema, customerOut, PlatformPaging, platformPaging } from "./representation.ts";
 
 const ExternalId = Type.Union([Type.String({ maxLength: 256 }), Type.Null()]);
@@ -59,7 +59,7 @@ export const platformCustomerRoutes: FastifyPluginAsyncTypebox = async (app) => 
       const page = await listCustomers(
         store.db,
         filters,
-        boundOf(after, before),
+        boundOf(after, before, kapsoCursorOrg(request)),
         parseLimit(limit, 100, PLATFORM_DEFAULT_LIMIT),
       );
       return { data: page.rows.map(customerOut), paging: platformPaging(request, page) };

@@ -1,6 +1,7 @@
 import type { FastifyReply } from "fastify";
 import { Type } from "typebox";
 import type { ApiError, ErrorCode } from "../../errors.ts";
+import { contactUuid, isId } from "../../ids.ts";
 
 /** Kapso answers a duplicate with 422 (Rails' "has already been taken"), not 409. */
 const UNPROCESSABLE: ReadonlySet<ErrorCode> = new Set(["contact_exists", "customer_exists"]);
@@ -16,7 +17,12 @@ export function renderPlatformError(error: ApiError, reply: FastifyReply): Recor
     return { message: error.code, detail: error.message, ...error.extra };
   }
   if (UNPROCESSABLE.has(error.code)) reply.status(422);
-  return { error: error.message, code: error.code, ...error.extra };
+  const extra = { ...error.extra };
+  // A contact id is shown in its UUID form on this surface, in errors too.
+  if (typeof extra.existing_id === "string" && isId("ctc", extra.existing_id)) {
+    extra.existing_id = contactUuid(extra.existing_id);
+  }
+  return { error: error.message, code: error.code, ...extra };
 }
 
 export const PlatformErrorBody = Type.Object(

@@ -1,5 +1,8 @@
+import type { FastifyRequest } from "fastify";
+import { constantTimeEqual } from "../../domain/auth.ts";
 import { type Bound, type Keyset, parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
+import { principalOf } from "../auth.ts";
 
 /**
  * Kapso's paging formats (platform and graph surfaces): Base64 keyset cursors
@@ -15,13 +18,24 @@ const CURSOR_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
  * not capabilities, so they are not signed; a malformed one is 400
  * `invalid_cursor` naming the parameter.
  */
-export function encodeKeysetCursor(position: Keyset): string {
-  return Buffer.from(
-    JSON.stringify({ created_at: new Date(position.created_at).toISOString(), id: position.id }),
-  ).toString("base64");
+export function encodeKeysetCursor(position: Keyset, org?: string): string {
+  const values: Record<string, string> = {
+    created_at: new Date(position.created_at).toISOString(),
+    id: position.id,
+  };
+  if (org !== undefined) values.org = org;
+  return Buffer.from(JSON.stringify(values)).toString("base64");
 }
 
-export function decodeKeysetCursor(raw: string, param: string): Keyset {
+/**
+ * The organisation tag Kapso cursors carry (`"org"`, a keyed digest of the
+ * organisation id): a cursor of another organisation is 400 invalid_cursor.
+ */
+export function kapsoCursorOrg(request: FastifyRequest): string {
+  return request.server.services.cursors.organizationTag(principalOf(request).organization.id);
+}
+
+export function decodeKeysetCursor(raw: string, param: string, org?: string): Keyset {
   const invalid = () =>
     new ApiError(
       "invalid_cursor",
@@ -40,9 +54,10 @@ export function decodeKeysetCursor(raw: string, param: string): Keyset {
     throw invalid();
   }
   if (typeof parsed !== "object" || parsed === null) throw invalid();
-  const p = parsed as { created_at?: unknown; id?: unknown };
+  const p = parsed as { created_at?: unknown; id?: unknown; org?: unknown };
   if (typeof p.created_at !== "string" || typeof p.id !== "string" || !CURSOR_ID_RE.test(p.id))
     throw invalid();
+  if (org !== undefined && (typeof p.org !== "string" || !constantTimeEqual(p.org, org))) throw invalid();
   const ms = Date.parse(p.created_at);
   if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/.test(p.created_at) || Number.isNaN(ms)) {
     throw invalid();
@@ -51,13 +66,13 @@ export function decodeKeysetCursor(raw: string, param: string): Keyset {
 }
 
 /** The `after`/`before` pair of a request: at most one of them. */
-export function boundOf(after: string | undefined, before: string | undefined): Bound {
+export function boundOf(after: string | undefined, before: string | undefined, org?: string): Bound {
   if (after !== undefined && before !== undefined) {
     throw new ApiError("invalid_field_value", "Pass either after or before, not both.", { param: "before" });
   }
   return {
-    after: after === undefined ? undefined : decodeKeysetCursor(after, "after"),
-    before: before === undefined ? undefined : decodeKeysetCursor(before, "before"),
+    after: after === undefined ? undefined : decodeKeysetCursor(after, "after", org),
+    before: before === undefined ? undefined : decodeKeysetCursor(before, "before", org),
   };
 }
 

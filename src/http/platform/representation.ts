@@ -6,9 +6,10 @@ import type { ContactView } from "../../domain/contacts.ts";
 import type { CustomerRow } from "../../domain/customers.ts";
 import type { Keyset } from "../../domain/pagination.ts";
 import { phoneDigits } from "../../domain/phone.ts";
+import { contactUuid } from "../../ids.ts";
 import { MetadataSchema } from "../native/representation.ts";
 import { NullableString, Timestamp } from "../schemas.ts";
-import { encodeKeysetCursor } from "./pagination.ts";
+import { encodeKeysetCursor, kapsoCursorOrg } from "./pagination.ts";
 
 /** The contact as Kapso's platform and graph surfaces show it (spec §4). */
 export const KapsoContactSchema = Type.Object(
@@ -29,9 +30,14 @@ export const KapsoContactSchema = Type.Object(
   { title: "Kapso contact" },
 );
 
+/** Kapso writes six fractional digits (`2025-03-26T15:05:00.000000Z`); our clock has milliseconds. */
+export function kapsoTime(ms: number): string {
+  return `${toIso(ms).slice(0, -1)}000Z`;
+}
+
 export function kapsoContactOut(view: ContactView) {
   return {
-    id: view.id,
+    id: contactUuid(view.id),
     wa_id: phoneDigits(view.phone_number),
     business_scoped_user_id: view.business_scoped_user_id,
     parent_business_scoped_user_id: view.parent_business_scoped_user_id,
@@ -41,8 +47,8 @@ export function kapsoContactOut(view: ContactView) {
     customer_id: view.customer_id,
     metadata: parseStoredMetadata(view.metadata),
     phone_number_id: view.account_phone_number_id,
-    created_at: toIso(view.created_at),
-    updated_at: toIso(view.updated_at),
+    created_at: kapsoTime(view.created_at),
+    updated_at: kapsoTime(view.updated_at),
   };
 }
 
@@ -62,8 +68,8 @@ export function customerOut(row: CustomerRow) {
     id: row.id,
     name: row.name,
     external_customer_id: row.external_customer_id,
-    created_at: toIso(row.created_at),
-    updated_at: toIso(row.updated_at),
+    created_at: kapsoTime(row.created_at),
+    updated_at: kapsoTime(row.updated_at),
   };
 }
 
@@ -78,31 +84,35 @@ export const PlatformPaging = Type.Object({
   previous: NullableCursor,
 });
 
-export function cursorsOf(page: { before: Keyset | null; after: Keyset | null }) {
+export function cursorsOf(page: { before: Keyset | null; after: Keyset | null }, org?: string) {
   return {
-    before: page.before ? encodeKeysetCursor(page.before) : null,
-    after: page.after ? encodeKeysetCursor(page.after) : null,
+    before: page.before ? encodeKeysetCursor(page.before, org) : null,
+    after: page.after ? encodeKeysetCursor(page.after, org) : null,
   };
 }
 
 /**
  * The URL of this request with some query parameters replaced (undefined
- * removes one), absolute, as clients follow `next`, `previous` and `Link`.
+ * removes one), as clients follow `next`, `previous` and `Link`: absolute on
+ * the configured PUBLIC_URL, otherwise relative (path and query). Never built
+ * from the request's Host or X-Forwarded-Host, which the client chooses.
  */
 export function linkTo(request: FastifyRequest, changes: Record<string, string | undefined>): string {
-  const url = new URL(request.url, `${request.protocol}://${request.host}`);
+  const url = new URL(request.url, "http://placeholder.invalid");
   for (const [key, value] of Object.entries(changes)) {
     if (value === undefined) url.searchParams.delete(key);
     else url.searchParams.set(key, value);
   }
-  return url.toString();
+  const relative = `${url.pathname}${url.search}`;
+  const base = request.server.services.config.publicUrl;
+  return base === undefined ? relative : `${base}${relative}`;
 }
 
 export function platformPaging(
   request: FastifyRequest,
   page: { before: Keyset | null; after: Keyset | null },
 ) {
-  const cursors = cursorsOf(page);
+  const cursors = cursorsOf(page, kapsoCursorOrg(request));
   return {
     cursors,
     next: cursors.after ? linkTo(request, { after: cursors.after, before: undefined }) : null,

@@ -4,6 +4,7 @@ import * as pg0002 from "./postgres/0002_idempotency.ts";
 import * as pg0003 from "./postgres/0003_imports.ts";
 import * as pg0004 from "./postgres/0004_customers.ts";
 import * as pg0005 from "./postgres/0005_inbound_receipts.ts";
+import * as pg0006 from "./postgres/0006_contact_counts.ts";
 import * as pg0007 from "./postgres/0007_webhooks.ts";
 import * as pg0008 from "./postgres/0008_merges.ts";
 import * as pg0011 from "./postgres/0011_identity_history.ts";
@@ -12,6 +13,7 @@ import * as sqlite0002 from "./sqlite/0002_idempotency.ts";
 import * as sqlite0003 from "./sqlite/0003_imports.ts";
 import * as sqlite0004 from "./sqlite/0004_customers.ts";
 import * as sqlite0005 from "./sqlite/0005_inbound_receipts.ts";
+import * as sqlite0006 from "./sqlite/0006_contact_counts.ts";
 import * as sqlite0007 from "./sqlite/0007_webhooks.ts";
 import * as sqlite0008 from "./sqlite/0008_merges.ts";
 import * as sqlite0011 from "./sqlite/0011_identity_history.ts";
@@ -26,6 +28,7 @@ const SQLITE: Record<string, Migration> = {
   "0003_imports": sqlite0003,
   "0004_customers": sqlite0004,
   "0005_inbound_receipts": sqlite0005,
+  "0006_contact_counts": sqlite0006,
   "0007_webhooks": sqlite0007,
   "0008_merges": sqlite0008,
   "0011_identity_history": sqlite0011,
@@ -37,6 +40,7 @@ const POSTGRES: Record<string, Migration> = {
   "0003_imports": pg0003,
   "0004_customers": pg0004,
   "0005_inbound_receipts": pg0005,
+  "0006_contact_counts": pg0006,
   "0007_webhooks": pg0007,
   "0008_merges": pg0008,
   "0011_identity_history": pg0011,

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { GraphApiError, WhatsAppClient } from "@kapso/whatsapp-cloud-api";
+import { contactIdOf, contactUuid } from "../../../src/ids.ts";
 import { storeKinds } from "../../helpers/env.ts";
 import { createHarness, type Harness, type Json } from "../../helpers/harness.ts";
 
@@ -76,13 +77,14 @@ for (const kind of storeKinds()) {
         "graph returns the bare object, same as platform's data",
       );
       const g = onGraph.json();
-      assert.equal(g.id, n.id);
+      assert.equal(g.id, contactUuid(n.id), "the same id, in Kapso's UUID form");
       assert.equal(g.wa_id, n.wa_id);
       assert.equal(g.display_name, "Native Name");
       assert.deepEqual(g.metadata, { origin: "v1" });
       assert.equal(g.phone_number_id, account.phoneNumberId);
-      assert.equal(g.created_at, n.created_at);
-      assert.equal(g.updated_at, n.updated_at);
+      // The same instants, in Kapso's six fractional digits.
+      assert.equal(g.created_at, n.created_at.replace(/Z$/, "000Z"));
+      assert.equal(g.updated_at, n.updated_at.replace(/Z$/, "000Z"));
 
       // Platform → native and graph.
       const p = await platformCreate(key, {
@@ -109,7 +111,7 @@ for (const kind of storeKinds()) {
         payload: { phone_number: "+6281133334444" },
       });
       assert.equal(dupNative.statusCode, 409, dupNative.body);
-      assert.equal(dupNative.json().error.existing_id, p.id);
+      assert.equal(dupNative.json().error.existing_id, contactIdOf(p.id), "/v1 names it in its own form");
 
       // Graph PATCH → visible on native and platform.
       const patched = await h.inject({
@@ -129,7 +131,7 @@ for (const kind of storeKinds()) {
         await h.inject({ method: "GET", url: `/platform/v1/whatsapp/contacts/${p.id}`, headers: key })
       ).json().data;
       assert.equal(afterPlatform.display_name, "Graph Name");
-      assert.equal(afterPlatform.updated_at, afterNative.updated_at);
+      assert.equal(afterPlatform.updated_at, afterNative.updated_at.replace(/Z$/, "000Z"));
 
       // Native delete → gone everywhere.
       await h.inject({ method: "DELETE", url: `/v1/contacts/${p.id}`, headers: tenant.auth });
@@ -285,7 +287,7 @@ for (const kind of storeKinds()) {
           method: "PATCH",
           url: `${graph}/15550400000`,
           headers: key,
-          payload: { metadata: { nested: { no: 1 } } },
+          payload: { metadata: { nested: { too: { deep: { to: { keep: { x: { y: 1 } } } } } } } },
         }),
         400,
         100,

@@ -41,7 +41,10 @@ for (const kind of storeKinds()) {
           "a string",
           { name: "no identity" },
           { phone_number: "+628150000005", labels: ["lbl_01J0000000000000000000000A"] },
-          { phone_number: "+628150000006", metadata: { nested: { no: 1 } } },
+          {
+            phone_number: "+628150000006",
+            metadata: { too: { deep: { to: { be: { kept: { x: { y: 1 } } } } } } },
+          },
           { business_scoped_user_id: "US.13491208655302741918" },
           { phone_number: "+628150000001", email: "ani@example.com" },
         ],

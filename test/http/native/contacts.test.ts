@@ -89,8 +89,18 @@ for (const kind of storeKinds()) {
         [{ phone_number: freshPhone(), colour: "red" }, 400, "unknown_field", "colour"],
         [{ phone_number: freshPhone(), metadata: "x" }, 400, "invalid_metadata", "metadata"],
         [{ phone_number: freshPhone(), metadata: [1] }, 400, "invalid_metadata", "metadata"],
-        [{ phone_number: freshPhone(), metadata: { a: { b: 1 } } }, 400, "invalid_metadata", "metadata.a"],
-        [{ phone_number: freshPhone(), metadata: { a: [1] } }, 400, "invalid_metadata", "metadata.a"],
+        [
+          { phone_number: freshPhone(), metadata: { a: { b: { c: { d: { e: { f: { g: 1 } } } } } } } },
+          400,
+          "invalid_metadata",
+          "metadata.a.b.c.d.e.f",
+        ],
+        [
+          { phone_number: freshPhone(), metadata: { a: [[[[[[1]]]]]] } },
+          400,
+          "invalid_metadata",
+          "metadata.a.0.0.0.0.0",
+        ],
         [
           { phone_number: freshPhone(), metadata: { ["k".repeat(41)]: 1 } },
           400,
@@ -313,7 +323,7 @@ for (const kind of storeKinds()) {
         "unknown_field",
       );
       assertError(
-        await patch(`/v1/contacts/${c.id}`, { metadata: { __x: { y: 1 } } }),
+        await patch(`/v1/contacts/${c.id}`, { metadata: { __x: { y: "z".repeat(501) } } }),
         400,
         "invalid_metadata",
       );

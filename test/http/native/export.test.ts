@@ -106,13 +106,14 @@ for (const kind of storeKinds()) {
       assert.deepEqual(Object.keys(rows[0]!), [...CSV_COLUMNS]);
       assert.equal(rows.length, 35);
       assert.equal(new Set(rows.map((r) => r.id)).size, 35);
-      const wa = rows.find((r) => r.phone_number === "+628300000099")!;
+      // A leading + is neutralised against spreadsheet formulas (csv-safety.test.ts).
+      const wa = rows.find((r) => r.phone_number === "'+628300000099")!;
       assert.deepEqual(
         [wa.name, wa.profile_name],
         ["", "Johnny WA"],
         "name is the name set; the profile name has its column",
       );
-      const john = rows.find((r) => r.phone_number === "+628300000001")!;
+      const john = rows.find((r) => r.phone_number === "'+628300000001")!;
       assert.equal(john.name, 'Doe, "Johnny", the second');
       assert.deepEqual(JSON.parse(john.metadata!), {
         active: true,

@@ -125,7 +125,11 @@ for (const kind of storeKinds()) {
         JSON.stringify([1, 2]),
         JSON.stringify({ phone_number: "+628210000002", email: "x@y" }),
         JSON.stringify({ phone_number: "+628210000001", email: "dewi@example.com", city: "Bandung" }),
-        JSON.stringify({ phone_number: "+628210000003", labels: ["Fresh"], metadata: { deep: { x: 1 } } }),
+        JSON.stringify({
+          phone_number: "+628210000003",
+          labels: ["Fresh"],
+          metadata: { deep: { a: { b: { c: { d: { e: { f: 1 } } } } } } },
+        }),
         JSON.stringify({ phone_number: 628210000004 }),
         JSON.stringify({ phone_number: "+628210000005", labels: ["lbl_01J0000000000000000000000A"] }),
       ];

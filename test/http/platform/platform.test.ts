@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { createContact } from "../../../src/domain/contacts.ts";
+import { contactIdOf, contactUuid } from "../../../src/ids.ts";
 import { findAccount } from "../../../src/store/repositories/accounts.ts";
 import { storeKinds } from "../../helpers/env.ts";
 import { createHarness, type Harness, type Json } from "../../helpers/harness.ts";
@@ -55,7 +56,8 @@ for (const kind of storeKinds()) {
 
     /** Sets created_at of contacts directly, so that time filters and ties are deterministic. */
     async function setCreatedAt(ids: string[], at: (index: number) => number) {
-      for (const [index, id] of ids.entries()) {
+      for (const [index, given] of ids.entries()) {
+        const id = contactIdOf(given);
         await h.store.db
           .updateTable("contacts")
           .set({ created_at: at(index) })
@@ -74,7 +76,8 @@ for (const kind of storeKinds()) {
       });
       assert.equal(res.statusCode, 201, res.body);
       const data = res.json().data;
-      assert.match(data.id, /^ctc_[0-9A-HJKMNP-TV-Z]{26}$/);
+      // The contact's ULID written as a UUID (Kapso's id form).
+      assert.match(data.id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
       assert.deepEqual(Object.keys(data), [
         "id",
         "wa_id",
@@ -95,7 +98,8 @@ for (const kind of storeKinds()) {
       assert.deepEqual(data.metadata, { segment: "vip" });
       assert.equal(data.customer_id, null);
       assert.equal(data.phone_number_id, account.phoneNumberId);
-      assert.match(data.created_at, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+      // Kapso's six fractional digits.
+      assert.match(data.created_at, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/);
 
       const plus = await create(tenant.auth, {
         wa_id: "+1 (555) 123-9999",
@@ -113,7 +117,7 @@ for (const kind of storeKinds()) {
       assertPlatformError(await create(key, { profile_name: "x" }), 400, "missing_required_field");
       assertPlatformError(await create(key, { wa_id: "15550001111", colour: "red" }), 400, "unknown_field");
       assertPlatformError(
-        await create(key, { wa_id: "15550001111", metadata: { tags: ["a"] } }),
+        await create(key, { wa_id: "15550001111", metadata: { tags: [[[[[["too deep"]]]]]] } }),
         400,
         "invalid_metadata",
       );
@@ -189,9 +193,9 @@ for (const kind of storeKinds()) {
         ["628111111111", created.id],
         [encodeURIComponent("+628111111111"), created.id],
         ["+628111111111", created.id],
-        ["ID.111", older.id],
-        ["ID.222", newer.id],
-        ["ID.ENT.9", newer.id],
+        ["ID.111", contactUuid(older.id)],
+        ["ID.222", contactUuid(newer.id)],
+        ["ID.ENT.9", contactUuid(newer.id)],
       ];
       for (const [identifier, id] of cases) {
         const res = await h.inject({ method: "GET", url: `${BASE}/contacts/${identifier}`, headers: key });
@@ -267,7 +271,7 @@ for (const kind of storeKinds()) {
       assert.equal(deleted.body, "");
       // The newest holder of the parent BSUID is gone; the older one is now the match.
       const next = await h.inject({ method: "GET", url: `${BASE}/contacts/ID.ENT.9`, headers: key });
-      assert.equal(next.json().data.id, older.id);
+      assert.equal(next.json().data.id, contactUuid(older.id));
       const again = await h.inject({ method: "DELETE", url: `${BASE}/contacts/${newer.id}`, headers: key });
       assertPlatformError(again, 404, "resource_not_found");
     });
@@ -317,7 +321,7 @@ for (const kind of storeKinds()) {
         { business_scoped_user_id: "ID.777", profile_name: "Ghost" },
         "api",
       );
-      ids.push(bsuid.id);
+      ids.push(contactUuid(bsuid.id));
       const base = Date.parse("2026-01-01T00:00:00.000Z");
       await setCreatedAt(ids, (i) => base + i * 60_000);
 
@@ -417,14 +421,18 @@ for (const kind of storeKinds()) {
       const decoded = JSON.parse(Buffer.from(first.paging.cursors.after, "base64").toString("utf8"));
       assert.deepEqual(
         decoded,
-        { created_at: first.data[4].created_at, id: first.data[4].id },
-        "Base64 of JSON keyset",
+        {
+          created_at: first.data[4].created_at.replace(/000Z$/, "Z"),
+          id: contactIdOf(first.data[4].id),
+          org: decoded.org,
+        },
+        "Base64 of JSON keyset values (and the organisation's tag)",
       );
 
       const forward: Json[] = [first];
       let page = first;
       while (page.paging.cursors.after) {
-        const next = new URL(page.paging.next);
+        const next = new URL(page.paging.next, "http://relative.invalid");
         assert.equal(next.pathname, `${BASE}/contacts`);
         assert.equal(next.searchParams.get("limit"), "5");
         assert.equal(next.searchParams.get("after"), page.paging.cursors.after);
@@ -443,7 +451,10 @@ for (const kind of storeKinds()) {
 
       const backward: Json[] = [page];
       while (page.paging.cursors.before) {
-        assert.equal(new URL(page.paging.previous).searchParams.get("before"), page.paging.cursors.before);
+        assert.equal(
+          new URL(page.paging.previous, "http://relative.invalid").searchParams.get("before"),
+          page.paging.cursors.before,
+        );
         page = await get(`limit=5&before=${encodeURIComponent(page.paging.cursors.before)}`);
         backward.push(page);
         assert.ok(backward.length < 10, "the walk ends");
@@ -506,7 +517,7 @@ for (const kind of storeKinds()) {
           .map((part) => {
             const m = /^<([^>]+)>; rel="(\w+)"$/.exec(part);
             assert.ok(m, part);
-            const url = new URL(m[1]!);
+            const url = new URL(m[1]!, "http://relative.invalid");
             return [m[2], `${url.searchParams.get("page")}/${url.searchParams.get("per_page")}`];
           }),
       );
