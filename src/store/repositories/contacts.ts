@@ -534,8 +534,8 @@ export function isUnfiltered(filters: ContactFilters): boolean {
  * The maintained number of contacts of an organisation, or of one of its
  * accounts (table contact_counts, kept by triggers in every writing
  * transaction; migration 0006): one indexed read of at most 16 rows per
- * account, whatever the number of contacts. Rows of accounts that no longer
- * exist are left out.
+ * account, whatever the number of contacts, less the merge tombstones
+ * (which lists exclude). Rows of accounts that no longer exist are left out.
  */
 export async function maintainedContactCount(
   db: Executor,
@@ -549,8 +549,20 @@ export async function maintainedContactCount(
     .where("contact_counts.organization_id", "=", organizationId)
     .where("accounts.organization_id", "=", organizationId);
   if (accountId !== undefined) query = query.where("contact_counts.account_id", "=", accountId);
+  // The triggers count every row; a merged-away contact stays as a tombstone
+  // row (migration 0008) that lists leave out, so the total leaves it out too.
+  // Tombstones are few and indexed (contacts_merged_into).
+  let tombstones = db
+    .selectFrom("contacts")
+    .innerJoin("accounts", "accounts.id", "contacts.account_id")
+    .select((eb) => eb.fn.countAll<number | string>().as("n"))
+    .where("contacts.merged_into", "is not", null)
+    .where("contacts.organization_id", "=", organizationId)
+    .where("accounts.organization_id", "=", organizationId);
+  if (accountId !== undefined) tombstones = tombstones.where("contacts.account_id", "=", accountId);
   const row = await query.executeTakeFirst();
-  return Number(row?.n ?? 0);
+  const gone = await tombstones.executeTakeFirst();
+  return Number(row?.n ?? 0) - Number(gone?.n ?? 0);
 }
 
 /** Whether any contact matching the filters lies beyond the bound (a page exists there). */

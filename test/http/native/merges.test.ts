@@ -130,6 +130,53 @@ for (const kind of storeKinds()) {
       assert.ok(merged.sequence < unmerged.sequence);
     });
 
+    test("maintained counts (platform meta.total_count) leave the tombstone out, as lists do", async () => {
+      const own = await h.tenant("Merge counts");
+      const acct = await h.account(own.orgId);
+      const post = async (body: Record<string, unknown>) => {
+        const res = await h.inject({
+          method: "POST",
+          url: `/v1/${acct.phoneNumberId}/contacts`,
+          headers: own.auth,
+          payload: body as Json,
+        });
+        assert.equal(res.statusCode, 201, res.body);
+        return res.json().data as Json;
+      };
+      const total = async (query = "") => {
+        const res = await h.inject({
+          method: "GET",
+          url: `/platform/v1/whatsapp/contacts${query}`,
+          headers: { "x-api-key": own.key },
+        });
+        assert.equal(res.statusCode, 200, res.body);
+        return res.json().meta.total_count as number;
+      };
+      const a = await post({ phone_number: phone(), name: "Keep" });
+      const b = await post({ phone_number: phone(), name: "Fold" });
+      await post({ phone_number: phone(), name: "Other" });
+      assert.equal(await total(), 3);
+      const merged = await h.inject({
+        method: "POST",
+        url: `/v1/contacts/${a.id}/merge`,
+        headers: own.auth,
+        payload: { from: [b.id] },
+      });
+      assert.equal(merged.statusCode, 200, merged.body);
+      assert.equal(await total(), 2, "the organisation's total");
+      assert.equal(await total(`?phone_number_id=${acct.phoneNumberId}`), 2, "the account's total");
+      const listed = await h.inject({ method: "GET", url: "/v1/contacts", headers: own.auth });
+      assert.equal(listed.json().data.length, 2, "the list agrees");
+      const undone = await h.inject({
+        method: "POST",
+        url: `/v1/contacts/${a.id}/unmerge`,
+        headers: own.auth,
+        payload: {},
+      });
+      assert.equal(undone.statusCode, 200, undone.body);
+      assert.equal(await total(), 3, "an undone merge counts the restored contact again");
+    });
+
     test("old ids and identities: create, batch, labels, PATCH and DELETE reach the survivor", async () => {
       const number = phone();
       const a = await create({ phone_number: phone(), name: "Survivor" });
