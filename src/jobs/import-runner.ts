@@ -6,6 +6,7 @@ import { isApiError } from "../errors.ts";
 import { findAccount } from "../store/repositories/accounts.ts";
 import * as repo from "../store/repositories/imports.ts";
 import type { Store } from "../store/store.ts";
+import { Idle } from "./idle.ts";
 import { commitImportBatch, type ImportRecord, readRecords } from "./import-records.ts";
 
 export interface RunnerLog {
@@ -52,7 +53,7 @@ export class ImportRunner {
   private readonly log: RunnerLog;
   private loop: Promise<void> | undefined;
   private stopping = false;
-  private wake: (() => void) | undefined;
+  private readonly idle = new Idle();
   private lastSweep = 0;
 
   constructor(
@@ -77,14 +78,14 @@ export class ImportRunner {
   /** Stops after the batch in progress commits; imports it held are released for the next runner. */
   async stop(): Promise<void> {
     this.stopping = true;
-    this.wake?.();
+    this.idle.wake();
     await this.loop;
     this.loop = undefined;
   }
 
   /** There may be new work: look now instead of at the next poll. */
   notify(): void {
-    this.wake?.();
+    this.idle.wake();
   }
 
   private async run(): Promise<void> {
@@ -97,22 +98,8 @@ export class ImportRunner {
         this.log.error({ err: error }, "import runner: unexpected failure");
         outcome = "error";
       }
-      if (outcome !== "finished" && !this.stopping) await this.sleep(this.pollMs);
+      if (outcome !== "finished" && !this.stopping) await this.idle.sleep(this.pollMs);
     }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = () => {
-        this.wake = undefined;
-        done();
-      };
-    });
   }
 
   private async sweep(): Promise<void> {

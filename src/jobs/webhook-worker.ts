@@ -6,6 +6,7 @@ import { signatureHeaders } from "../domain/webhook-signing.ts";
 import { eventBody } from "../http/native/event-representation.ts";
 import * as repo from "../store/repositories/webhooks.ts";
 import type { Store, Tx } from "../store/store.ts";
+import { Idle } from "./idle.ts";
 import type { RunnerLog } from "./import-runner.ts";
 import { type SendResult, sendWebhook } from "./webhook-http.ts";
 
@@ -71,7 +72,7 @@ export class WebhookWorker {
   private readonly random: () => number;
   private loop: Promise<void> | undefined;
   private stopping = false;
-  private wake: (() => void) | undefined;
+  private readonly idle = new Idle();
   private readonly inFlight = new Set<Promise<void>>();
   private lastSweep = 0;
   private unlisten: (() => void) | undefined;
@@ -107,14 +108,14 @@ export class WebhookWorker {
     this.unlisten?.();
     this.unlisten = undefined;
     this.stopping = true;
-    this.wake?.();
+    this.idle.wake();
     await this.loop;
     this.loop = undefined;
   }
 
   /** There may be new work: look now instead of at the next poll. */
   notify(): void {
-    this.wake?.();
+    this.idle.wake();
   }
 
   private async run(): Promise<void> {
@@ -133,23 +134,9 @@ export class WebhookWorker {
         await new Promise((resolve) => setImmediate(resolve));
         continue;
       }
-      await this.sleep(this.pollMs);
+      await this.idle.sleep(this.pollMs);
     }
     await Promise.allSettled([...this.inFlight]);
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = () => {
-        this.wake = undefined;
-        done();
-      };
-    });
   }
 
   private async sweep(): Promise<void> {
@@ -183,7 +170,7 @@ export class WebhookWorker {
       this.inFlight.add(task);
       void task.finally(() => {
         this.inFlight.delete(task);
-        this.wake?.();
+        this.idle.wake();
       });
     }
     return claimed.length;
