@@ -313,7 +313,7 @@ export function ContactsPage({ shared, params }: { shared: Shared; params: URLSe
               : rows.slice(visible.start, visible.end).map((c, i) => (
                   <tr
                     key={c.id}
-                    class={selected.has(c.id) ? "row selected" : "row"}
+                    class={selected.has(c.id) ? "crow selected" : "crow"}
                     aria-rowindex={visible.start + i + 2}
                   >
                     <td class="sel">

@@ -19,7 +19,7 @@ export interface VisibleRange {
 const DEFAULT_ROW_HEIGHT = 41.25;
 
 /**
- * `body` is the tbody; its rendered rows carry the class `row` (spacers do
+ * `body` is the tbody; its rendered rows carry the class `crow` (spacers do
  * not). The range is recomputed on scroll and resize (synchronously in the
  * event, so it is rendered before the next paint) and whenever `count`
  * changes; it only changes when the screen gets within overscan/2 rows of
@@ -42,7 +42,7 @@ export function useVisibleRange(
     const el = body.current;
     if (!el) return;
     let h = current.current.rowHeight;
-    const rendered = el.querySelectorAll<HTMLElement>(":scope > tr.row");
+    const rendered = el.querySelectorAll<HTMLElement>(":scope > tr.crow");
     const first = rendered[0];
     const last = rendered[rendered.length - 1];
     if (first && last) {
