@@ -46,7 +46,7 @@ const RUNS = Number(values.runs);
  */
 const TERMS: Array<{ what: string; term: string }> = [
   { what: "common first name", term: "Muhammad" },
-  { what: "rare surname (10 contacts)", term: "Quatermaine" },
+  { what: "rare surname", term: "Quatermaine" },
   { what: "phone digits", term: PHONE_DIGITS },
   { what: "email fragment", term: "dewi.setia" },
 ];
