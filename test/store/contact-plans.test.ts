@@ -81,7 +81,7 @@ for (const kind of storeKinds()) {
         at: Date.UTC(2025, 0, 1) + Math.floor(i / 2) * 1000,
         input: {
           phone_number: `+62813${String(10_000_000 + i)}`,
-          display_name: `${i % 500 === 7 ? "Zanzibar" : FIRST[i % 5]} Number${i}`,
+          display_name: `${i % 500 === 7 ? "Zanzibar" : FIRST[i % 5]} Number${i}${i % 60 === 11 ? " Quokka" : ""}`,
           email: i % 3 === 0 ? `p${i}@example.com` : undefined,
           label_ids: account === accountId && i % 7 === 0 ? [labelId] : undefined,
         },
@@ -205,8 +205,9 @@ for (const kind of storeKinds()) {
 
     test("searches return what a brute-force scan returns, in order, across pages", async () => {
       // "zanzibar": 8 hits (fallback phase); "muhammad": every 5th (walk phase);
-      // "number1": a few hundred, spread (walk, then fallback near the end).
-      for (const term of ["zanzibar", "muhammad", "number1", "p1"]) {
+      // "number1": a few hundred, spread (walk, then fallback near the end);
+      // "quokka": 1 in 60 — ~33 in the first walk, a page in the wider walk, then the fallback.
+      for (const term of ["zanzibar", "muhammad", "number1", "p1", "quokka"]) {
         const expected = all.filter((c) => c.search_text.includes(term)).map((c) => c.id);
         assert.ok(expected.length > 0, term);
         assert.deepEqual(await walk({ search: term }, 40), expected, term);
@@ -269,6 +270,7 @@ for (const kind of storeKinds()) {
       const cases: Array<[Omit<ContactFilters, "organizationId">, (c: (typeof all)[number]) => boolean]> = [
         [{ searchTerm: "zanzibar" }, (c) => c.search_text.includes("zanzibar")],
         [{ searchTerm: "muhammad" }, (c) => c.search_text.includes("muhammad")],
+        [{ searchTerm: "quokka" }, (c) => c.search_text.includes("quokka")],
         [{ phoneContains: "0012" }, (c) => digits(c).includes("0012")],
         [{ phoneContains: "77" }, (c) => digits(c).includes("77")],
         [
@@ -324,11 +326,16 @@ for (const kind of storeKinds()) {
             undefined,
             26,
           );
-          assert.equal(captured.length, 3, "a rare term walks, then falls back");
+          // 4 hits in the first 2,000 rows: a wider walk (32,000 rows, the whole organisation here)
+          // does not fill the page either, then the trigram index answers.
+          assert.equal(captured.length, 4, "a rare term walks, walks wider, then falls back");
           assert.match(plan(1), /contacts_organization_created/, "the walk uses the ordered index");
-          assert.match(plan(2), /USING INTEGER PRIMARY KEY \(rowid=\?\)/);
-          assert.match(plan(2), /contacts_fts/);
-          assert.doesNotMatch(plan(2), /contacts_organization_created/);
+          assert.match(captured[1]!.sql, /limit 2000\b/i);
+          assert.match(plan(2), /contacts_organization_created/, "so does the wider walk");
+          assert.match(captured[2]!.sql, /limit 32000\b/i);
+          assert.match(plan(3), /USING INTEGER PRIMARY KEY \(rowid=\?\)/);
+          assert.match(plan(3), /contacts_fts/);
+          assert.doesNotMatch(plan(3), /contacts_organization_created/);
         } finally {
           await logged.destroy();
         }

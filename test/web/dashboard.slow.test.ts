@@ -13,6 +13,8 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Page } from "playwright-core";
+import { Webhook } from "standardwebhooks";
+import { createApiKey } from "../../src/domain/organizations.ts";
 import { type Browser, launchBrowser } from "../helpers/browser.ts";
 import { storeKinds } from "../helpers/env.ts";
 import { type DashboardFixture, startDashboardFixture } from "./dashboard-fixture.ts";
@@ -26,13 +28,17 @@ async function signIn(page: Page, url: string, key: string): Promise<void> {
   await page.getByRole("heading", { name: "Contacts" }).waitFor();
 }
 
-const rows = (page: Page) => page.locator("table.contacts tbody tr:not(.skeleton):not(.more):not(.empty)");
+/** The contact rows rendered (the table is windowed: only those near the screen are in the DOM). */
+const rows = (page: Page) => page.locator("table.contacts tbody tr.crow");
 
+/** Waits until the table has loaded `n` contacts ("n shown") and is not loading. */
 async function rowCountIs(page: Page, n: number): Promise<void> {
   await page.waitForFunction(
     (expected) =>
-      document.querySelectorAll("table.contacts tbody tr:not(.skeleton):not(.more):not(.empty)").length ===
-        expected && document.querySelector("table.contacts")?.getAttribute("aria-busy") === "false",
+      document.querySelector("table.contacts")?.getAttribute("aria-busy") === "false" &&
+      new RegExp(`^${expected} shown`).test(
+        (document.querySelector("p.count")?.textContent ?? "").replaceAll(",", ""),
+      ),
     n,
     { timeout: 60_000 },
   );
@@ -63,7 +69,6 @@ for (const kind of storeKinds()) {
       // The key lives in sessionStorage, never in the URL.
       assert.ok(!page.url().includes(f.key));
       assert.equal(await page.evaluate(() => sessionStorage.getItem("phonebook.api_key")), f.key);
-      if (kind === "sqlite") await page.screenshot({ path: join(SCREENSHOTS, "contacts.png") });
     });
 
     test("infinite scroll walks the cursor pages to the end", async () => {
@@ -201,6 +206,13 @@ for (const kind of storeKinds()) {
       await page.locator('select[name="label"]').selectOption({ label: "vip" });
       await rowCountIs(page, 3);
       assert.match(page.url(), new RegExp(`label=${vip}`));
+      if (kind === "sqlite") {
+        // The README's picture: every contact, the three labelled ones on top.
+        await page.goto(`${f.url}/#/contacts`);
+        await page.reload();
+        await rowCountIs(page, 50);
+        await page.screenshot({ path: join(SCREENSHOTS, "contacts.png") });
+      }
     });
 
     test("import a CSV: mapping, live progress, exact counts, row errors downloadable", async () => {
@@ -247,15 +259,18 @@ for (const kind of storeKinds()) {
         buffer: Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0, 0]),
       });
       await page.getByRole("alert").filter({ hasText: "is not a CSV or NDJSON file" }).waitFor();
-      // 101 MiB, made in the page (nothing that large crosses the test's wire).
+      // 200 MiB, made in the page (nothing that large crosses the test's wire).
       await page.evaluate(() => {
         const input = document.querySelector<HTMLInputElement>('input[type="file"]')!;
         const dt = new DataTransfer();
-        dt.items.add(new File([new Uint8Array(101 * 1024 * 1024)], "huge.csv", { type: "text/csv" }));
+        dt.items.add(new File([new Uint8Array(200 * 1024 * 1024)], "huge.csv", { type: "text/csv" }));
         input.files = dt.files;
         input.dispatchEvent(new Event("change", { bubbles: true }));
       });
-      await page.getByRole("alert").filter({ hasText: "an import takes at most 100 MiB" }).waitFor();
+      await page
+        .getByRole("alert")
+        .filter({ hasText: "“huge.csv” is 200.0 MiB; an import takes at most 100 MiB" })
+        .waitFor();
 
       const before = (await f.api("GET", "/imports")).data.length;
       await page.locator('input[type="file"]').setInputFiles({
@@ -274,6 +289,20 @@ for (const kind of storeKinds()) {
       await page.getByRole("button", { name: "Try again" }).click();
       await page.locator(".status.s-completed").waitFor({ timeout: 120_000 });
       assert.deepEqual(await page.locator("dl.counts dd").allInnerTexts(), ["1", "0", "0", "0"]);
+
+      // After a reload the imports are listed with their counts, and one can be shown again.
+      await page.reload();
+      const recent = page.locator("table.imports tbody tr");
+      await page.waitForFunction(() => document.querySelectorAll("table.imports tbody tr").length === 2);
+      assert.match(await recent.nth(0).innerText(), /completed[\s\S]*1 of 1: 1 created, 0 updated, 0 failed/);
+      assert.match(
+        await recent.nth(1).innerText(),
+        /completed[\s\S]*42 of 42: 40 created, 1 updated, 1 failed/,
+      );
+      await recent.nth(1).getByRole("button", { name: "Show" }).click();
+      await page.locator(".status.s-completed").waitFor();
+      assert.deepEqual(await page.locator("dl.counts dd").allInnerTexts(), ["40", "1", "0", "1"]);
+      await page.getByRole("button", { name: "Download row errors (CSV)" }).waitFor();
     });
 
     test("export the current filter as CSV and as NDJSON, streamed to a download", async () => {
@@ -302,6 +331,7 @@ for (const kind of storeKinds()) {
       const { page } = b;
       await page.setViewportSize({ width: 360, height: 740 });
       await page.goto(`${f.url}/#/contacts`);
+      await page.reload();
       await rowCountIs(page, 50);
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 0, `page is ${overflow}px wider than the viewport`);
@@ -336,10 +366,184 @@ for (const kind of storeKinds()) {
         assert.ok(Date.now() < deadline, "the key never expired");
         await new Promise((r) => setTimeout(r, 250));
       }
-      await page.goto(`${f.url}/#/contacts`);
+      await page.goto(`${f.url}/#/import`);
       await page.getByRole("alert").filter({ hasText: "Your API key has expired" }).waitFor();
       await page.getByLabel("API key").waitFor();
       assert.equal(await page.evaluate(() => sessionStorage.getItem("phonebook.api_key")), null);
+      // Nothing is lost: with a new key the same view comes back, the imports and their counts with it.
+      const { key } = await createApiKey(db, f.orgId, { label: "after expiry" });
+      await page.getByLabel("API key").fill(key);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByRole("heading", { name: "Import contacts" }).waitFor();
+      await page.waitForFunction(() => document.querySelectorAll("table.imports tbody tr").length === 2);
+      assert.match(
+        await page.locator("table.imports tbody tr").nth(1).innerText(),
+        /42 of 42: 40 created, 1 updated, 1 failed/,
+      );
+      assert.deepEqual(b.problems, [], "no page error or CSP violation");
+    });
+  });
+}
+
+const noSideScroll = async (page: Page) => {
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `page is ${overflow}px wider than the viewport`);
+};
+
+/** Geometry of the windowed contacts table, read in the page. */
+interface TableGeometry {
+  loaded: number;
+  rendered: number;
+  firstIndex: number;
+  rowHeights: number[];
+  /** Offset of the first rendered row from the top of the tbody, and the gaps between rendered rows. */
+  firstOffset: number;
+  maxGap: number;
+  scrollHeight: number;
+}
+
+const geometry = (page: Page): Promise<TableGeometry> =>
+  page.evaluate(() => {
+    const body = document.querySelector("table.contacts tbody")!;
+    const trs = [...body.querySelectorAll<HTMLElement>("tr.crow")];
+    const boxes = trs.map((tr) => tr.getBoundingClientRect());
+    let maxGap = 0;
+    for (let i = 1; i < boxes.length; i++)
+      maxGap = Math.max(maxGap, Math.abs(boxes[i]!.top - boxes[i - 1]!.bottom));
+    return {
+      loaded: Number(
+        (document.querySelector("p.count")?.textContent ?? "").replaceAll(",", "").split(" ")[0],
+      ),
+      rendered: trs.length,
+      firstIndex: Number(trs[0]?.getAttribute("aria-rowindex") ?? 2) - 2,
+      rowHeights: boxes.map((b) => b.height),
+      firstOffset: (boxes[0]?.top ?? 0) - body.getBoundingClientRect().top,
+      maxGap,
+      scrollHeight: document.documentElement.scrollHeight,
+    };
+  });
+
+for (const kind of storeKinds()) {
+  describe(`dashboard: a long contacts table in Chromium [${kind}]`, { timeout: 600_000 }, () => {
+    let f: DashboardFixture;
+    let b: Browser;
+    before(async () => {
+      f = await startDashboardFixture(kind, { people: 1200 });
+      b = await launchBrowser();
+    });
+    after(async () => {
+      await b?.close();
+      await f?.close();
+    });
+
+    test("loaded rows are windowed: the DOM stays small while the table grows, a far row opens", async () => {
+      const { page } = b;
+      await signIn(page, f.url, f.key);
+      await rowCountIs(page, 50);
+      // Scroll to the end again and again: 12 pages of 50.
+      const seen: TableGeometry[] = [];
+      for (let loaded = 50; loaded < 600; loaded += 50) {
+        await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
+        await rowCountIs(page, loaded + 50);
+        seen.push(await geometry(page));
+      }
+      const last = seen.at(-1)!;
+      assert.equal(last.loaded, 600);
+      for (const g of seen) {
+        assert.ok(
+          g.rendered > 10 && g.rendered <= 80,
+          `${g.rendered} rows in the DOM for ${g.loaded} loaded`,
+        );
+        // No layout jump: the rows before the window are exactly a spacer of their height.
+        const h = g.rowHeights[0]!;
+        assert.ok(
+          g.rowHeights.every((x) => Math.abs(x - h) < 0.5),
+          "rows of one height",
+        );
+        assert.ok(
+          Math.abs(g.firstOffset - g.firstIndex * h) < 1,
+          `row ${g.firstIndex} at ${g.firstOffset}px, expected ${g.firstIndex * h}px`,
+        );
+        assert.ok(g.maxGap < 1, "rendered rows are contiguous");
+      }
+      assert.ok(last.firstIndex > 400, "the window follows the scroll");
+      for (let i = 1; i < seen.length; i++)
+        assert.ok(seen[i]!.scrollHeight > seen[i - 1]!.scrollHeight, "the page grows with every page loaded");
+      assert.ok(last.scrollHeight > 600 * last.rowHeights[0]!, "the page is as tall as every loaded row");
+
+      // A row far up, reached by scrolling back: the same contact the API lists at that position.
+      const index = 137;
+      const listed: Array<{ id: string; name: string }> = [];
+      let cursor: string | null = null;
+      do {
+        const pageOf: { data: Array<{ id: string; name: string }>; next_cursor: string | null } = await f.api(
+          "GET",
+          `/contacts?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`,
+        );
+        listed.push(...pageOf.data);
+        cursor = pageOf.next_cursor;
+      } while (listed.length <= index && cursor);
+      const expected = listed[index]!;
+      await page.evaluate(
+        ({ i, h }) => {
+          const body = document.querySelector("table.contacts tbody")!;
+          window.scrollTo(0, body.getBoundingClientRect().top + window.scrollY + i * h - 200);
+        },
+        { i: index, h: last.rowHeights[0]! },
+      );
+      const row = page.locator(`table.contacts tr.crow[aria-rowindex="${index + 2}"]`);
+      await row.waitFor();
+      assert.equal(await row.locator("td.name a").innerText(), expected.name);
+      assert.ok((await geometry(page)).rendered <= 80);
+      await row.locator("td.name a").click();
+      await page.getByRole("heading", { name: expected.name }).waitFor();
+      assert.match(page.url(), new RegExp(`#/contacts/${expected.id}$`));
+    });
+
+    test("keyboard: Tab walks down the rows past the first window; 360 px rows keep one height", async () => {
+      const { page } = b;
+      await page.goto(`${f.url}/#/contacts`);
+      await rowCountIs(page, 50);
+      await rows(page).first().locator("td.name a").focus();
+      // Each row has two stops (checkbox, name): 140 Tabs walk 70 rows, past the first page.
+      let index = 0;
+      for (let i = 0; i < 140; i++) {
+        await page.keyboard.press("Tab");
+        index = await page.evaluate(() =>
+          Number(document.activeElement?.closest("tr.crow")?.getAttribute("aria-rowindex") ?? -1),
+        );
+        assert.ok(index > 0, `focus left the table after ${i + 1} Tabs`);
+      }
+      assert.ok(index >= 60, `focus on row ${index}`);
+      const inView = await page.evaluate(() => {
+        const r = document.activeElement!.getBoundingClientRect();
+        return r.top >= 0 && r.bottom <= window.innerHeight;
+      });
+      assert.ok(inView, "the focused row is on screen");
+      const g = await geometry(page);
+      assert.ok(g.loaded >= 100, "the next page was loaded on the way");
+      assert.ok(g.rendered <= 80 && g.firstIndex > 0, `${g.rendered} rows from ${g.firstIndex}`);
+      await page.keyboard.press("Enter");
+      await page.getByRole("button", { name: "Delete contact" }).waitFor();
+
+      await page.setViewportSize({ width: 360, height: 740 });
+      await page.goto(`${f.url}/#/contacts`);
+      await rowCountIs(page, 50);
+      await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
+      await rowCountIs(page, 100);
+      await page.evaluate(() => window.scrollTo(0, 3000));
+      await page.waitForFunction(
+        () => document.querySelector("table.contacts tr.crow")?.getAttribute("aria-rowindex") !== "2",
+      );
+      const small = await geometry(page);
+      const h = small.rowHeights[0]!;
+      assert.ok(
+        small.rowHeights.every((x) => Math.abs(x - h) < 0.5),
+        `one row height at 360 px: ${small.rowHeights.join(", ")}`,
+      );
+      assert.ok(Math.abs(small.firstOffset - small.firstIndex * h) < 1, "no layout jump at 360 px");
+      await noSideScroll(page);
+      await page.setViewportSize({ width: 1280, height: 800 });
       assert.deepEqual(b.problems, [], "no page error or CSP violation");
     });
   });
@@ -366,11 +570,6 @@ async function startReceiver(): Promise<{
   const { port } = server.address() as AddressInfo;
   return { url: `http://127.0.0.1:${port}/hook`, got, server };
 }
-
-const noSideScroll = async (page: Page) => {
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  assert.ok(overflow <= 0, `page is ${overflow}px wider than the viewport`);
-};
 
 for (const kind of storeKinds()) {
   describe(`dashboard webhooks and merges in Chromium [${kind}]`, { timeout: 600_000 }, () => {
@@ -410,6 +609,7 @@ for (const kind of storeKinds()) {
       await page.getByLabel("Description").fill("CRM sync");
       await page.getByLabel("contact.created").check();
       await page.getByLabel("contact.merged").check();
+      await page.getByLabel("Send every contact of an import").check();
       await page.getByRole("button", { name: "Add endpoint" }).click();
       await page.getByRole("status").filter({ hasText: "created" }).waitFor();
       const secret = await page.getByLabel("Signing secret").inputValue();
@@ -418,6 +618,7 @@ for (const kind of storeKinds()) {
       assert.equal(subs.length, 1);
       assert.deepEqual([...subs[0].events].sort(), ["contact.created", "contact.merged"]);
       assert.equal(subs[0].description, "CRM sync");
+      assert.equal(subs[0].include_import_contacts, true);
       assert.equal(subs[0].secret, undefined, "the list never shows the secret");
 
       await page.getByRole("button", { name: "Send test ping" }).click();
@@ -451,6 +652,57 @@ for (const kind of storeKinds()) {
       await page.getByRole("button", { name: "Enable" }).click();
       await page.getByRole("status").filter({ hasText: "Endpoint enabled." }).waitFor();
       assert.equal((await f.api("GET", "/webhook_subscriptions")).data[0].enabled, true);
+
+      // Edit: the form starts from the endpoint's values; only what changed is sent.
+      await page.getByRole("button", { name: "Edit" }).click();
+      const edit = page.getByRole("form", { name: /^Edit the endpoint/ });
+      assert.equal(await edit.getByLabel("Description").inputValue(), "CRM sync");
+      assert.equal(await edit.getByLabel("contact.created").isChecked(), true);
+      assert.equal(await edit.getByLabel("Send every contact of an import").isChecked(), true);
+      await edit.getByLabel("Description").fill("CRM sync (all events)");
+      await edit.getByLabel("Send every contact of an import").uncheck();
+      await edit.getByLabel("contact.created").uncheck();
+      await edit.getByLabel("contact.merged").uncheck();
+      await edit.getByRole("button", { name: "Save endpoint" }).click();
+      await page.getByRole("status").filter({ hasText: "saved." }).waitFor();
+      let sub = (await f.api("GET", "/webhook_subscriptions")).data[0];
+      assert.equal(sub.description, "CRM sync (all events)");
+      assert.equal(sub.include_import_contacts, false);
+      assert.deepEqual(sub.events, ["*"], "none ticked: every event");
+      await page.getByText("Imports: import.completed only").waitFor();
+
+      // Rotate the secret: a confirmation, the new secret once, the old one signs for 24 h more.
+      await page.getByRole("button", { name: "Rotate secret" }).click();
+      const dialog = page.getByRole("dialog");
+      assert.match(await dialog.innerText(), /24 hours/);
+      await dialog.getByRole("button", { name: "Rotate secret" }).click();
+      await page.getByRole("status").filter({ hasText: "New signing secret for" }).waitFor();
+      const box = page.locator(".endpoint").getByLabel("Signing secret");
+      const rotated = await box.inputValue();
+      assert.match(rotated, /^whsec_/);
+      assert.notEqual(rotated, secret);
+      assert.match(
+        await page.locator(".endpoint .secret").innerText(),
+        /shown only now[\s\S]*old secret keeps signing alongside it for 24 hours, until /,
+      );
+      sub = (await f.api("GET", "/webhook_subscriptions")).data[0];
+      const expires = Date.parse(sub.previous_secret_expires_at);
+      assert.ok(Math.abs(expires - (Date.now() + 24 * 3600_000)) < 10 * 60_000, "about 24 h from now");
+      // A delivery now carries both signatures: a receiver with either secret accepts it.
+      const pings = receiver.got.length;
+      await page.getByRole("button", { name: "Send test ping" }).click();
+      await page.waitForFunction(
+        () => document.querySelectorAll('table.deliveries tbody tr[data-status="succeeded"]').length === 3,
+        undefined,
+        { timeout: 60_000 },
+      );
+      const signed = receiver.got[pings]!;
+      for (const s of [secret, rotated])
+        new Webhook(s).verify(signed.body, signed.headers as Record<string, string>);
+      // After a reload the secret is gone for good; the card says until when the old one signs.
+      await page.reload();
+      await page.getByText("The previous signing secret also signs until").waitFor();
+      assert.equal(await page.getByLabel("Signing secret").count(), 0);
     });
 
     test("duplicates: a pair with its reason, merged side by side with a per-field choice, then undone", async () => {

@@ -173,6 +173,11 @@ export interface IdentityChange {
 export interface ImportResource {
   id: string;
   status: "queued" | "running" | "completed" | "failed";
+  format: string;
+  mode: string;
+  size_bytes: number;
+  created_at: string;
+  completed_at: string | null;
   total_rows: number;
   processed_rows: number;
   created: number;
@@ -219,9 +224,12 @@ export interface WebhookSubscription {
   url: string;
   description: string | null;
   events: string[];
+  include_import_contacts: boolean;
   enabled: boolean;
   status: "enabled" | "disabled";
   disabled_reason: string | null;
+  /** Until then the secret before the last rotation signs too. */
+  previous_secret_expires_at: string | null;
   secret?: string;
   created_at: string;
 }

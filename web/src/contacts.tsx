@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import {
   type Account,
   ApiError,
@@ -11,13 +11,20 @@ import {
   type Page,
   query,
 } from "./api.ts";
-import { FILTER_KEYS, type Filters, filtersOf, listRequest } from "./filters.ts";
+import {
+  FILTER_KEYS,
+  type Filters,
+  filtersOf,
+  listRequest,
+  SEARCH_DEBOUNCE_MS,
+  searchesAsYouType,
+} from "./filters.ts";
 import type { Shared } from "./main.tsx";
 import { hrefOf, rememberListHref, replaceRoute } from "./route.ts";
 import { ErrorBanner, formatBytes, formatDate, LabelChip, Notice } from "./ui.tsx";
+import { useVisibleRange } from "./virtual.ts";
 
 const PAGE_SIZE = 50;
-const SEARCH_DEBOUNCE_MS = 250;
 const BULK_CHUNK = 1000;
 
 function identityOf(c: Contact): string {
@@ -37,6 +44,8 @@ export function ContactsPage({ shared, params }: { shared: Shared; params: URLSe
   const filterKey = FILTER_KEYS.map((k) => filters[k]).join("\u0000");
   const [searchText, setSearchText] = useState(filters.search);
   const [rows, setRows] = useState<Contact[]>([]);
+  /** The search the rows shown belong to (data-search of the table: tests and the benchmark wait on it). */
+  const [shownSearch, setShownSearch] = useState<string | null>(null);
   const [cursor, setCursor] = useState<string | null>(null);
   const [hasMore, setHasMore] = useState(false);
   const [loading, setLoading] = useState(true);
@@ -45,6 +54,8 @@ export function ContactsPage({ shared, params }: { shared: Shared; params: URLSe
   const controller = useRef<AbortController | null>(null);
   const sentinel = useRef<HTMLTableRowElement>(null);
   const loadingMore = useRef(false);
+  const body = useRef<HTMLTableSectionElement>(null);
+  const visible = useVisibleRange(body, loading ? 0 : rows.length);
 
   const setFilter = useCallback((patch: Partial<Filters>) => {
     const next = { ...filtersOf(new URLSearchParams(location.hash.split("?")[1] ?? "")), ...patch };
@@ -54,15 +65,25 @@ export function ContactsPage({ shared, params }: { shared: Shared; params: URLSe
   // The URL changed by other means (a link, back/forward): the box follows it.
   useEffect(() => setSearchText(filters.search), [filters.search]);
 
-  // Search as you type: the URL (and so the request) follows the box after a pause.
-  useEffect(() => {
-    if (searchText === filters.search) return;
-    const timer = setTimeout(() => setFilter({ search: searchText }), SEARCH_DEBOUNCE_MS);
-    return () => clearTimeout(timer);
-  }, [searchText, filters.search, setFilter]);
+  // Search as you type: the URL (and so the request) follows the box after a pause. A term of 1–2
+  // characters waits for Enter: it cannot use the trigram index, and a rare one reads every contact.
+  const typingTimer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  useEffect(() => () => clearTimeout(typingTimer.current), []);
+  const onSearchInput = (value: string) => {
+    setSearchText(value);
+    clearTimeout(typingTimer.current);
+    if (searchesAsYouType(value))
+      typingTimer.current = setTimeout(() => setFilter({ search: value }), SEARCH_DEBOUNCE_MS);
+  };
+  const searchNow = () => {
+    clearTimeout(typingTimer.current);
+    setFilter({ search: searchText });
+  };
+  const waitsForEnter = !searchesAsYouType(searchText) && searchText !== filters.search;
 
-  // A new view: the request of the previous one is cancelled, the first page fetched.
-  useEffect(() => {
+  // A new view: the request of the previous one is cancelled, the first page fetched (before the
+  // browser paints: no frame shows the old rows under the new filters).
+  useLayoutEffect(() => {
     rememberListHref(hrefOf(["contacts"], filters as unknown as Record<string, string>));
     controller.current?.abort();
     const ac = new AbortController();
@@ -73,6 +94,7 @@ export function ContactsPage({ shared, params }: { shared: Shared; params: URLSe
     api<Page<Contact>>(`${path}${query({ ...p, limit: String(PAGE_SIZE) })}`, { signal: ac.signal })
       .then((page) => {
         setRows(page.data);
+        setShownSearch(filters.search);
         setCursor(page.next_cursor);
         setHasMore(page.has_more);
         setSelected(new Set());
@@ -81,6 +103,7 @@ export function ContactsPage({ shared, params }: { shared: Shared; params: URLSe
       .catch((e) => {
         if (isAbort(e)) return;
         setRows([]);
+        setShownSearch(filters.search);
         setHasMore(false);
         setError(e);
         setLoading(false);
@@ -137,7 +160,14 @@ export function ContactsPage({ shared, params }: { shared: Shared; params: URLSe
         <h1>Contacts</h1>
         <ExportButtons filters={filters} />
       </div>
-      <form class="filters" onSubmit={(e) => e.preventDefault()} aria-label="Filters">
+      <form
+        class="filters"
+        onSubmit={(e) => {
+          e.preventDefault();
+          searchNow();
+        }}
+        aria-label="Filters"
+      >
         <label class="grow">
           <span>Search</span>
           <input
@@ -146,8 +176,12 @@ export function ContactsPage({ shared, params }: { shared: Shared; params: URLSe
             placeholder="Name, email or phone digits"
             value={searchText}
             maxLength={200}
-            onInput={(e) => setSearchText(e.currentTarget.value)}
+            aria-describedby="search-hint"
+            onInput={(e) => onSearchInput(e.currentTarget.value)}
           />
+          <small id="search-hint" class="hint search-hint" aria-live="polite">
+            {waitsForEnter ? "Press Enter to search" : ""}
+          </small>
         </label>
         <label>
           <span>Account</span>
@@ -234,9 +268,14 @@ export function ContactsPage({ shared, params }: { shared: Shared; params: URLSe
       />
       <ErrorBanner error={error} />
       <div class="table-wrap">
-        <table class="contacts" aria-busy={loading}>
+        <table
+          class="contacts"
+          aria-busy={loading}
+          aria-rowcount={hasMore ? -1 : rows.length + 1}
+          data-search={shownSearch ?? undefined}
+        >
           <thead>
-            <tr>
+            <tr aria-rowindex={1}>
               <th class="sel">
                 <input
                   type="checkbox"
@@ -246,7 +285,7 @@ export function ContactsPage({ shared, params }: { shared: Shared; params: URLSe
                 />
               </th>
               <th>Name</th>
-              <th>Phone / ID</th>
+              <th class="phone">Phone / ID</th>
               <th class="opt">Account</th>
               <th>Labels</th>
               <th class="opt">Marketing</th>
@@ -254,7 +293,7 @@ export function ContactsPage({ shared, params }: { shared: Shared; params: URLSe
               <th class="opt">Updated</th>
             </tr>
           </thead>
-          <tbody>
+          <tbody ref={body}>
             {loading
               ? Array.from({ length: 8 }, (_, i) => (
                   <tr class="skeleton" key={`s${i}`}>
@@ -263,8 +302,20 @@ export function ContactsPage({ shared, params }: { shared: Shared; params: URLSe
                     </td>
                   </tr>
                 ))
-              : rows.map((c) => (
-                  <tr key={c.id} class={selected.has(c.id) ? "selected" : undefined}>
+              : null}
+            {!loading && visible.start > 0 ? (
+              <tr class="spacer" key="above">
+                <td colSpan={8} style={{ height: `${visible.start * visible.rowHeight}px` }} />
+              </tr>
+            ) : null}
+            {loading
+              ? null
+              : rows.slice(visible.start, visible.end).map((c, i) => (
+                  <tr
+                    key={c.id}
+                    class={selected.has(c.id) ? "crow selected" : "crow"}
+                    aria-rowindex={visible.start + i + 2}
+                  >
                     <td class="sel">
                       <input
                         type="checkbox"
@@ -275,8 +326,9 @@ export function ContactsPage({ shared, params }: { shared: Shared; params: URLSe
                     </td>
                     <td class="name">
                       <a href={hrefOf(["contacts", c.id])}>{c.name ?? <em>No name</em>}</a>
+                      <span class="sub mono">{identityOf(c)}</span>
                     </td>
-                    <td class="mono">{identityOf(c)}</td>
+                    <td class="mono phone">{identityOf(c)}</td>
                     <td class="opt">{accountName(shared.accounts, c.whatsapp_account.phone_number_id)}</td>
                     <td class="labels">
                       {c.labels.map((l) => (
@@ -290,6 +342,11 @@ export function ContactsPage({ shared, params }: { shared: Shared; params: URLSe
                     <td class="opt nowrap">{formatDate(c.updated_at)}</td>
                   </tr>
                 ))}
+            {!loading && visible.end < rows.length ? (
+              <tr class="spacer" key="below">
+                <td colSpan={8} style={{ height: `${(rows.length - visible.end) * visible.rowHeight}px` }} />
+              </tr>
+            ) : null}
             {!loading && rows.length === 0 && !error ? (
               <tr class="empty">
                 <td colSpan={8}>No contacts match this view.</td>

@@ -9,6 +9,26 @@ export interface Filters {
   to: string;
 }
 
+/**
+ * Search as you type: the request goes out this long after the last key.
+ * Short enough to feel immediate (good search boxes use 100–150 ms), long
+ * enough that a typist's keys (60–120 ms apart) make one request, not one a key.
+ * A newer request aborts the older one either way.
+ */
+export const SEARCH_DEBOUNCE_MS = 130;
+
+/**
+ * Whether the box searches as the user types: an empty box (every contact) or
+ * a term of 3+ characters. A 1–2 character term waits for Enter: no trigram
+ * index can answer it, so at a million contacts a rare one (“qu”) reads every
+ * contact of the organisation — seconds, during which the server answers
+ * nobody else on SQLite.
+ */
+export function searchesAsYouType(text: string): boolean {
+  const n = [...text.trim()].length;
+  return n === 0 || n >= 3;
+}
+
 export const FILTER_KEYS = ["search", "account", "label", "opt_out", "from", "to"] as const;
 
 export function filtersOf(params: URLSearchParams): Filters {

@@ -1,7 +1,7 @@
-import { useEffect, useRef, useState } from "preact/hooks";
-import { ApiError, api, authHeaders, type Envelope, type ImportResource } from "./api.ts";
+import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { ApiError, api, authHeaders, type Envelope, type ImportResource, type Page } from "./api.ts";
 import type { Shared } from "./main.tsx";
-import { ErrorBanner, formatBytes, Notice } from "./ui.tsx";
+import { ErrorBanner, formatBytes, formatDate, Notice } from "./ui.tsx";
 
 /** The API's limit for one import file (POST /v1/imports): refused here before any byte is sent. */
 export const MAX_IMPORT_BYTES = 100 * 1024 * 1024;
@@ -212,6 +212,36 @@ export function ImportPage({ shared }: { shared: Shared }) {
   const input = useRef<HTMLInputElement>(null);
 
   useEffect(() => () => controller.current?.abort(), []);
+
+  // The organisation's latest imports: one started before a lost connection, a reload or an
+  // expired key is found here, still running or finished, with its counts.
+  const [recent, setRecent] = useState<ImportResource[] | null>(null);
+  const loadRecent = useCallback(async () => {
+    try {
+      setRecent((await api<Page<ImportResource>>("/imports?limit=10")).data);
+    } catch {
+      // The list is a convenience; the page works without it.
+    }
+  }, []);
+  useEffect(() => {
+    void loadRecent();
+  }, [loadRecent, resource?.id, resource?.status]);
+
+  const show = async (id: string) => {
+    controller.current?.abort();
+    const ac = new AbortController();
+    controller.current = ac;
+    setError(null);
+    setChecked(null);
+    setSent(null);
+    try {
+      const r = await api<Envelope<ImportResource>>(`/imports/${id}`, { signal: ac.signal });
+      setResource(r.data);
+      if (r.data.status !== "completed" && r.data.status !== "failed") await poll(id, ac.signal);
+    } catch (e) {
+      if (!(e instanceof DOMException && e.name === "AbortError")) setError(e);
+    }
+  };
 
   const choose = async (file: File | undefined) => {
     if (!file) return;
@@ -461,6 +491,57 @@ export function ImportPage({ shared }: { shared: Shared }) {
           </section>
         ) : null}
       </div>
+      <section class="card recent-imports" aria-labelledby="recent-title">
+        <div class="row">
+          <h2 id="recent-title">Recent imports</h2>
+          <button type="button" onClick={() => void loadRecent()}>
+            Refresh
+          </button>
+        </div>
+        {recent === null ? (
+          <p class="hint">Loading…</p>
+        ) : recent.length === 0 ? (
+          <p class="hint">No imports yet.</p>
+        ) : (
+          <div class="table-wrap">
+            <table class="imports">
+              <thead>
+                <tr>
+                  <th scope="col">Started</th>
+                  <th scope="col">File</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Rows</th>
+                  <th scope="col">
+                    <span class="sr-only">Actions</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {recent.map((r) => (
+                  <tr key={r.id} data-import={r.id}>
+                    <td class="nowrap">{formatDate(r.created_at)}</td>
+                    <td>
+                      {r.format.toUpperCase()}, {formatBytes(r.size_bytes)}
+                    </td>
+                    <td>
+                      <span class={`pill s-${r.status}`}>{r.status}</span>
+                    </td>
+                    <td>
+                      {r.processed_rows.toLocaleString()} of {r.total_rows.toLocaleString()}: {r.created}{" "}
+                      created, {r.updated} updated, {r.failed_rows} failed
+                    </td>
+                    <td>
+                      <button type="button" onClick={() => void show(r.id)}>
+                        Show
+                      </button>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </section>
     </main>
   );
 }

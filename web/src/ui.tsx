@@ -40,6 +40,8 @@ export function Confirm(props: {
   title: string;
   children: ComponentChildren;
   confirmLabel: string;
+  /** The confirm button is red (deletions); false: the primary colour. */
+  danger?: boolean;
   onConfirm: () => void;
   onCancel: () => void;
 }) {
@@ -58,7 +60,7 @@ export function Confirm(props: {
         <button type="button" onClick={props.onCancel} autofocus>
           Cancel
         </button>
-        <button type="button" class="danger" onClick={props.onConfirm}>
+        <button type="button" class={props.danger === false ? "primary" : "danger"} onClick={props.onConfirm}>
           {props.confirmLabel}
         </button>
       </div>

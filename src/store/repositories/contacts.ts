@@ -79,6 +79,19 @@ export const CONTACT_COLUMNS = [
 
 /** Rows walked in order before the search falls back to its index (see docs/search.md). */
 export const SEARCH_WALK_BUDGET = 2000;
+/**
+ * Longer walks, tried when the first one found some matches but not a page:
+ * the term is common enough that walking on is cheaper than sorting all its
+ * matches. Few fixed sizes, so that the statement cache holds every variant.
+ */
+export const SEARCH_WIDER_WALKS = [4000, 8000, 16000, 32000] as const;
+
+/** The wider walk expected to fill a page of `limit` (with a margin), if one is short enough. */
+export function widerWalkBudget(found: number, limit: number): number | undefined {
+  if (found <= 0) return undefined;
+  const needed = (SEARCH_WALK_BUDGET * limit * 1.5) / found;
+  return SEARCH_WIDER_WALKS.find((b) => b >= needed);
+}
 
 type ContactsEb = ExpressionBuilder<Database, "contacts">;
 
@@ -290,6 +303,8 @@ async function selectViews(
 
 interface ViewOptions {
   outer?: SubstringFilters | undefined;
+  /** Rows the search walk reads (SEARCH_WALK_BUDGET unless a wider walk). */
+  walkBudget?: number;
   hint?: PlanHint;
   window?: ViewWindow;
 }
@@ -301,7 +316,7 @@ function viewsQuery(
   limit: number,
   options: ViewOptions = {},
 ) {
-  const { outer, hint = "ordered", window = {} } = options;
+  const { outer, hint = "ordered", window = {}, walkBudget = SEARCH_WALK_BUDGET } = options;
   // Ascending order reads the rows just before a position (then reversed below).
   const order = window.ascending ? "asc" : "desc";
   // The walked ids are a short list: an id lookup each, then a sort of those few rows.
@@ -312,7 +327,7 @@ function viewsQuery(
     .where(
       outer === undefined
         ? where
-        : (eb) => eb("contacts.id", "in", walkedIds(db, dialect, where, outer, limit, window)),
+        : (eb) => eb("contacts.id", "in", walkedIds(db, dialect, where, outer, limit, window, walkBudget)),
     )
     .orderBy(opaque(dialect, innerHint, "contacts.created_at", true), order)
     .orderBy(opaque(dialect, innerHint, "contacts.id", true), order)
@@ -330,9 +345,9 @@ function viewsQuery(
 }
 
 /**
- * The search walk: the first SEARCH_WALK_BUDGET rows in list order, reading
- * only what the substring tests need (cheaper than whole rows), and of those
- * the first `limit` that pass them.
+ * The search walk: the first `walkBudget` rows in list order, reading only
+ * what the substring tests need (cheaper than whole rows), and of those the
+ * first `limit` that pass them.
  */
 function walkedIds(
   db: Executor,
@@ -341,6 +356,7 @@ function walkedIds(
   outer: SubstringFilters,
   limit: number,
   window: ViewWindow,
+  walkBudget: number,
 ) {
   const order = window.ascending ? "asc" : "desc";
   let budget = db
@@ -349,7 +365,7 @@ function walkedIds(
     .where(where)
     .orderBy("contacts.created_at", order)
     .orderBy("contacts.id", order)
-    .limit(literalLimit(SEARCH_WALK_BUDGET));
+    .limit(literalLimit(walkBudget));
   if (outer.profileNameContains !== undefined) budget = budget.select("contacts.profile_name");
   if (outer.phoneContains !== undefined) budget = budget.select("contacts.phone_number");
   if (window.offset) budget = budget.offset(window.offset);
@@ -436,7 +452,18 @@ async function walkOrQuery(
     window,
   });
   if (walked.length >= limit) return walked;
-  // The walk did not fill the page: the term is rare, so its index drives and the few hits are sorted.
+  // Some matches, not a page (a term in ~0.1–2 % of contacts): a longer walk fills the page for less
+  // than sorting every match of the organisation (thousands to tens of thousands of them).
+  const wider = widerWalkBudget(walked.length, limit);
+  if (wider !== undefined) {
+    const more = await selectViews(db, dialect, (eb) => filterConditions(eb, plain, bound, dialect), limit, {
+      outer,
+      window,
+      walkBudget: wider,
+    });
+    if (more.length >= limit) return more;
+  }
+  // The walks did not fill the page: the term is rare, so its index drives and the few hits are sorted.
   const hint: PlanHint = (indexedTermOf(filters)?.length ?? 0) >= 3 ? "rowid" : "ordered";
   return selectViews(db, dialect, (eb) => allConditions(eb, dialect, filters, bound, hint), limit, {
     hint,
