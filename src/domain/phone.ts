@@ -1,10 +1,10 @@
+import { parsePhoneNumberFromString as parseWithTypes } from "libphonenumber-js/max";
 import {
   type CountryCode,
   isSupportedCountry,
   type PhoneNumber,
   parsePhoneNumberFromString,
 } from "libphonenumber-js/min";
-import { parsePhoneNumberFromString as parseWithTypes } from "libphonenumber-js/max";
 import { fieldError } from "../errors.ts";
 
 const FORMATTING = /[\s\-.()\u00a0\u2010-\u2015]/g;
