@@ -175,6 +175,15 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  // OpenTelemetry tracing (docs/operations.md), before any hook or route so
+  // that every request is covered. Off, the SDK is never even imported.
+  if (config.tracing) {
+    const { startTracing } = await import("./tracing.ts");
+    const tracing = startTracing(config.tracing, store);
+    app.addHook("onClose", () => tracing.shutdown());
+    await app.register(tracing.plugin);
+  }
+
   const services: Services = {
     config,
     store,
@@ -240,7 +249,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     clearInterval(sweeper);
     if (!options.rateLimiter) await services.rateLimiter.close();
     if (!options.store) await store.close();
-    if (metrics) store.observeQueries(undefined);
+    metrics?.stopObserving();
   });
 
   app.setErrorHandler(sendError);

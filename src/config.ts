@@ -1,11 +1,21 @@
-import { isAbsolute, join, resolve } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 
 /**
  * The Phonebook directory (where package.json is). A relative DATA_DIR is
  * resolved against it, never against the working directory, so the server
  * and the CLI started anywhere use one store (README, "Configuration").
+ * Found by walking up, because this file runs from src/ (tsx) and from
+ * dist/src/ (`npm start`, the `phonebook` command) alike.
  */
-export const PACKAGE_ROOT = resolve(import.meta.dirname, "..");
+export const PACKAGE_ROOT = packageRoot(import.meta.dirname);
+
+function packageRoot(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, "package.json"))) return dir;
+    if (dirname(dir) === dir) return resolve(from, "..");
+  }
+}
 
 /** Configuration, parsed once from the environment (spec §8). */
 export interface Config {
@@ -58,6 +68,20 @@ export interface Config {
    * without max_prepared_statements, in transaction mode).
    */
   readonly databasePreparedStatements: boolean;
+  /**
+   * OpenTelemetry tracing (docs/operations.md, "Tracing"), off unless an OTLP
+   * endpoint or OTEL_TRACES_EXPORTER says otherwise. Off, the SDK is never loaded.
+   */
+  readonly tracing: TracingConfig | undefined;
+}
+
+export interface TracingConfig {
+  /** `otlp`: OTLP/HTTP (JSON) to `url`; `console`: spans printed on stdout (debugging). */
+  readonly exporter: "otlp" | "console";
+  /** Where OTLP spans go (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces). */
+  readonly url: string;
+  /** OTEL_SERVICE_NAME (default `phonebook`). */
+  readonly serviceName: string;
 }
 
 export interface WebhooksConfig {
@@ -238,6 +262,50 @@ function parseWebhooks(env: Env): WebhooksConfig {
   });
 }
 
+/**
+ * Tracing, configured by the standard OpenTelemetry variables: on when an
+ * OTLP endpoint is set or OTEL_TRACES_EXPORTER is `otlp` or `console`; off
+ * by default, with OTEL_TRACES_EXPORTER=none or OTEL_SDK_DISABLED=true.
+ * The exporter itself reads OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT and the
+ * certificate variables; the SDK reads OTEL_TRACES_SAMPLER and OTEL_BSP_*.
+ */
+function parseTracing(env: Env): TracingConfig | undefined {
+  if (parseBoolean(env, "OTEL_SDK_DISABLED", false)) return undefined;
+  const exporter = optional(env, "OTEL_TRACES_EXPORTER")?.toLowerCase();
+  if (exporter !== undefined && !["otlp", "console", "none"].includes(exporter)) {
+    throw new ConfigError(
+      "OTEL_TRACES_EXPORTER",
+      `must be otlp, console or none (got "${exporter}"); other exporters go through an OpenTelemetry Collector.`,
+    );
+  }
+  const otlp = ["http:", "https:"];
+  const tracesUrl = parseUrl(
+    env,
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    otlp,
+    "http://collector:4318/v1/traces",
+  );
+  const baseUrl = parseUrl(env, "OTEL_EXPORTER_OTLP_ENDPOINT", otlp, "http://collector:4318");
+  if (exporter === "none" || (exporter === undefined && tracesUrl === undefined && baseUrl === undefined)) {
+    return undefined;
+  }
+  for (const name of ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"]) {
+    const protocol = optional(env, name);
+    if (protocol !== undefined && protocol !== "http/json") {
+      throw new ConfigError(
+        name,
+        `must be http/json or unset (got "${protocol}"): Phonebook sends OTLP over HTTP as JSON, which every OTLP/HTTP receiver (port 4318) accepts.`,
+      );
+    }
+  }
+  return Object.freeze({
+    exporter: exporter === "console" ? "console" : "otlp",
+    url:
+      tracesUrl ?? (baseUrl ? `${baseUrl.replace(/\/+$/, "")}/v1/traces` : "http://localhost:4318/v1/traces"),
+    serviceName: optional(env, "OTEL_SERVICE_NAME") ?? "phonebook",
+  });
+}
+
 function parsePublicUrl(env: Env): string | undefined {
   const raw = parseUrl(env, "PUBLIC_URL", ["http:", "https:"], "https://contacts.example.com");
   if (raw === undefined) return undefined;
@@ -295,6 +363,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     metricsHost: optional(env, "METRICS_HOST") ?? optional(env, "HOST") ?? "127.0.0.1",
     webhooks: parseWebhooks(env),
     databasePreparedStatements: parseBoolean(env, "DATABASE_PREPARED_STATEMENTS", true),
+    tracing: parseTracing(env),
     ...overrides,
   };
   return Object.freeze(config);

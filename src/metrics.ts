@@ -111,8 +111,11 @@ export class Metrics {
       );
       gauge("phonebook_db_pool_max_connections", "PostgreSQL pool: its size", (s) => s.max);
     }
-    store.observeQueries((event) => this.observeQuery(store.dialect, event));
+    this.stopObserving = store.observeQueries((event) => this.observeQuery(store.dialect, event));
   }
+
+  /** Stops timing the store's statements (the app's close). */
+  readonly stopObserving: () => void;
 
   private observeQuery(dialect: string, event: QueryEvent): void {
     const labels = { dialect, operation: operationOf(event.sql) };
@@ -257,7 +260,7 @@ export async function listenMetrics(
   };
 }
 
-function operationOf(sql: string): string {
+export function operationOf(sql: string): string {
   const match = /^\s*(?:\/\*.*?\*\/\s*)*([a-z]+)/i.exec(sql);
   const word = match?.[1]?.toLowerCase();
   switch (word) {

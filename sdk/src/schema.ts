@@ -13858,6 +13858,7 @@ export interface components {
             phone_number: string;
             name: string | null;
             status: "connected" | "disconnected" | "onboarding";
+            default_country: string | null;
             /**
              * Format: date-time
              * @description ISO 8601 UTC with milliseconds

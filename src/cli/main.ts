@@ -1,7 +1,7 @@
 import { createInterface } from "node:readline/promises";
 import { parseArgs } from "node:util";
 import { ConfigError, describeStore, loadConfig } from "../config.ts";
-import { createAccount, deleteAccount } from "../domain/accounts.ts";
+import { createAccount, deleteAccount, updateAccount } from "../domain/accounts.ts";
 import { toIso, toIsoOrNull } from "../domain/clock.ts";
 import {
   createApiKey,
@@ -14,6 +14,7 @@ import {
 import { isApiError, notFound } from "../errors.ts";
 import { startServer } from "../server.ts";
 import {
+  type AccountRow,
   findAccount,
   findAccountByPhoneNumberId,
   listAccounts,
@@ -39,7 +40,10 @@ const USAGE = `Usage: phonebook <command> [options]   (every command takes --jso
   key list --org ORG_ID                         list an organisation's API keys
   key revoke KEY_ID                             revoke an API key
   account add --org ORG_ID --phone-number-id ID --phone-number E164 [--name N] [--status S]
-                                                connect a WhatsApp number
+              [--default-country CC]            connect a WhatsApp number; CC (ISO 3166-1 alpha-2, e.g. ID)
+                                                reads local numbers (0812…) of its contacts
+  account set PHONE_NUMBER_ID|ACCOUNT_ID [--default-country CC|none] [--name N] [--status S]
+                                                change an account (none clears the default country)
   account list --org ORG_ID                     list an organisation's accounts
   account remove PHONE_NUMBER_ID|ACCOUNT_ID [--yes]
                                                 erase an account and its contacts (asks first)
@@ -279,23 +283,37 @@ export async function runCli(
         return 0;
       }
       case "account add": {
-        const status = values.status as "connected" | "disconnected" | "onboarding" | undefined;
         const account = await createAccount(db, need("org"), {
           phone_number_id: need("phone-number-id"),
           phone_number: need("phone-number"),
           name: values.name ?? null,
-          status,
+          status: statusArgument(values.status),
+          default_country: values["default-country"],
         });
         print(
-          `Connected ${account.phone_number} (phone_number_id ${account.phone_number_id}) as ${account.id}`,
-          {
-            id: account.id,
-            object: "account",
-            phone_number_id: account.phone_number_id,
-            phone_number: account.phone_number,
-            name: account.name,
-            status: account.status,
-          },
+          `Connected ${account.phone_number} (phone_number_id ${account.phone_number_id}) as ${account.id}` +
+            (account.default_country ? `; local numbers are read in ${account.default_country}` : ""),
+          accountJson(account),
+        );
+        return 0;
+      }
+      case "account set": {
+        if (!arg) throw new UsageError("account set needs a PHONE_NUMBER_ID or an account id.");
+        const country = values["default-country"];
+        if (country === undefined && values.name === undefined && values.status === undefined) {
+          throw new UsageError("account set needs --default-country, --name or --status.");
+        }
+        const account = await updateAccount(db, arg, {
+          name: values.name,
+          status: statusArgument(values.status),
+          default_country:
+            country === undefined ? undefined : country.toLowerCase() === "none" ? null : country,
+        });
+        print(
+          `Account ${account.phone_number_id} (${account.phone_number}): ${account.status}, ` +
+            `default country ${account.default_country ?? "none (international numbers only)"}` +
+            (account.name ? `, name ${account.name}` : ""),
+          accountJson(account),
         );
         return 0;
       }
@@ -328,9 +346,12 @@ export async function runCli(
         const rows = await listAccounts(db, need("org"));
         print(
           rows
-            .map((a) => `${a.id}  ${a.phone_number_id}  ${a.phone_number}  ${a.status}  ${a.name ?? ""}`)
+            .map(
+              (a) =>
+                `${a.id}  ${a.phone_number_id}  ${a.phone_number}  ${a.status}  ${a.default_country ?? "--"}  ${a.name ?? ""}`,
+            )
             .join("\n") || "No accounts.",
-          rows,
+          rows.map(accountJson),
         );
         return 0;
       }
@@ -364,6 +385,30 @@ export async function runCli(
   } finally {
     await store?.close();
   }
+}
+
+const STATUSES = ["connected", "disconnected", "onboarding"] as const;
+
+function statusArgument(value: string | undefined): (typeof STATUSES)[number] | undefined {
+  if (value === undefined) return undefined;
+  const status = STATUSES.find((s) => s === value);
+  if (!status) throw new UsageError(`--status must be one of ${STATUSES.join(", ")}.`);
+  return status;
+}
+
+function accountJson(account: AccountRow) {
+  return {
+    id: account.id,
+    object: "account",
+    organization_id: account.organization_id,
+    phone_number_id: account.phone_number_id,
+    phone_number: account.phone_number,
+    name: account.name,
+    status: account.status,
+    default_country: account.default_country,
+    created_at: toIso(account.created_at),
+    updated_at: toIso(account.updated_at),
+  };
 }
 
 /**
@@ -415,6 +460,7 @@ function parse(argv: string[]) {
       "expires-at": { type: "string" },
       "phone-number-id": { type: "string" },
       "phone-number": { type: "string" },
+      "default-country": { type: "string" },
       status: { type: "string" },
       account: { type: "string" },
       mode: { type: "string" },

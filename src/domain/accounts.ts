@@ -7,7 +7,7 @@ import type { AccountStatus } from "../store/schema.ts";
 import type { Executor } from "../store/store.ts";
 import { now } from "./clock.ts";
 import { requireOrganization } from "./organizations.ts";
-import { requirePhone } from "./phone.ts";
+import { requireCountry, requirePhone } from "./phone.ts";
 
 /** What Meta's phone_number_id looks like: 6 to 20 digits. */
 export const PHONE_NUMBER_ID_PATTERN = "^\\d{6,20}$";
@@ -20,10 +20,13 @@ export async function createAccount(
     phone_number: string;
     name?: string | null | undefined;
     status?: AccountStatus | undefined;
+    /** ISO 3166-1 alpha-2: local-format numbers of its contacts (and its own phone_number) are read in it. */
+    default_country?: string | null | undefined;
   },
 ): Promise<accounts.AccountRow> {
   await requireOrganization(db, organizationId);
-  const phone = requirePhone(input.phone_number, "phone_number");
+  const country = input.default_country == null ? null : requireCountry(input.default_country);
+  const phone = requirePhone(input.phone_number, "phone_number", country);
   const at = now();
   const row: accounts.AccountRow = {
     id: newId("wba"),
@@ -32,6 +35,7 @@ export async function createAccount(
     phone_number: phone,
     name: input.name ?? null,
     status: input.status ?? "connected",
+    default_country: country,
     created_at: at,
     updated_at: at,
   };
@@ -51,16 +55,26 @@ export async function createAccount(
 export async function updateAccount(
   db: Executor,
   id: string,
-  input: { name?: string | null | undefined; status?: AccountStatus | undefined },
+  input: {
+    name?: string | null | undefined;
+    status?: AccountStatus | undefined;
+    /** null clears it (digits without `+` are then international only). */
+    default_country?: string | null | undefined;
+  },
 ): Promise<accounts.AccountRow> {
-  const account = await accounts.findAccount(db, id);
+  const country =
+    input.default_country == null ? input.default_country : requireCountry(input.default_country);
+  const account = id.startsWith("wba_")
+    ? await accounts.findAccount(db, id)
+    : await accounts.findAccountByPhoneNumberId(db, id);
   if (!account) throw notFound("account", "account_id");
   const patch: Partial<accounts.AccountRow> = {};
   if (input.name !== undefined && input.name !== account.name) patch.name = input.name;
   if (input.status !== undefined && input.status !== account.status) patch.status = input.status;
+  if (country !== undefined && country !== account.default_country) patch.default_country = country;
   if (Object.keys(patch).length === 0) return account;
   patch.updated_at = now();
-  return (await accounts.updateAccount(db, id, patch)) ?? account;
+  return (await accounts.updateAccount(db, account.id, patch)) ?? account;
 }
 
 /** An account of this organisation by Meta's phone_number_id; a foreign or unknown one is 404. */

@@ -90,7 +90,7 @@ export async function writeContactBatch(
       return;
     }
     try {
-      const input = normalizeInput(item.input);
+      const input = normalizeInput(item.input, account.default_country);
       requireIdentity(input);
       prepared.push({ index, input });
     } catch (error) {

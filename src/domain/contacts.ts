@@ -1,6 +1,11 @@
 import { ApiError, fieldError, notFound } from "../errors.ts";
 import { isId, newId } from "../ids.ts";
-import { type AccountRow, findAccountByPhoneNumberId, listAccounts } from "../store/repositories/accounts.ts";
+import {
+  type AccountRow,
+  findAccount,
+  findAccountByPhoneNumberId,
+  listAccounts,
+} from "../store/repositories/accounts.ts";
 import * as repo from "../store/repositories/contacts.ts";
 import { survivorIdOf } from "../store/repositories/merges.ts";
 import type { ContactSource } from "../store/schema.ts";
@@ -70,11 +75,48 @@ export interface MarketingPreference {
 
 const BSUID_MAX = 128;
 
-/** Validates and normalises the given fields; absent fields stay absent. Errors name the domain fields. */
-export function normalizeInput(input: ContactInput): ContactInput {
+/**
+ * An account as phone numbers are read for it: its id, or the row (which
+ * saves looking up its `default_country`).
+ */
+export type AccountRef = string | Pick<AccountRow, "id" | "default_country">;
+
+function accountIdOf(account: AccountRef | undefined): string | undefined {
+  return typeof account === "string" ? account : account?.id;
+}
+
+/**
+ * The country local-format phone numbers are read in (docs/contacts.md,
+ * "Phone numbers"): the account's `default_country`; with no account named
+ * (organisation-wide lists and lookups), the one default country the
+ * organisation's accounts agree on, if they set exactly one; otherwise none.
+ */
+export async function phoneCountryOf(scope: Scope, account: AccountRef | undefined): Promise<string | null> {
+  if (typeof account === "object") return account.default_country;
+  if (account !== undefined) return (await findAccount(scope.db, account))?.default_country ?? null;
+  const countries = new Set(
+    (await listAccounts(scope.db, scope.organizationId)).flatMap((a) =>
+      a.default_country ? [a.default_country] : [],
+    ),
+  );
+  return countries.size === 1 ? [...countries][0]! : null;
+}
+
+/** Does reading this phone need a default country? Only digits written without `+` or `00` do. */
+function mayBeLocal(phone: string): boolean {
+  return !/^\s*(\+|00)/.test(phone);
+}
+
+/**
+ * Validates and normalises the given fields; absent fields stay absent.
+ * Errors name the domain fields. `phoneCountry` is the default country of
+ * the contact's account (`phoneCountryOf`), for local-format numbers.
+ */
+export function normalizeInput(input: ContactInput, phoneCountry: string | null = null): ContactInput {
   const out: ContactInput = {};
   if (input.phone_number !== undefined) {
-    out.phone_number = input.phone_number === null ? null : requirePhone(input.phone_number, "phone_number");
+    out.phone_number =
+      input.phone_number === null ? null : requirePhone(input.phone_number, "phone_number", phoneCountry);
   }
   for (const field of ["business_scoped_user_id", "parent_business_scoped_user_id", "username"] as const) {
     const value = input[field];
@@ -132,9 +174,9 @@ export async function resolveAccount(
       const byId = await findAccountByPhoneNumberId(scope.db, from);
       if (byId && byId.organization_id === scope.organizationId) return byId;
     }
-    const phone = normalizePhone(from);
     const accounts = await listAccounts(scope.db, scope.organizationId);
-    const match = phone ? accounts.find((a) => a.phone_number === phone) : undefined;
+    // A local-format `from` is read in each account's own default country.
+    const match = accounts.find((a) => normalizePhone(from, a.default_country) === a.phone_number);
     if (!match) throw notFound("account", param);
     return match;
   }
@@ -197,7 +239,7 @@ export async function createContact(
   raw: ContactInput,
   source: ContactSource,
 ): Promise<repo.ContactView> {
-  const input = normalizeInput(raw);
+  const input = normalizeInput(raw, account.default_country);
   requireIdentity(input);
   const labelIds = await requireLabels(scope, input.label_ids);
   await requireCustomerOf(scope, input);
@@ -421,8 +463,15 @@ export async function updateContact(
   raw: ContactInput,
   accountId?: string,
 ): Promise<{ contact: repo.ContactView; changed: string[] }> {
-  const input = normalizeInput(raw);
+  const { phone_number: phone, ...rest } = raw;
+  const input = normalizeInput(rest);
   const current = await getContact(scope, id, accountId);
+  if (phone !== undefined) {
+    // A local-format number is read in the default country of the contact's account.
+    const country =
+      phone !== null && mayBeLocal(phone) ? await phoneCountryOf(scope, current.account_id) : null;
+    input.phone_number = normalizeInput({ phone_number: phone }, country).phone_number;
+  }
   await requireCustomerOf(scope, input);
   const changes = diffContact(current, input, now());
   await applyChanges(scope, current, changes);
@@ -502,11 +551,16 @@ function parseInstant(value: string | undefined, field: string): number | undefi
   return ms;
 }
 
-/** Checks the filters of a contact list and makes them repository filters (normalised, so cursors bind to meaning). */
+/**
+ * Checks the filters of a contact list and makes them repository filters
+ * (normalised, so cursors bind to meaning). `phoneCountry` reads a
+ * local-format `phone` (see `resolveContactFilters`, which finds it).
+ */
 export function contactFilters(
   organizationId: string,
   accountId: string | undefined,
   filters: ContactFilters,
+  phoneCountry: string | null = null,
 ): repo.ContactFilters {
   const search = requireFilterText(filters.search, "search");
   const profileName = requireFilterText(filters.profile_name_contains, "profile_name_contains");
@@ -514,7 +568,7 @@ export function contactFilters(
   return {
     organizationId,
     accountId,
-    phone: filters.phone === undefined ? undefined : requirePhone(filters.phone, "phone"),
+    phone: filters.phone === undefined ? undefined : requirePhone(filters.phone, "phone", phoneCountry),
     searchTerm: search === undefined ? undefined : searchTermOfQuery(search),
     labelId: filters.label,
     createdAfter: parseInstant(filters.created_after, "created_after"),
@@ -532,6 +586,21 @@ export function contactFilters(
     profileNameContains: profileName?.toLowerCase(),
     phoneContains: digitsFilter(filters.phone_contains, "phone_contains"),
   };
+}
+
+/**
+ * `contactFilters` for a list of the organisation (no account) or of one
+ * account, reading a local-format `phone` filter in that account's default
+ * country (`phoneCountryOf`); the country is looked up only when needed.
+ */
+export async function resolveContactFilters(
+  scope: Scope,
+  account: AccountRef | undefined,
+  filters: ContactFilters,
+): Promise<repo.ContactFilters> {
+  const country =
+    filters.phone !== undefined && mayBeLocal(filters.phone) ? await phoneCountryOf(scope, account) : null;
+  return contactFilters(scope.organizationId, accountIdOf(account), filters, country);
 }
 
 export async function listContacts(
@@ -604,25 +673,30 @@ const PHONE_LIKE = /^\+?[\d\s\-.()]{6,40}$/;
 export async function findContactByIdentifier(
   scope: Scope,
   identifier: string,
-  accountId?: string,
+  account?: AccountRef,
   param = "identifier",
 ): Promise<repo.ContactView> {
-  return (await findContactByIdentifierResolved(scope, identifier, accountId, param)).contact;
+  return (await findContactByIdentifierResolved(scope, identifier, account, param)).contact;
 }
 
 /** findContactByIdentifier, saying when the identifier led to a merged-away contact (docs/merge.md). */
 export async function findContactByIdentifierResolved(
   scope: Scope,
   identifier: string,
-  accountId?: string,
+  account?: AccountRef,
   param = "identifier",
 ): Promise<FoundContact> {
   const missing = () => notFound("contact", param);
+  const accountId = accountIdOf(account);
   let id: string | undefined;
   if (isId("ctc", identifier)) {
     id = identifier;
   } else if (identifier.length <= 128) {
-    const phone = PHONE_LIKE.test(identifier) ? normalizePhone(identifier) : undefined;
+    // A local-format number is read in the account's default country; an
+    // ambiguous one is looked up as a business-scoped user id only.
+    const phone = !PHONE_LIKE.test(identifier)
+      ? undefined
+      : normalizePhone(identifier, mayBeLocal(identifier) ? await phoneCountryOf(scope, account) : null);
     const lookups: Array<[repo.IdentifierColumn, string]> = phone ? [["phone_number", phone]] : [];
     // BSUIDs never contain spaces (see normalizeInput).
     if (!/\s/.test(identifier)) {

@@ -166,7 +166,7 @@ function byPhone(ctx: Ctx, phone: string | null | undefined): Promise<repo.Conta
  * values, so a repeated observation changes nothing.
  */
 async function observe(ctx: Ctx, raw: ContactInput): Promise<void> {
-  const input = normalizeInput(raw);
+  const input = normalizeInput(raw, ctx.account.default_country);
   for (let attempt = 0; attempt < 3; attempt++) {
     const bsuidHolder = await liveHolder(ctx, await byBsuid(ctx, input.business_scoped_user_id));
     const phoneHolder = await liveHolder(ctx, await byPhone(ctx, input.phone_number));
@@ -217,8 +217,8 @@ async function observe(ctx: Ctx, raw: ContactInput): Promise<void> {
  * conflict is reported.
  */
 async function moveIdentity(ctx: Ctx, move: IdentityMove): Promise<void> {
-  const previous = normalizeInput(move.previous);
-  const next = normalizeInput(move.next);
+  const previous = normalizeInput(move.previous, ctx.account.default_country);
+  const next = normalizeInput(move.next, ctx.account.default_country);
   let source = await byBsuid(ctx, previous.business_scoped_user_id);
   if (!source) {
     const candidate = await byPhone(ctx, previous.phone_number);

@@ -12,6 +12,10 @@ export const AccountSchema = Type.Object(
     phone_number: Type.String(),
     name: NullableString(),
     status: Type.Union([Type.Literal("connected"), Type.Literal("disconnected"), Type.Literal("onboarding")]),
+    default_country: NullableString({
+      description:
+        "ISO 3166-1 alpha-2 country local-format phone numbers (0812…) of its contacts are read in; null: only international numbers",
+    }),
     created_at: Timestamp,
     updated_at: Timestamp,
   },
@@ -26,6 +30,7 @@ export function accountOut(row: AccountRow) {
     phone_number: row.phone_number,
     name: row.name,
     status: row.status,
+    default_country: row.default_country,
     created_at: toIso(row.created_at),
     updated_at: toIso(row.updated_at),
   };

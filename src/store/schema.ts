@@ -65,6 +65,8 @@ export interface AccountsTable {
   phone_number: string;
   name: string | null;
   status: AccountStatus;
+  /** ISO 3166-1 alpha-2 (upper case): the country local-format phone numbers of its contacts are read in. */
+  default_country: Generated<string | null>;
   created_at: number;
   updated_at: number;
 }

@@ -34,8 +34,8 @@ export interface Store {
   ping(): Promise<void>;
   migrate(): Promise<{ applied: string[] }>;
   close(): Promise<void>;
-  /** Calls `observer` after every statement (metrics); one observer, the last one set. */
-  observeQueries(observer: QueryObserver | undefined): void;
+  /** Calls `observer` after every statement (metrics, tracing); returns what stops it. */
+  observeQueries(observer: QueryObserver): () => void;
   /** PostgreSQL: the connection pool's use now; undefined on SQLite (one connection). */
   readonly poolStats: (() => PoolStats) | undefined;
 }
@@ -54,15 +54,17 @@ export interface PoolStats {
   max: number;
 }
 
-/** Kysely's log hook, forwarding each statement to the store's observer once one is set. */
+/** Kysely's log hook, forwarding each statement to the store's observers (none: nothing is built). */
 class QueryLog {
-  observer: QueryObserver | undefined;
+  observers: QueryObserver[] = [];
   readonly log = (event: LogEvent) => {
-    this.observer?.({
+    if (this.observers.length === 0) return;
+    const observed = {
       sql: event.query.sql,
       durationMs: event.queryDurationMillis,
       failed: event.level === "error",
-    });
+    };
+    for (const observer of this.observers) observer(observed);
   };
 }
 
@@ -402,7 +404,10 @@ function finishStore(
     db,
     poolStats,
     observeQueries(observer) {
-      queryLog.observer = observer;
+      queryLog.observers = [...queryLog.observers, observer];
+      return () => {
+        queryLog.observers = queryLog.observers.filter((o) => o !== observer);
+      };
     },
     async transaction(fn) {
       const hooks: TransactionHooks = { beforeCommit: [], afterCommit: [] };

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { type CliIo, runCli } from "../../src/cli/main.ts";
@@ -56,6 +58,71 @@ for (const kind of storeKinds()) {
         assert.equal(machine.length, 2);
         assert.deepEqual(machine.map((k: { state: string }) => k.state).sort(), ["active", "revoked"]);
         assert.ok(machine.every((k: object) => !("key" in k) && !("key_hash" in k)));
+      } finally {
+        await ts.drop();
+      }
+    });
+
+    test("account add --default-country and account set read local numbers of the account's contacts", async () => {
+      const ts = await createTestStore(kind);
+      try {
+        await ts.store.migrate();
+        const org = JSON.parse((await cli(["org", "create", "--name", "Lokal", "--json"], ts.env)).out);
+        const added = await cli(
+          [
+            "account",
+            "add",
+            "--org",
+            org.id,
+            "--phone-number-id",
+            "5550009",
+            "--phone-number",
+            "0811-1000-009",
+            "--default-country",
+            "id",
+          ],
+          ts.env,
+        );
+        assert.equal(added.code, 0, added.err);
+        assert.match(added.out, /Connected \+628111000009 .*; local numbers are read in ID/);
+        const listed = JSON.parse((await cli(["account", "list", "--org", org.id, "--json"], ts.env)).out);
+        assert.deepEqual(
+          listed.map((a: { phone_number: string; default_country: string }) => [
+            a.phone_number,
+            a.default_country,
+          ]),
+          [["+628111000009", "ID"]],
+        );
+        // The import reads the file's local numbers in the account's country.
+        const dir = mkdtempSync(join(tmpdir(), "phonebook-cli-country-"));
+        const file = join(dir, "local.csv");
+        writeFileSync(file, "phone_number,name\n0812-2000-0001,Ani\n");
+        const imported = await cli(["import", file, "--json"], ts.env);
+        assert.equal(imported.code, 0, imported.err);
+        const exported = await cli(["export"], ts.env);
+        assert.match(exported.written, /\n[^,\n]+,'?\+6281220000001,Ani,/);
+        // account set: by phone_number_id or id; "none" clears; a bad code is refused in words.
+        const cleared = await cli(
+          ["account", "set", "5550009", "--default-country", "none", "--json"],
+          ts.env,
+        );
+        assert.equal(cleared.code, 0, cleared.err);
+        assert.equal(JSON.parse(cleared.out).default_country, null);
+        const bad = await cli(["account", "set", "5550009", "--default-country", "Indonesia"], ts.env);
+        assert.equal(bad.code, 1);
+        assert.match(bad.err, /ISO 3166-1 alpha-2/);
+        const set = await cli(
+          ["account", "set", JSON.parse(cleared.out).id, "--default-country", "GB"],
+          ts.env,
+        );
+        assert.equal(set.code, 0, set.err);
+        assert.match(set.out, /default country GB/);
+        const badStatus = await cli(["account", "set", "5550009", "--status", "sleeping"], ts.env);
+        assert.equal(badStatus.code, 2);
+        assert.match(badStatus.err, /--status must be one of connected, disconnected, onboarding/);
+        const nothing = await cli(["account", "set", "5550009"], ts.env);
+        assert.equal(nothing.code, 2);
+        rmSync(dir, { recursive: true, force: true });
       } finally {
         await ts.drop();
       }

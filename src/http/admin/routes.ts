@@ -35,6 +35,14 @@ const Status = Type.Union([
   Type.Literal("onboarding"),
 ]);
 const Name = Type.String({ minLength: 1, maxLength: 256, pattern: NO_CONTROL_CHARACTERS });
+/** Checked in words by the domain (requireCountry): any case, upper-cased when stored. */
+const DefaultCountry = NullableString({
+  minLength: 1,
+  maxLength: 8,
+  description:
+    "ISO 3166-1 alpha-2 code (ID, GB, US): local-format numbers (0812…) of the account's contacts are read in this " +
+    "country (docs/contacts.md); null: only international numbers",
+});
 const RateLimit = Type.Integer({ minimum: 1, maximum: 1_000_000 });
 
 const ApiKeySchema = Type.Object({
@@ -286,6 +294,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
               NullableString({ minLength: 1, maxLength: 256, pattern: NO_CONTROL_CHARACTERS }),
             ),
             status: Type.Optional(Status),
+            default_country: Type.Optional(DefaultCountry),
           },
           { additionalProperties: false },
         ),
@@ -345,7 +354,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags,
-        summary: "Rename an account or change its status",
+        summary: "Rename an account, change its status or its default country",
         params: Type.Object({ account_id: Id("wba") }),
         body: Type.Object(
           {
@@ -353,6 +362,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
               NullableString({ minLength: 1, maxLength: 256, pattern: NO_CONTROL_CHARACTERS }),
             ),
             status: Type.Optional(Status),
+            default_country: Type.Optional(DefaultCountry),
           },
           { additionalProperties: false },
         ),

@@ -2,10 +2,10 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { requireAccountByPhoneNumberId } from "../../domain/accounts.ts";
 import {
-  contactFilters,
   findContactByIdentifier,
   findContactByIdentifierResolved,
   listContactsPage,
+  resolveContactFilters,
   updateContact,
 } from "../../domain/contacts.ts";
 import { parseLimit } from "../../domain/pagination.ts";
@@ -77,7 +77,7 @@ export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
         scope.organizationId,
         request.params.phone_number_id,
       );
-      const filters = contactFilters(scope.organizationId, account.id, kapsoFilters(query));
+      const filters = await resolveContactFilters(scope, account, kapsoFilters(query));
       const page = await listContactsPage(
         scope,
         filters,
@@ -119,7 +119,7 @@ export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const found = await findContactByIdentifierResolved(
         scope,
         contactIdOf(request.params.wa_id),
-        account.id,
+        account,
         "wa_id",
       );
       // A merged-away identity answers its survivor and says so (docs/merge.md).
@@ -167,7 +167,7 @@ export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const found = await findContactByIdentifier(
           txScope,
           contactIdOf(request.params.wa_id),
-          account.id,
+          account,
           "wa_id",
         );
         await updateContact(txScope, found.id, {

@@ -2,12 +2,12 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import {
   type ContactInput,
-  contactFilters,
   createContact,
   deleteContact,
   findContact,
   listContacts,
   resolveAccount,
+  resolveContactFilters,
   updateContact,
 } from "../../domain/contacts.ts";
 import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
@@ -129,11 +129,7 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const { limit: rawLimit, cursor, ...query } = request.query;
         const limit = parseLimit(rawLimit);
         const account = await pathAccountOf(scope, request.params.phone_number_id);
-        const filters = contactFilters(
-          scope.organizationId,
-          account?.id,
-          await resolveNativeFilters(scope, query),
-        );
+        const filters = await resolveContactFilters(scope, account, await resolveNativeFilters(scope, query));
         const { organizationId, ...bound } = filters;
         const cursorScope = canonicalScope("native.contacts", organizationId, bound);
         const after = cursor === undefined ? undefined : cursors.decode(cursorScope, cursor);

@@ -1,7 +1,7 @@
 import { Readable } from "node:stream";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
-import { contactFilters } from "../../domain/contacts.ts";
+import { resolveContactFilters } from "../../domain/contacts.ts";
 import { EXPORT_BATCH, exportContacts } from "../../jobs/export.ts";
 import { scopeOf } from "../auth.ts";
 import { NATIVE_ERROR_RESPONSES } from "../schemas.ts";
@@ -50,11 +50,7 @@ export const exportRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const scope = scopeOf(request);
         const { format = "csv", raw, ...query } = request.query;
         const account = await pathAccountOf(scope, request.params.phone_number_id);
-        const filters = contactFilters(
-          scope.organizationId,
-          account?.id,
-          await resolveNativeFilters(scope, query),
-        );
+        const filters = await resolveContactFilters(scope, account, await resolveNativeFilters(scope, query));
         const stream = Readable.from(
           exportContacts(scope, filters, format, EXPORT_BATCH, { raw: raw === "true" }),
           { objectMode: false },

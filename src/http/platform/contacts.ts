@@ -4,7 +4,6 @@ import { Type } from "typebox";
 import { requireAccountByPhoneNumberId } from "../../domain/accounts.ts";
 import {
   type ContactInput,
-  contactFilters,
   countContacts,
   createContact,
   deleteContact,
@@ -13,6 +12,7 @@ import {
   listContactsAtOffset,
   listContactsPage,
   resolveAccount,
+  resolveContactFilters,
   type Scope,
   updateContact,
 } from "../../domain/contacts.ts";
@@ -132,10 +132,10 @@ const CURSOR_EXAMPLE = "/platform/v1/whatsapp/contacts?limit=100&after=<paging.c
 /** `/platform/v1/whatsapp/contacts…` (Kapso's platform API), over the same domain as `/v1`. */
 export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ["platform"];
-  const accountIdOf = async (scope: Scope, phoneNumberId: string | undefined) =>
+  const accountOf = async (scope: Scope, phoneNumberId: string | undefined) =>
     phoneNumberId === undefined
       ? undefined
-      : (await requireAccountByPhoneNumberId(scope.db, scope.organizationId, phoneNumberId)).id;
+      : await requireAccountByPhoneNumberId(scope.db, scope.organizationId, phoneNumberId);
 
   app.get(
     "/contacts",
@@ -171,9 +171,9 @@ export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
           { param: rawLimit !== undefined ? "limit" : after !== undefined ? "after" : "before" },
         );
       }
-      const filters = contactFilters(
-        scope.organizationId,
-        await accountIdOf(scope, phone_number_id),
+      const filters = await resolveContactFilters(
+        scope,
+        await accountOf(scope, phone_number_id),
         kapsoFilters(query),
       );
       if (offsetMode) {
@@ -246,11 +246,11 @@ export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const scope = scopeOf(request);
-      const accountId = await accountIdOf(scope, request.query.phone_number_id);
+      const account = await accountOf(scope, request.query.phone_number_id);
       const found = await findContactByIdentifierResolved(
         scope,
         contactIdOf(request.params.identifier),
-        accountId,
+        account,
       );
       const data = kapsoContactOut(found.contact);
       // A merged-away identifier answers its survivor and says so (docs/merge.md).
@@ -285,12 +285,8 @@ export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const _scope = scopeOf(request);
       return runWrite(request, reply, async (tx) => {
         const txScope = scopeOf(request, tx);
-        const accountId = await accountIdOf(txScope, request.query.phone_number_id);
-        const found = await findContactByIdentifier(
-          txScope,
-          contactIdOf(request.params.identifier),
-          accountId,
-        );
+        const account = await accountOf(txScope, request.query.phone_number_id);
+        const found = await findContactByIdentifier(txScope, contactIdOf(request.params.identifier), account);
         const { contact } = await updateContact(txScope, found.id, contactInput(fields));
         return { status: 200, body: { data: kapsoContactOut(contact) } };
       });
@@ -312,12 +308,8 @@ export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const _scope = scopeOf(request);
       await runWrite(request, reply, async (tx) => {
         const txScope = scopeOf(request, tx);
-        const accountId = await accountIdOf(txScope, request.query.phone_number_id);
-        const found = await findContactByIdentifier(
-          txScope,
-          contactIdOf(request.params.identifier),
-          accountId,
-        );
+        const account = await accountOf(txScope, request.query.phone_number_id);
+        const found = await findContactByIdentifier(txScope, contactIdOf(request.params.identifier), account);
         await deleteContact(txScope, found.id);
         return { status: 204, body: null };
       });

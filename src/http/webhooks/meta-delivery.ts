@@ -293,28 +293,41 @@ export const WEBHOOK_FIELDS: FieldNames = {
   username: "profile.username",
 };
 
+/**
+ * A `wa_id` as the domain reads it. Meta's wa_id is by definition the
+ * person's number in international form without its `+`, so it is handed
+ * over with the `+`: the account's default_country, which reads local-format
+ * numbers typed by people, never reinterprets it (docs/meta-webhooks.md).
+ */
+function phoneOfWaId(waId: string | undefined): string | undefined {
+  return waId === undefined ? undefined : `+${waId.trim().replace(/^\+/, "")}`;
+}
+
 /** The facts of a delivery's changes in domain terms. */
 export function observationsOf(delivery: Delivery): ObservedChange[] {
   return delivery.changes.map((change) => ({
     phone_number_id: change.phone_number_id,
     digest: change.digest,
     identity_moves: change.identity_changes.map((move) => ({
-      previous: { phone_number: move.previous.wa_id, business_scoped_user_id: move.previous.user_id },
+      previous: {
+        phone_number: phoneOfWaId(move.previous.wa_id),
+        business_scoped_user_id: move.previous.user_id,
+      },
       next: {
-        phone_number: move.next.wa_id,
+        phone_number: phoneOfWaId(move.next.wa_id),
         business_scoped_user_id: move.next.user_id,
         parent_business_scoped_user_id: move.next.parent_user_id,
       },
     })),
     people: change.contacts.map((person) => ({
-      phone_number: person.wa_id,
+      phone_number: phoneOfWaId(person.wa_id),
       business_scoped_user_id: person.user_id,
       parent_business_scoped_user_id: person.parent_user_id,
       profile_name: person.profile_name,
       username: person.username,
     })),
     preferences: change.preferences.map((event) => ({
-      phone_number: event.wa_id,
+      phone_number: phoneOfWaId(event.wa_id),
       business_scoped_user_id: event.user_id,
       opt_out: event.opt_out,
       at: event.at,

@@ -8,6 +8,7 @@ import * as pg0006 from "./postgres/0006_contact_counts.ts";
 import * as pg0007 from "./postgres/0007_webhooks.ts";
 import * as pg0008 from "./postgres/0008_merges.ts";
 import * as pg0011 from "./postgres/0011_identity_history.ts";
+import * as pg0012 from "./postgres/0012_default_country.ts";
 import * as sqlite0001 from "./sqlite/0001_foundation.ts";
 import * as sqlite0002 from "./sqlite/0002_idempotency.ts";
 import * as sqlite0003 from "./sqlite/0003_imports.ts";
@@ -17,6 +18,7 @@ import * as sqlite0006 from "./sqlite/0006_contact_counts.ts";
 import * as sqlite0007 from "./sqlite/0007_webhooks.ts";
 import * as sqlite0008 from "./sqlite/0008_merges.ts";
 import * as sqlite0011 from "./sqlite/0011_identity_history.ts";
+import * as sqlite0012 from "./sqlite/0012_default_country.ts";
 
 /**
  * Ordered, immutable migrations per dialect. Add a file per change, named
@@ -32,6 +34,7 @@ const SQLITE: Record<string, Migration> = {
   "0007_webhooks": sqlite0007,
   "0008_merges": sqlite0008,
   "0011_identity_history": sqlite0011,
+  "0012_default_country": sqlite0012,
 };
 
 const POSTGRES: Record<string, Migration> = {
@@ -44,6 +47,7 @@ const POSTGRES: Record<string, Migration> = {
   "0007_webhooks": pg0007,
   "0008_merges": pg0008,
   "0011_identity_history": pg0011,
+  "0012_default_country": pg0012,
 };
 
 export function migrationProvider(dialect: "sqlite" | "postgres"): MigrationProvider {
