@@ -38,6 +38,14 @@ export interface Config {
    * network partition fails requests with 503 instead of holding them.
    */
   readonly databaseQueryTimeoutMs: number;
+  /** PostgreSQL only: most connections this process opens (DATABASE_POOL_SIZE). */
+  readonly databasePoolSize: number;
+  /**
+   * PostgreSQL only: longest a request waits for a free pooled connection
+   * (DATABASE_POOL_TIMEOUT_MS, ms); past it the request gets 503, so an
+   * overloaded process sheds load instead of queueing without bound.
+   */
+  readonly databasePoolTimeoutMs: number;
   /**
    * The server's public base URL (PUBLIC_URL, e.g. `https://contacts.example.com`):
    * absolute links (`paging.next`, `Link`) are built on it. Unset: links are
@@ -339,6 +347,15 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     logLevel: parseLogLevel(env),
     redisKeyPrefix: parseRedisKeyPrefix(env),
     databaseQueryTimeoutMs: parseQueryTimeout(env),
+    databasePoolSize: parseWholeNumber(env, "DATABASE_POOL_SIZE", 10, 1, 1000, "connections"),
+    databasePoolTimeoutMs: parseWholeNumber(
+      env,
+      "DATABASE_POOL_TIMEOUT_MS",
+      5000,
+      100,
+      3_600_000,
+      "milliseconds",
+    ),
     publicUrl: parsePublicUrl(env),
     httpMaxConnections: parseWholeNumber(env, "HTTP_MAX_CONNECTIONS", 1024, 1, 1_000_000, "connections"),
     httpHeadersTimeoutMs: parseWholeNumber(

@@ -73,12 +73,19 @@ pg.types.setTypeParser(20, (value) => Number.parseInt(value, 10));
 
 export function createStore(
   config: Pick<Config, "databaseUrl" | "dataDir"> &
-    Partial<Pick<Config, "databaseQueryTimeoutMs" | "databasePreparedStatements">>,
+    Partial<
+      Pick<
+        Config,
+        "databaseQueryTimeoutMs" | "databasePreparedStatements" | "databasePoolSize" | "databasePoolTimeoutMs"
+      >
+    >,
 ): Store {
   if (config.databaseUrl) {
     return createPostgresStore(config.databaseUrl, {
       queryTimeoutMs: config.databaseQueryTimeoutMs,
       preparedStatements: config.databasePreparedStatements,
+      poolSize: config.databasePoolSize,
+      poolTimeoutMs: config.databasePoolTimeoutMs,
     });
   }
   mkdirSync(config.dataDir, { recursive: true });
@@ -183,14 +190,22 @@ export interface PostgresOptions {
   queryTimeoutMs?: number | undefined;
   /** Named prepared statements for queries marked PREPARED (default true; see PREPARED). */
   preparedStatements?: boolean | undefined;
+  /** Most connections of the pool (DATABASE_POOL_SIZE, default 10). */
+  poolSize?: number | undefined;
+  /**
+   * Longest a query waits for a free connection, or for a new one to open
+   * (DATABASE_POOL_TIMEOUT_MS, default 5 s); past it the query fails with
+   * pg-pool's connect timeout, which the surfaces answer with 503.
+   */
+  poolTimeoutMs?: number | undefined;
 }
 
 export function createPostgresStore(url: string, options: PostgresOptions = {}): Store {
   const timeout = options.queryTimeoutMs ?? 30_000;
   const pool = new pg.Pool({
     connectionString: url,
-    max: 10,
-    connectionTimeoutMillis: 5000,
+    max: options.poolSize ?? 10,
+    connectionTimeoutMillis: options.poolTimeoutMs ?? 5000,
     statement_timeout: timeout,
     // The client's own limit comes a little after the server's, so a slow
     // statement is cancelled by the server (a clean error, the connection kept).

@@ -49,7 +49,10 @@ export async function createTestStore(kind: StoreKind): Promise<TestStore> {
   await admin.end();
   const url = new URL(PG_ADMIN_URL);
   url.pathname = `/${name}`;
-  const store = createPostgresStore(url.toString());
+  // A test waits for a pooled connection as long as it takes (the deadline only
+  // catches a hang): 60 concurrent requests on a loaded machine may queue for
+  // longer than the production default of 5 s, which answers 503 by design.
+  const store = createPostgresStore(url.toString(), { poolTimeoutMs: 300_000 });
   return {
     kind,
     store,
