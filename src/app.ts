@@ -19,6 +19,7 @@ import { NATIVE_FIELDS } from "./http/native/wire.ts";
 import { renderPlatformError } from "./http/platform/errors.ts";
 import { platformRoutes } from "./http/platform/routes.ts";
 import { KAPSO_FIELDS } from "./http/platform/wire.ts";
+import { requestIdOnRoute } from "./http/request-id.ts";
 import { clientErrorHandler, registerTransportGuards } from "./http/transport.ts";
 import { WEBHOOK_FIELDS } from "./http/webhooks/meta-delivery.ts";
 import { whatsappWebhookRoutes } from "./http/webhooks/whatsapp.ts";
@@ -244,6 +245,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   });
 
   app.setErrorHandler(sendError);
+  // Success bodies whose schema declares `request_id` get it here, once (http/request-id.ts).
+  app.addHook("onRoute", requestIdOnRoute);
 
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split("?")[0] ?? "/";

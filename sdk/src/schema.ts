@@ -13603,7 +13603,6 @@ export interface paths {
                             data: components["schemas"]["def-9"][];
                             has_more: boolean;
                             next_cursor: string | null;
-                            request_id: string;
                             identities: {
                                 contact_id: string;
                                 phone_number: string | null;
@@ -13612,6 +13611,7 @@ export interface paths {
                                 whatsapp_account_id: string;
                                 merge_id: string | null;
                             }[];
+                            request_id: string;
                         };
                     };
                 };

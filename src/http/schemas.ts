@@ -1,4 +1,4 @@
-import { type TSchema, type TStringOptions, Type } from "typebox";
+import { type Static, type TObject, type TSchema, type TStringOptions, type TUnsafe, Type } from "typebox";
 import { PHONE_NUMBER_ID_PATTERN } from "../domain/accounts.ts";
 import { METADATA_DESCRIPTION } from "../domain/contact-fields.ts";
 import { ERROR_CODES } from "../errors.ts";
@@ -55,19 +55,33 @@ export const ErrorBody = Type.Object(
   { $id: "ErrorEnvelope", title: "Error envelope" },
 );
 
-/** `{ data, request_id }` */
-export function DataEnvelope<T extends TSchema>(data: T) {
-  return Type.Object({ data, request_id: Type.String() });
+/**
+ * A success body that carries `request_id`. The schema (serialization,
+ * OpenAPI) has it; the handler's type does not: the id is added once, for
+ * every route whose schema declares it, by `http/request-id.ts`.
+ */
+export function WithRequestId<T extends TObject>(body: T): TUnsafe<Static<T>> {
+  const { type: _type, properties, required: _required, ...options } = body;
+  return Type.Unsafe<Static<T>>(Type.Object({ ...properties, request_id: Type.String() }, options));
 }
 
-/** `{ data: [...], has_more, next_cursor, request_id }` */
-export function ListEnvelope<T extends TSchema>(item: T) {
+/** `{ data, request_id }` */
+export function DataEnvelope<T extends TSchema>(data: T) {
+  return WithRequestId(Type.Object({ data }));
+}
+
+/** `{ data: [...], has_more, next_cursor }`: a page, before its envelope. */
+export function ListPage<T extends TSchema>(item: T) {
   return Type.Object({
     data: Type.Array(item),
     has_more: Type.Boolean(),
     next_cursor: Type.Union([Type.String(), Type.Null()]),
-    request_id: Type.String(),
   });
+}
+
+/** `{ data: [...], has_more, next_cursor, request_id }` */
+export function ListEnvelope<T extends TSchema>(item: T) {
+  return WithRequestId(ListPage(item));
 }
 
 /** Error responses every authenticated native route can give, for serialization and OpenAPI. */

@@ -11,6 +11,7 @@ import { ApiError } from "../errors.ts";
 import { isRetryableConflict } from "../store/driver-errors.ts";
 import type { Tx } from "../store/store.ts";
 import { toApiError } from "./errors.ts";
+import { withRequestId } from "./request-id.ts";
 
 export interface WriteResult<T> {
   status: number;
@@ -68,7 +69,7 @@ function fingerprintPath(url: string): string {
  * or inside `error`) is the new one, like its X-Request-Id header; the
  * original id is in `Original-Request-Id`.
  */
-function withRequestId(payload: string, originalId: string, requestId: string): string {
+function withReplayRequestId(payload: string, originalId: string, requestId: string): string {
   let parsed: unknown;
   try {
     parsed = JSON.parse(payload);
@@ -142,7 +143,10 @@ export async function runWrite<T>(
           kind: "response",
           status: result.status,
           headers: handlerHeaders(reply),
-          body: result.body === undefined ? null : String(reply.serialize(result.body)),
+          body:
+            result.body === undefined
+              ? null
+              : String(reply.serialize(withRequestId(request, reply, result.body))),
         };
         return { value: result, response };
       },
@@ -194,7 +198,7 @@ function sendReplay(
     reply.send();
   } else {
     if (record.headers["content-type"] === undefined) reply.type("application/json; charset=utf-8");
-    reply.send(withRequestId(record.body, originalRequestId, request.id));
+    reply.send(withReplayRequestId(record.body, originalRequestId, request.id));
   }
   return reply;
 }

@@ -98,7 +98,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const org = await createOrganization(store.db, request.body);
       reply.status(201);
-      return { data: organizationOut(org, rateLimitsOf(org)), request_id: request.id };
+      return { data: organizationOut(org, rateLimitsOf(org)) };
     },
   );
 
@@ -122,7 +122,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const page = pageOf(rows, limit, app.services.cursors, scope, (org) =>
         organizationOut(org, rateLimitsOf(org)),
       );
-      return { ...page, request_id: request.id };
+      return page;
     },
   );
 
@@ -154,7 +154,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const org = await updateOrganization(store.db, request.params.org_id, request.body);
       authenticator.forgetOrganization(org.id);
-      return { data: organizationOut(org, rateLimitsOf(org)), request_id: request.id };
+      return { data: organizationOut(org, rateLimitsOf(org)) };
     },
   );
 
@@ -187,7 +187,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
         expires_at: expiresAt,
       });
       reply.status(201);
-      return { data: { ...apiKeyOut(created.row), key: created.key }, request_id: request.id };
+      return { data: { ...apiKeyOut(created.row), key: created.key } };
     },
   );
 
@@ -204,7 +204,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const row = await revokeApiKey(store.db, request.params.key_id);
       authenticator.forgetOrganization(row.organization_id);
-      return { data: apiKeyOut(row), request_id: request.id };
+      return { data: apiKeyOut(row) };
     },
   );
 
@@ -238,7 +238,6 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
       authenticator.forgetOrganization(id);
       return {
         data: { id, object: "organization" as const, deleted: true as const, erased },
-        request_id: request.id,
       };
     },
   );
@@ -263,7 +262,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
         : undefined;
       const rows = await listApiKeysOf(store.db, orgId, { limit: limit + 1, after });
       const page = pageOf(rows, limit, app.services.cursors, scope, apiKeyOut);
-      return { ...page, request_id: request.id };
+      return page;
     },
   );
 
@@ -295,7 +294,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const account = await createAccount(store.db, request.params.org_id, request.body);
       reply.status(201);
-      return { data: accountOut(account), request_id: request.id };
+      return { data: accountOut(account) };
     },
   );
 
@@ -335,7 +334,6 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
           deleted: true as const,
           erased,
         },
-        request_id: request.id,
       };
     },
   );
@@ -361,7 +359,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const account = await updateAccount(store.db, request.params.account_id, request.body);
-      return { data: accountOut(account), request_id: request.id };
+      return { data: accountOut(account) };
     },
   );
 };

@@ -12,7 +12,7 @@ import { BULK_LABEL_MAX, bulkLabel, setContactLabel } from "../../domain/labels.
 import { ApiError } from "../../errors.ts";
 import { contactIdOf, isId, isUuid } from "../../ids.ts";
 import { scopeOf } from "../auth.ts";
-import { DataEnvelope, Id, NATIVE_ERROR_RESPONSES } from "../schemas.ts";
+import { DataEnvelope, Id, NATIVE_ERROR_RESPONSES, WithRequestId } from "../schemas.ts";
 import { runWrite } from "../write-transaction.ts";
 import { ContactSchema, contactOut } from "./representation.ts";
 import { FromAccount, PATH_STYLES, pathAccountOf } from "./scope.ts";
@@ -165,16 +165,17 @@ export const contactBatchRoutes: FastifyPluginAsyncTypebox = async (app) => {
             { additionalProperties: false },
           ),
           response: {
-            200: Type.Object({
-              data: Type.Array(BatchResultSchema),
-              summary: Type.Object({
-                created: Type.Integer(),
-                updated: Type.Integer(),
-                unchanged: Type.Integer(),
-                failed: Type.Integer(),
+            200: WithRequestId(
+              Type.Object({
+                data: Type.Array(BatchResultSchema),
+                summary: Type.Object({
+                  created: Type.Integer(),
+                  updated: Type.Integer(),
+                  unchanged: Type.Integer(),
+                  failed: Type.Integer(),
+                }),
               }),
-              request_id: Type.String(),
-            }),
+            ),
             ...NATIVE_ERROR_RESPONSES,
           },
         },
@@ -196,7 +197,6 @@ export const contactBatchRoutes: FastifyPluginAsyncTypebox = async (app) => {
             body: {
               data: results.map(batchResultOut),
               summary: countResults(results),
-              request_id: request.id,
             },
           };
         });
@@ -250,7 +250,6 @@ export const contactBatchRoutes: FastifyPluginAsyncTypebox = async (app) => {
                 label_id: body.label_id,
                 ...result,
               },
-              request_id: request.id,
             },
           };
         });
@@ -277,7 +276,7 @@ export const contactBatchRoutes: FastifyPluginAsyncTypebox = async (app) => {
           const account = await pathAccountOf(scope, request.params.phone_number_id);
           await setContactLabel(scope, id, label_id, "attach", account?.id);
           const contact = await getContact(scope, id, account?.id);
-          return { status: 200, body: { data: contactOut(contact), request_id: request.id } };
+          return { status: 200, body: { data: contactOut(contact) } };
         });
       },
     );
@@ -300,7 +299,7 @@ export const contactBatchRoutes: FastifyPluginAsyncTypebox = async (app) => {
           const account = await pathAccountOf(scope, request.params.phone_number_id);
           await setContactLabel(scope, id, label_id, "detach", account?.id);
           const contact = await getContact(scope, id, account?.id);
-          return { status: 200, body: { data: contactOut(contact), request_id: request.id } };
+          return { status: 200, body: { data: contactOut(contact) } };
         });
       },
     );

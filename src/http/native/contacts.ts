@@ -22,6 +22,7 @@ import {
   NATIVE_ERROR_RESPONSES,
   PageQuery,
   Timestamp,
+  WithRequestId,
 } from "../schemas.ts";
 import { runWrite } from "../write-transaction.ts";
 import { ContactSchema, contactOut } from "./representation.ts";
@@ -138,7 +139,7 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const cursorScope = canonicalScope("native.contacts", organizationId, bound);
         const after = cursor === undefined ? undefined : cursors.decode(cursorScope, cursor);
         const rows = await listContacts(scope, filters, after, limit + 1);
-        return { ...pageOf(rows, limit, cursors, cursorScope, contactOut), request_id: request.id };
+        return pageOf(rows, limit, cursors, cursorScope, contactOut);
       },
     );
 
@@ -167,7 +168,7 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
             (await pathAccountOf(txScope, request.params.phone_number_id)) ??
             (await resolveAccount(txScope, body.from));
           const contact = await createContact(txScope, account, createInput(body), "api");
-          return { status: 201, body: { data: contactOut(contact), request_id: request.id } };
+          return { status: 201, body: { data: contactOut(contact) } };
         });
       },
     );
@@ -185,13 +186,14 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
             "A merged-away id answers its survivor, with `merged_into` (the survivor's id) beside `data` (docs/merge.md).",
           params: idParams,
           response: {
-            200: Type.Object({
-              data: ContactSchema,
-              merged_into: Type.Optional(
-                Type.String({ description: "Set when the id asked for was merged into this contact" }),
-              ),
-              request_id: Type.String(),
-            }),
+            200: WithRequestId(
+              Type.Object({
+                data: ContactSchema,
+                merged_into: Type.Optional(
+                  Type.String({ description: "Set when the id asked for was merged into this contact" }),
+                ),
+              }),
+            ),
             ...NATIVE_ERROR_RESPONSES,
           },
         },
@@ -203,7 +205,6 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
         return {
           data: contactOut(found.contact),
           ...(found.merged_into === undefined ? {} : { merged_into: found.merged_into }),
-          request_id: request.id,
         };
       },
     );
@@ -244,7 +245,7 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
             },
             account?.id,
           );
-          return { status: 200, body: { data: contactOut(contact), request_id: request.id } };
+          return { status: 200, body: { data: contactOut(contact) } };
         });
       },
     );
@@ -278,7 +279,6 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
             status: 200,
             body: {
               data: { id, object: "contact" as const, deleted: true as const },
-              request_id: request.id,
             },
           };
         });

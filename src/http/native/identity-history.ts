@@ -73,7 +73,7 @@ export const identityHistoryRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const { cursor } = request.query;
         const after = cursor === undefined ? undefined : cursors.decode(cursorScope, cursor);
         const rows = await listIdentityChanges(scope.db, contact.id, after, limit + 1);
-        return { ...pageOf(rows, limit, cursors, cursorScope, identityChangeOut), request_id: request.id };
+        return pageOf(rows, limit, cursors, cursorScope, identityChangeOut);
       },
     );
   }

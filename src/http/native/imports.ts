@@ -249,7 +249,7 @@ export const importRoutes: FastifyPluginAsyncTypebox = async (app) => {
           const row = await createImport(tx, scope.organizationId, account, upload, { format, mode });
           return {
             status: 202,
-            body: { data: importOut(row, [], account.phone_number_id), request_id: request.id },
+            body: { data: importOut(row, [], account.phone_number_id) },
           };
         });
         app.importRunner?.notify();
@@ -285,7 +285,7 @@ export const importRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const page = pageOf(rows, limit, cursors, cursorScope, (row) =>
         importOut(row, [], numbers.get(row.account_id) ?? null),
       );
-      return { ...page, request_id: request.id };
+      return page;
     },
   );
 
@@ -305,7 +305,7 @@ export const importRoutes: FastifyPluginAsyncTypebox = async (app) => {
         principalOf(request).organization.id,
         request.params.id,
       );
-      return { data: importOut(row, errors, await phoneNumberIdOf(row)), request_id: request.id };
+      return { data: importOut(row, errors, await phoneNumberIdOf(row)) };
     },
   );
 };

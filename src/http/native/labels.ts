@@ -72,7 +72,7 @@ export const labelRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const { cursor } = request.query;
       const after = cursor === undefined ? undefined : cursors.decode(cursorScope, cursor);
       const rows = await listLabels(scopeOf(request), after, limit + 1);
-      return { ...pageOf(rows, limit, cursors, cursorScope, labelOut), request_id: request.id };
+      return pageOf(rows, limit, cursors, cursorScope, labelOut);
     },
   );
 
@@ -89,7 +89,7 @@ export const labelRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) =>
       runWrite(request, reply, async (tx) => {
         const row = await createLabel(scopeOf(request, tx), request.body);
-        return { status: 201, body: { data: labelOut(row), request_id: request.id } };
+        return { status: 201, body: { data: labelOut(row) } };
       }),
   );
 
@@ -105,7 +105,6 @@ export const labelRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => ({
       data: labelOut(await getLabel(scopeOf(request), request.params.id)),
-      request_id: request.id,
     }),
   );
 
@@ -129,7 +128,7 @@ export const labelRoutes: FastifyPluginAsyncTypebox = async (app) => {
       }
       return runWrite(request, reply, async (tx) => {
         const row = await updateLabel(scopeOf(request, tx), request.params.id, request.body);
-        return { status: 200, body: { data: labelOut(row), request_id: request.id } };
+        return { status: 200, body: { data: labelOut(row) } };
       });
     },
   );
@@ -156,7 +155,6 @@ export const labelRoutes: FastifyPluginAsyncTypebox = async (app) => {
           status: 200,
           body: {
             data: { id: request.params.id, object: "label" as const, deleted: true as const },
-            request_id: request.id,
           },
         };
       }),

@@ -24,10 +24,12 @@ import {
   DataEnvelope,
   Id,
   ListEnvelope,
+  ListPage,
   NATIVE_ERROR_RESPONSES,
   NullableString,
   PageQuery,
   Timestamp,
+  WithRequestId,
 } from "../schemas.ts";
 import { runWrite } from "../write-transaction.ts";
 import { ContactSchema, contactOut, MetadataSchema } from "./representation.ts";
@@ -287,7 +289,7 @@ export const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
           contacts: pair.contacts.map(contactOut),
           detected_at: toIso(pair.detected_at),
         }));
-        return { ...page, request_id: request.id };
+        return page;
       },
     );
   }
@@ -315,18 +317,17 @@ export const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const scope = scopeOf(request);
       const cmd = commandOf(request.params.id, request.body);
       const preview = request.query.preview === "true";
-      return runWrite<{ data: MergeOut | PreviewOut; request_id: string }>(request, reply, async (tx) => {
+      return runWrite<{ data: MergeOut | PreviewOut }>(request, reply, async (tx) => {
         const txScope = { ...scope, db: tx };
         if (preview) {
           const plan = await planMerge(txScope, cmd, now());
-          return { status: 200, body: { data: previewOut(plan, request.id), request_id: request.id } };
+          return { status: 200, body: { data: previewOut(plan, request.id) } };
         }
         const result = await mergeContacts(txScope, cmd, now());
         return {
           status: 200,
           body: {
             data: { ...mergeOut(result.merge), contact: contactOut(result.contact) },
-            request_id: request.id,
           },
         };
       });
@@ -363,7 +364,6 @@ export const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
             restored_ids: result.restored,
             kept_on_survivor: result.kept.map((f) => WIRE_FIELD[f as MergeField] ?? f),
           },
-          request_id: request.id,
         },
       };
     };
@@ -420,10 +420,12 @@ export const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         params: idParams,
         querystring: Type.Object(PageQuery, { additionalProperties: false }),
         response: {
-          200: Type.Object({
-            ...ListEnvelope(MergeSchema).properties,
-            identities: Type.Array(IdentitySchema),
-          }),
+          200: WithRequestId(
+            Type.Object({
+              ...ListPage(MergeSchema).properties,
+              identities: Type.Array(IdentitySchema),
+            }),
+          ),
           ...NATIVE_ERROR_RESPONSES,
         },
       },
@@ -448,7 +450,6 @@ export const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
           whatsapp_account_id: row.account_id,
           merge_id: row.merge_id,
         })),
-        request_id: request.id,
       };
     },
   );

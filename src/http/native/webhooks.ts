@@ -249,7 +249,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const input = await checkSubscriptionInput(request.body, policy);
       return runWrite(request, reply, async (tx) => {
         const row = await createSubscription(tx, orgOf(request), input);
-        return { status: 201, body: { data: subscriptionOut(row, true), request_id: request.id } };
+        return { status: 201, body: { data: subscriptionOut(row, true) } };
       });
     },
   );
@@ -270,7 +270,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const after =
         request.query.cursor === undefined ? undefined : cursors.decode(scope, request.query.cursor);
       const rows = await listSubscriptions(app.services.store.db, orgOf(request), after, limit + 1);
-      return { ...pageOf(rows, limit, cursors, scope, (r) => subscriptionOut(r)), request_id: request.id };
+      return pageOf(rows, limit, cursors, scope, (r) => subscriptionOut(r));
     },
   );
 
@@ -286,7 +286,6 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => ({
       data: subscriptionOut(await getSubscription(app.services.store.db, orgOf(request), request.params.id)),
-      request_id: request.id,
     }),
   );
 
@@ -320,7 +319,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const input = await checkSubscriptionInput(request.body, policy);
       const body = await runWrite(request, reply, async (tx) => {
         const row = await updateSubscription(tx, orgOf(request), request.params.id, input);
-        return { status: 200, body: { data: subscriptionOut(row), request_id: request.id } };
+        return { status: 200, body: { data: subscriptionOut(row) } };
       });
       wake();
       return body;
@@ -353,7 +352,6 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
           status: 200,
           body: {
             data: { id: request.params.id, object: "webhook_subscription" as const, deleted: true as const },
-            request_id: request.id,
           },
         };
       }),
@@ -372,7 +370,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) =>
       runWrite(request, reply, async (tx) => {
         const row = await rotateSecret(tx, orgOf(request), request.params.id);
-        return { status: 200, body: { data: subscriptionOut(row, true), request_id: request.id } };
+        return { status: 200, body: { data: subscriptionOut(row, true) } };
       }),
   );
 
@@ -389,7 +387,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const body = await runWrite(request, reply, async (tx) => {
         const row = await pingSubscription(tx, orgOf(request), request.params.id);
-        return { status: 202, body: { data: deliveryOut(row), request_id: request.id } };
+        return { status: 202, body: { data: deliveryOut(row) } };
       });
       wake();
       return body;
@@ -440,7 +438,6 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
               queued: result.queued,
               next_since: iso(result.next_since),
             },
-            request_id: request.id,
           },
         };
       });
@@ -490,7 +487,6 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const { rows, attempts } = await listDeliveries(app.services.store.db, filters, after, limit + 1);
       return {
         ...pageOf(rows, limit, cursors, scope, (r) => deliveryOut(r, attempts.get(r.id))),
-        request_id: request.id,
       };
     },
   );
@@ -510,7 +506,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const db = app.services.store.db;
       const row = await getDelivery(db, orgOf(request), request.params.id);
-      return { data: deliveryOut(row, await attemptsOf(db, [row.id])), request_id: request.id };
+      return { data: deliveryOut(row, await attemptsOf(db, [row.id])) };
     },
   );
 
@@ -527,7 +523,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const body = await runWrite(request, reply, async (tx) => {
         const row = await replayDelivery(tx, orgOf(request), request.params.id);
-        return { status: 202, body: { data: deliveryOut(row), request_id: request.id } };
+        return { status: 202, body: { data: deliveryOut(row) } };
       });
       wake();
       return body;
@@ -578,7 +574,6 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
         data: kept.map(eventOut),
         has_more,
         next_cursor: has_more && last ? cursors.encode(scope, { created_at: last.seq, id: last.id }) : null,
-        request_id: request.id,
       };
     },
   );
@@ -595,7 +590,6 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => ({
       data: eventOut(await getEvent(app.services.store.db, orgOf(request), request.params.id)),
-      request_id: request.id,
     }),
   );
 };
