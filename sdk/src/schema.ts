@@ -708,9 +708,9 @@ export interface paths {
                     created_before?: string;
                     /** @description ISO 8601 UTC with milliseconds */
                     updated_after?: string;
-                    marketing_opt_out?: "true" | "false";
+                    marketing_opt_out?: boolean;
                     /** @description 1–100, default 25 */
-                    limit?: string;
+                    limit?: number;
                     /** @description next_cursor of the previous page, verbatim */
                     cursor?: string;
                 };
@@ -2020,9 +2020,9 @@ export interface paths {
                     created_before?: string;
                     /** @description ISO 8601 UTC with milliseconds */
                     updated_after?: string;
-                    marketing_opt_out?: "true" | "false";
+                    marketing_opt_out?: boolean;
                     /** @description 1–100, default 25 */
-                    limit?: string;
+                    limit?: number;
                     /** @description next_cursor of the previous page, verbatim */
                     cursor?: string;
                 };
@@ -5563,7 +5563,7 @@ export interface paths {
             parameters: {
                 query?: {
                     /** @description 1–100, default 25 */
-                    limit?: string;
+                    limit?: number;
                     /** @description next_cursor of the previous page, verbatim */
                     cursor?: string;
                 };
@@ -6850,7 +6850,7 @@ export interface paths {
             parameters: {
                 query?: {
                     /** @description 1–100, default 25 */
-                    limit?: string;
+                    limit?: number;
                     /** @description next_cursor of the previous page, verbatim */
                     cursor?: string;
                 };
@@ -7654,10 +7654,10 @@ export interface paths {
                     created_before?: string;
                     /** @description ISO 8601 UTC with milliseconds */
                     updated_after?: string;
-                    marketing_opt_out?: "true" | "false";
+                    marketing_opt_out?: boolean;
                     format?: "csv" | "ndjson";
                     /** @description CSV: true exports formula-like cells unneutralised (no leading ') */
-                    raw?: "true" | "false";
+                    raw?: boolean;
                 };
                 header?: never;
                 path?: never;
@@ -7930,10 +7930,10 @@ export interface paths {
                     created_before?: string;
                     /** @description ISO 8601 UTC with milliseconds */
                     updated_after?: string;
-                    marketing_opt_out?: "true" | "false";
+                    marketing_opt_out?: boolean;
                     format?: "csv" | "ndjson";
                     /** @description CSV: true exports formula-like cells unneutralised (no leading ') */
-                    raw?: "true" | "false";
+                    raw?: boolean;
                 };
                 header?: never;
                 path: {
@@ -8195,7 +8195,7 @@ export interface paths {
             parameters: {
                 query?: {
                     /** @description 1–100, default 25 */
-                    limit?: string;
+                    limit?: number;
                     /** @description next_cursor of the previous page, verbatim */
                     cursor?: string;
                 };
@@ -10308,7 +10308,7 @@ export interface paths {
                     event_type?: string;
                     status?: "pending" | "succeeded" | "failed" | "canceled";
                     /** @description 1–100, default 25 */
-                    limit?: string;
+                    limit?: number;
                     /** @description next_cursor of the previous page, verbatim */
                     cursor?: string;
                 };
@@ -11099,10 +11099,10 @@ export interface paths {
             parameters: {
                 query?: {
                     /** @description A sequence number: the events after it, in order */
-                    after?: string;
+                    after?: number;
                     type?: string;
                     /** @description 1–100, default 25 */
-                    limit?: string;
+                    limit?: number;
                     /** @description next_cursor of the previous page, verbatim */
                     cursor?: string;
                 };
@@ -11629,7 +11629,7 @@ export interface paths {
             parameters: {
                 query?: {
                     /** @description 1–100, default 25 */
-                    limit?: string;
+                    limit?: number;
                     /** @description next_cursor of the previous page, verbatim */
                     cursor?: string;
                 };
@@ -11897,7 +11897,7 @@ export interface paths {
             parameters: {
                 query?: {
                     /** @description 1–100, default 25 */
-                    limit?: string;
+                    limit?: number;
                     /** @description next_cursor of the previous page, verbatim */
                     cursor?: string;
                 };
@@ -12170,7 +12170,7 @@ export interface paths {
             parameters: {
                 query?: {
                     /** @description 1–100, default 25 */
-                    limit?: string;
+                    limit?: number;
                     /** @description next_cursor of the previous page, verbatim */
                     cursor?: string;
                 };
@@ -12439,7 +12439,7 @@ export interface paths {
             parameters: {
                 query?: {
                     /** @description 1–100, default 25 */
-                    limit?: string;
+                    limit?: number;
                     /** @description next_cursor of the previous page, verbatim */
                     cursor?: string;
                 };
@@ -12712,7 +12712,7 @@ export interface paths {
         post: {
             parameters: {
                 query?: {
-                    preview?: "true" | "false";
+                    preview?: boolean;
                 };
                 header?: {
                     /** @description Makes the POST safe to retry: the same key (per organisation, kept 24 h) with the same request returns the recorded response with Idempotent-Replayed: true. See docs/idempotency-and-rate-limits.md. */
@@ -13581,7 +13581,7 @@ export interface paths {
             parameters: {
                 query?: {
                     /** @description 1–100, default 25 */
-                    limit?: string;
+                    limit?: number;
                     /** @description next_cursor of the previous page, verbatim */
                     cursor?: string;
                 };

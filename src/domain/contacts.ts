@@ -443,9 +443,9 @@ export async function deleteContact(scope: Scope, id: string, accountId?: string
 
 /**
  * What a contact list may be narrowed to, in domain terms; every surface
- * translates its query into this. Values are as given (text, instants as ISO
- * 8601); `contactFilters` checks and normalises them, and its errors name
- * these fields.
+ * translates its query into this. Text is as given, instants are
+ * milliseconds (each surface reads its wire format); `contactFilters` checks
+ * and normalises them, and its errors name these fields.
  */
 export interface ContactFilters {
   /** Exact phone number (any formatting `normalizePhone` reads). */
@@ -454,9 +454,9 @@ export interface ContactFilters {
   search?: string | undefined;
   /** A label's id: contacts carrying it. */
   label?: string | undefined;
-  created_after?: string | undefined;
-  created_before?: string | undefined;
-  updated_after?: string | undefined;
+  created_after?: number | undefined;
+  created_before?: number | undefined;
+  updated_after?: number | undefined;
   marketing_opt_out?: boolean | undefined;
   business_scoped_user_id?: string | undefined;
   customer_id?: string | undefined;
@@ -489,19 +489,6 @@ function digitsFilter(value: string | undefined, field: string): string | undefi
   return value.replace(/\D/g, "");
 }
 
-function parseInstant(value: string | undefined, field: string): number | undefined {
-  if (value === undefined) return undefined;
-  const ms = Date.parse(value);
-  if (!/^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(value) || Number.isNaN(ms)) {
-    throw fieldError(
-      "invalid_field_value",
-      field,
-      `${field} must be an ISO 8601 instant such as 2026-05-23T10:00:00Z.`,
-    );
-  }
-  return ms;
-}
-
 /** Checks the filters of a contact list and makes them repository filters (normalised, so cursors bind to meaning). */
 export function contactFilters(
   organizationId: string,
@@ -517,9 +504,9 @@ export function contactFilters(
     phone: filters.phone === undefined ? undefined : requirePhone(filters.phone, "phone"),
     searchTerm: search === undefined ? undefined : searchTermOfQuery(search),
     labelId: filters.label,
-    createdAfter: parseInstant(filters.created_after, "created_after"),
-    createdBefore: parseInstant(filters.created_before, "created_before"),
-    updatedAfter: parseInstant(filters.updated_after, "updated_after"),
+    createdAfter: filters.created_after,
+    createdBefore: filters.created_before,
+    updatedAfter: filters.updated_after,
     marketingOptOut: filters.marketing_opt_out,
     businessScopedUserId: bsuid,
     customerId:

@@ -1,6 +1,7 @@
 import { type Static, type TObject, type TSchema, type TStringOptions, type TUnsafe, Type } from "typebox";
 import { PHONE_NUMBER_ID_PATTERN } from "../domain/accounts.ts";
 import { METADATA_DESCRIPTION } from "../domain/contact-fields.ts";
+import { DEFAULT_LIMIT, MAX_LIMIT } from "../domain/pagination.ts";
 import { ERROR_CODES } from "../errors.ts";
 import { type IdPrefix, idPattern } from "../ids.ts";
 
@@ -10,6 +11,40 @@ import { type IdPrefix, idPattern } from "../ids.ts";
 export const NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001f\\u007f]*$";
 
 export const Timestamp = Type.String({ format: "date-time", description: "ISO 8601 UTC with milliseconds" });
+
+/** What `instantFormat` needs of the validator (Ajv). */
+interface FormatRegistry {
+  readonly formats: { [name: string]: unknown };
+  addFormat(name: string, format: { type: "string"; validate: (value: string) => boolean }): unknown;
+}
+
+/**
+ * The one check of an instant on input (`format: "date-time"`, as
+ * `Timestamp` declares it, in query filters and bodies alike): an RFC 3339
+ * date-time with a time zone, as Ajv's formats check it (calendar included),
+ * that JavaScript's Date reads too (not a leap second, not a bare `+07`
+ * offset). Installed on the validator by `buildApp`; a value that passed it is
+ * read with `instantOf`, which cannot fail.
+ */
+export function instantFormat(ajv: FormatRegistry): void {
+  const rfc3339 = ajv.formats["date-time"];
+  const validate =
+    typeof rfc3339 === "object" &&
+    rfc3339 !== null &&
+    "validate" in rfc3339 &&
+    typeof rfc3339.validate === "function"
+      ? (rfc3339.validate as (value: string) => boolean)
+      : () => true;
+  ajv.addFormat("date-time", {
+    type: "string",
+    validate: (value) => validate(value) && Number.isFinite(Date.parse(value)),
+  });
+}
+
+/** An instant the route's schema checked (`format: "date-time"`), in milliseconds. */
+export function instantOf(value: string): number {
+  return Date.parse(value);
+}
 export const NullableString = (options: TStringOptions = {}) =>
   Type.Union([Type.String(options), Type.Null()]);
 
@@ -99,8 +134,30 @@ export const NATIVE_ERROR_RESPONSES = {
   503: ErrorBody,
 } as const;
 
-/** Pagination query parameters shared by every list. `limit` is validated by the pagination module. */
+/**
+ * A page size in a query string: a whole number from 1 to `max` (digits only,
+ * read as a number before validation: http/query.ts); anything else is 400
+ * `invalid_limit` naming the parameter.
+ */
+export const Limit = (
+  max = MAX_LIMIT,
+  fallback = DEFAULT_LIMIT,
+  description = `1–${max}, default ${fallback}`,
+) =>
+  Type.Integer({
+    minimum: 1,
+    maximum: max,
+    description,
+    "x-error-code": "invalid_limit",
+    "x-error-message": `must be a whole number from 1 to ${max}`,
+  });
+
+/** A boolean in a query string: `true` or `false` (read as a boolean before validation: http/query.ts). */
+export const QueryBoolean = (description?: string) =>
+  Type.Boolean({ "x-error-message": "must be true or false", ...(description ? { description } : {}) });
+
+/** Pagination query parameters shared by every list. */
 export const PageQuery = {
-  limit: Type.Optional(Type.String({ description: "1–100, default 25" })),
+  limit: Type.Optional(Limit()),
   cursor: Type.Optional(Type.String({ description: "next_cursor of the previous page, verbatim" })),
 };

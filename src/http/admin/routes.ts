@@ -13,13 +13,14 @@ import {
   revokeApiKey,
   updateOrganization,
 } from "../../domain/organizations.ts";
-import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
+import { canonicalScope, DEFAULT_LIMIT, pageOf } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
 import { listOrganizations } from "../../store/repositories/organizations.ts";
 import { AccountSchema, accountOut, OrganizationSchema, organizationOut } from "../representation.ts";
 import {
   DataEnvelope,
   Id,
+  instantOf,
   ListEnvelope,
   NATIVE_ERROR_RESPONSES,
   NO_CONTROL_CHARACTERS,
@@ -113,7 +114,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const limit = parseLimit(request.query.limit);
+      const limit = request.query.limit ?? DEFAULT_LIMIT;
       const scope = canonicalScope("admin.organizations", null, {});
       const after = request.query.cursor
         ? app.services.cursors.decode(scope, request.query.cursor)
@@ -181,7 +182,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const body = request.body ?? {};
-      const expiresAt = body.expires_at ? Date.parse(body.expires_at) : null;
+      const expiresAt = body.expires_at ? instantOf(body.expires_at) : null;
       const created = await createApiKey(store.db, request.params.org_id, {
         label: body.label,
         expires_at: expiresAt,
@@ -254,7 +255,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const limit = parseLimit(request.query.limit);
+      const limit = request.query.limit ?? DEFAULT_LIMIT;
       const orgId = request.params.org_id;
       const scope = canonicalScope("admin.api_keys", null, { org_id: orgId });
       const after = request.query.cursor

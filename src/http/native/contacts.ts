@@ -10,7 +10,7 @@ import {
   resolveAccount,
   updateContact,
 } from "../../domain/contacts.ts";
-import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
+import { canonicalScope, DEFAULT_LIMIT, pageOf } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
 import { contactIdOf, isUuid } from "../../ids.ts";
 import { scopeOf } from "../auth.ts";
@@ -21,6 +21,7 @@ import {
   MetadataInput,
   NATIVE_ERROR_RESPONSES,
   PageQuery,
+  QueryBoolean,
   Timestamp,
   WithRequestId,
 } from "../schemas.ts";
@@ -49,7 +50,7 @@ export const ListQuery = Type.Object(
     created_after: Type.Optional(Timestamp),
     created_before: Type.Optional(Timestamp),
     updated_after: Type.Optional(Timestamp),
-    marketing_opt_out: Type.Optional(Type.Union([Type.Literal("true"), Type.Literal("false")])),
+    marketing_opt_out: Type.Optional(QueryBoolean()),
     ...PageQuery,
   },
   { additionalProperties: false },
@@ -128,7 +129,7 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
       async (request) => {
         const scope = scopeOf(request);
         const { limit: rawLimit, cursor, ...query } = request.query;
-        const limit = parseLimit(rawLimit);
+        const limit = rawLimit ?? DEFAULT_LIMIT;
         const account = await pathAccountOf(scope, request.params.phone_number_id);
         const filters = contactFilters(
           scope.organizationId,

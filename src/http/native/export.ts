@@ -4,7 +4,7 @@ import { Type } from "typebox";
 import { contactFilters } from "../../domain/contacts.ts";
 import { EXPORT_BATCH, exportContacts } from "../../jobs/export.ts";
 import { scopeOf } from "../auth.ts";
-import { NATIVE_ERROR_RESPONSES } from "../schemas.ts";
+import { NATIVE_ERROR_RESPONSES, QueryBoolean } from "../schemas.ts";
 import { ListQuery } from "./contacts.ts";
 import { PATH_STYLES, pathAccountOf } from "./scope.ts";
 import { resolveNativeFilters } from "./wire.ts";
@@ -32,9 +32,7 @@ export const exportRoutes: FastifyPluginAsyncTypebox = async (app) => {
                 Type.Union([Type.Literal("csv"), Type.Literal("ndjson")], { default: "csv" }),
               ),
               raw: Type.Optional(
-                Type.Union([Type.Literal("true"), Type.Literal("false")], {
-                  description: "CSV: true exports formula-like cells unneutralised (no leading ')",
-                }),
+                QueryBoolean("CSV: true exports formula-like cells unneutralised (no leading ')"),
               ),
             },
             { additionalProperties: false },
@@ -56,7 +54,7 @@ export const exportRoutes: FastifyPluginAsyncTypebox = async (app) => {
           await resolveNativeFilters(scope, query),
         );
         const stream = Readable.from(
-          exportContacts(scope, filters, format, EXPORT_BATCH, { raw: raw === "true" }),
+          exportContacts(scope, filters, format, EXPORT_BATCH, { raw: raw === true }),
           { objectMode: false },
         );
         stream.on("error", (error) => request.log.error({ err: error }, "export failed while streaming"));

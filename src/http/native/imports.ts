@@ -13,7 +13,7 @@ import {
   listImports,
   tooLarge,
 } from "../../domain/imports.ts";
-import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
+import { canonicalScope, DEFAULT_LIMIT, pageOf } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
 import { newId } from "../../ids.ts";
 import { type ImportFormat, receiveUpload } from "../../jobs/import-records.ts";
@@ -273,7 +273,7 @@ export const importRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const limit = parseLimit(request.query.limit);
+      const limit = request.query.limit ?? DEFAULT_LIMIT;
       const organizationId = principalOf(request).organization.id;
       const cursorScope = canonicalScope("native.imports", organizationId, {});
       const { cursor } = request.query;

@@ -11,7 +11,7 @@ import {
   listLabels,
   updateLabel,
 } from "../../domain/labels.ts";
-import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
+import { canonicalScope, DEFAULT_LIMIT, pageOf } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
 import { scopeOf } from "../auth.ts";
 import { DataEnvelope, Id, ListEnvelope, NATIVE_ERROR_RESPONSES, PageQuery, Timestamp } from "../schemas.ts";
@@ -67,7 +67,7 @@ export const labelRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const limit = parseLimit(request.query.limit);
+      const limit = request.query.limit ?? DEFAULT_LIMIT;
       const cursorScope = canonicalScope("native.labels", scopeOf(request).organizationId, {});
       const { cursor } = request.query;
       const after = cursor === undefined ? undefined : cursors.decode(cursorScope, cursor);

@@ -16,18 +16,20 @@ import {
   planMerge,
   undoMerge,
 } from "../../domain/merges.ts";
-import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
-import { ApiError, renderNativeError } from "../../errors.ts";
+import { canonicalScope, DEFAULT_LIMIT, pageOf } from "../../domain/pagination.ts";
+import { renderNativeError } from "../../errors.ts";
 import type { MergeRow } from "../../store/repositories/merges.ts";
 import { scopeOf } from "../auth.ts";
 import {
   DataEnvelope,
   Id,
+  instantOf,
   ListEnvelope,
   ListPage,
   NATIVE_ERROR_RESPONSES,
   NullableString,
   PageQuery,
+  QueryBoolean,
   Timestamp,
   WithRequestId,
 } from "../schemas.ts";
@@ -87,10 +89,7 @@ const MergeBody = Type.Object(
 );
 type MergeBodyType = Static<typeof MergeBody>;
 
-const MergeQuery = Type.Object(
-  { preview: Type.Optional(Type.Union([Type.Literal("true"), Type.Literal("false")])) },
-  { additionalProperties: false },
-);
+const MergeQuery = Type.Object({ preview: Type.Optional(QueryBoolean()) }, { additionalProperties: false });
 
 const MergeSchema = Type.Object(
   {
@@ -195,15 +194,6 @@ function commandOf(id: string, body: MergeBodyType): MergeCommand {
     if (contactId !== undefined) prefer[PREFER_WIRE[wire]!] = contactId;
   }
   const expected = body.expected_updated_at;
-  const ms = (iso: string) => {
-    const value = Date.parse(iso);
-    if (Number.isNaN(value)) {
-      throw new ApiError("invalid_field_value", "expected_updated_at must be an ISO 8601 instant.", {
-        param: "expected_updated_at",
-      });
-    }
-    return value;
-  };
   return {
     survivorId: id,
     from: body.from,
@@ -212,8 +202,8 @@ function commandOf(id: string, body: MergeBodyType): MergeCommand {
       expected === undefined
         ? undefined
         : typeof expected === "string"
-          ? ms(expected)
-          : Object.fromEntries(Object.entries(expected).map(([k, v]) => [k, ms(v)])),
+          ? instantOf(expected)
+          : Object.fromEntries(Object.entries(expected).map(([k, v]) => [k, instantOf(v)])),
   };
 }
 
@@ -271,7 +261,7 @@ export const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
       async (request) => {
         const scope = scopeOf(request);
-        const limit = parseLimit(request.query.limit);
+        const limit = request.query.limit ?? DEFAULT_LIMIT;
         const account = await pathAccountOf(
           scope,
           (request.params as { phone_number_id?: string }).phone_number_id,
@@ -316,7 +306,7 @@ export const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const scope = scopeOf(request);
       const cmd = commandOf(request.params.id, request.body);
-      const preview = request.query.preview === "true";
+      const preview = request.query.preview === true;
       return runWrite<{ data: MergeOut | PreviewOut }>(request, reply, async (tx) => {
         const txScope = { ...scope, db: tx };
         if (preview) {
@@ -432,7 +422,7 @@ export const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const scope = scopeOf(request);
-      const limit = parseLimit(request.query.limit);
+      const limit = request.query.limit ?? DEFAULT_LIMIT;
       const cursorScope = canonicalScope("native.merges", scope.organizationId, {
         contact: request.params.id,
       });

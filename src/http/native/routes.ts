@@ -52,7 +52,7 @@ export const nativeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         },
       },
     },
-    async (request) => {
+    async () => {
       try {
         await store.ping();
       } catch (error) {
