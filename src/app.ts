@@ -21,7 +21,7 @@ import { platformRoutes } from "./http/platform/routes.ts";
 import { KAPSO_FIELDS } from "./http/platform/wire.ts";
 import { queryCoercionOnRoute } from "./http/query.ts";
 import { requestIdOnRoute } from "./http/request-id.ts";
-import { instantFormat } from "./http/schemas.ts";
+import { instantFormat, withShownSchemas } from "./http/schemas.ts";
 import { clientErrorHandler, registerTransportGuards } from "./http/transport.ts";
 import { WEBHOOK_FIELDS } from "./http/webhooks/meta-delivery.ts";
 import { whatsappWebhookRoutes } from "./http/webhooks/whatsapp.ts";
@@ -282,6 +282,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       },
       security: [{ bearer: [] }, { apiKey: [] }],
     },
+    // Batch items are checked one by one by their handler; the document shows their schema.
+    transformObject: (documents) =>
+      "openapiObject" in documents ? withShownSchemas(documents.openapiObject) : documents.swaggerObject,
   });
   await app.register(swaggerUi, { routePrefix: "/docs", uiConfig: { docExpansion: "list" } });
 
@@ -365,5 +368,6 @@ function notFoundError(method: string, path: string, allowed: string[]): ApiErro
 function addErrorCodeKeyword<T extends { addKeyword(keyword: string): unknown }>(ajv: T): T {
   ajv.addKeyword("x-error-code");
   ajv.addKeyword("x-error-message");
+  ajv.addKeyword("x-shown-as");
   return ajv;
 }

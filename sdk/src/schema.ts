@@ -3347,7 +3347,14 @@ export interface paths {
                     "application/json": {
                         mode?: "create" | "upsert";
                         /** @description Items shaped like the body of create */
-                        contacts: unknown[];
+                        contacts: {
+                            phone_number?: string;
+                            business_scoped_user_id?: string;
+                            name?: string | null;
+                            email?: string | null;
+                            metadata?: Record<string, unknown> | null;
+                            labels?: string[];
+                        }[];
                         /** @description The account: its E.164 number or phone_number_id */
                         from?: string;
                     };
@@ -4462,7 +4469,14 @@ export interface paths {
                     "application/json": {
                         mode?: "create" | "upsert";
                         /** @description Items shaped like the body of create */
-                        contacts: unknown[];
+                        contacts: {
+                            phone_number?: string;
+                            business_scoped_user_id?: string;
+                            name?: string | null;
+                            email?: string | null;
+                            metadata?: Record<string, unknown> | null;
+                            labels?: string[];
+                        }[];
                     };
                 };
             };

@@ -100,6 +100,30 @@ export function WithRequestId<T extends TObject>(body: T): TUnsafe<Static<T>> {
   return Type.Unsafe<Static<T>>(Type.Object({ ...properties, request_id: Type.String() }, options));
 }
 
+/** Annotation on a schema the validator accepts anything for: what OpenAPI shows in its place. */
+const SHOWN_AS = "x-shown-as";
+
+/**
+ * A value the route's validation accepts whatever it is, because the handler
+ * checks it itself, while OpenAPI shows `shown` in its place (`withShownSchemas`).
+ * For batch items: each is checked on its own (with `shown` compiled once), so
+ * that one bad item is an error result rather than a 400 for the whole batch.
+ */
+export function CheckedByHandler<T extends TSchema>(shown: T): TUnsafe<unknown> {
+  return Type.Unsafe<unknown>({ [SHOWN_AS]: shown });
+}
+
+/** The generated OpenAPI document with every `CheckedByHandler` node replaced by the schema it shows. */
+export function withShownSchemas<T>(document: T): T {
+  const replace = (node: unknown): unknown => {
+    if (Array.isArray(node)) return node.map(replace);
+    if (typeof node !== "object" || node === null) return node;
+    if (SHOWN_AS in node) return replace(Reflect.get(node, SHOWN_AS));
+    return Object.fromEntries(Object.entries(node).map(([key, value]) => [key, replace(value)]));
+  };
+  return replace(document) as T;
+}
+
 /** `{ data, request_id }` */
 export function DataEnvelope<T extends TSchema>(data: T) {
   return WithRequestId(Type.Object({ data }));
