@@ -12459,7 +12459,7 @@ export interface paths {
                 };
                 header?: never;
                 path: {
-                    /** @description Meta phone_number_id */
+                    /** @description Meta phone_number_id of one of your accounts */
                     phone_number_id: string;
                 };
                 cookie?: never;

@@ -9,7 +9,7 @@ declare module "fastify" {
 
 function declaresRequestId(schema: unknown): boolean {
   if (typeof schema !== "object" || schema === null) return false;
-  const properties = (schema as { properties?: unknown }).properties;
+  const properties: unknown = Reflect.get(schema, "properties");
   return typeof properties === "object" && properties !== null && "request_id" in properties;
 }
 

@@ -1,4 +1,4 @@
-import type { FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyReply, FastifyRequest, RouteOptions } from "fastify";
 import {
   errorFromRecord,
   executeOnce,
@@ -203,8 +203,12 @@ function sendReplay(
   return reply;
 }
 
-/** Route config flag: validation failures are attached by Fastify and rethrown by `validationFailureHook`. */
-const RETHROW_VALIDATION = "phonebookRethrowValidation";
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** Set by `attachValidationOfPosts`: validation failures are attached by Fastify and rethrown by `validationFailureHook`. */
+    phonebookRethrowValidation?: boolean;
+  }
+}
 
 /**
  * onRoute hook (installed by `protect`): on POST routes, schema validation
@@ -212,16 +216,11 @@ const RETHROW_VALIDATION = "phonebookRethrowValidation";
  * `validationFailureHook` can record them under the Idempotency-Key before
  * they are answered. Routes that attach validation themselves are left alone.
  */
-export function attachValidationOfPosts(route: {
-  method: string | string[];
-  attachValidation?: boolean;
-  config?: unknown;
-  preHandler?: unknown;
-}): void {
+export function attachValidationOfPosts(route: RouteOptions): void {
   const methods = Array.isArray(route.method) ? route.method : [route.method];
   if (!methods.includes("POST") || route.attachValidation === true) return;
   route.attachValidation = true;
-  route.config = { ...(route.config as object | undefined), [RETHROW_VALIDATION]: true };
+  route.config = { ...route.config, phonebookRethrowValidation: true };
   // First of the route's preHandlers, so a failed validation is answered (and recorded) before any other.
   route.preHandler = [validationFailureHook, ...[route.preHandler ?? []].flat()];
 }
@@ -236,8 +235,7 @@ export function attachValidationOfPosts(route: {
  */
 export async function validationFailureHook(request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   const failure = request.validationError;
-  const config = request.routeOptions.config as unknown as Record<string, unknown> | undefined;
-  if (!failure || config?.[RETHROW_VALIDATION] !== true) return undefined;
+  if (!failure || request.routeOptions.config.phonebookRethrowValidation !== true) return undefined;
   const error = toApiError(failure);
   const keyed = idempotencyKeys.get(request);
   const organization = request.principal?.organization;

@@ -11,7 +11,6 @@ import {
 import { getContact, resolveAccount } from "../../domain/contacts.ts";
 import { BULK_LABEL_MAX, bulkLabel, setContactLabel } from "../../domain/labels.ts";
 import { ApiError } from "../../errors.ts";
-import { contactIdOf, isUuid } from "../../ids.ts";
 import { scopeOf } from "../auth.ts";
 import {
   CheckedByHandler,
@@ -23,7 +22,7 @@ import {
 } from "../schemas.ts";
 import { runWrite } from "../write-transaction.ts";
 import { ContactSchema, contactOut } from "./representation.ts";
-import { FromAccount, PATH_STYLES, pathAccountOf } from "./scope.ts";
+import { contactIdInUuidForm, FromAccount, PATH_STYLES, pathAccountOf } from "./scope.ts";
 import { NATIVE_FIELDS } from "./wire.ts";
 
 /**
@@ -144,12 +143,7 @@ const BatchResultSchema = Type.Object({
  * org-level (`/contacts/…`) and account-scoped (`/:phone_number_id/contacts/…`).
  */
 export const contactBatchRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  // A contact id may be given in its UUID form (as the Kapso surfaces show it): read as `ctc_<ULID>`.
-  app.addHook("preValidation", (request, _reply, done) => {
-    const params = request.params as { id?: string };
-    if (typeof params.id === "string" && isUuid(params.id)) params.id = contactIdOf(params.id);
-    done();
-  });
+  app.addHook("preValidation", contactIdInUuidForm);
   const tags = ["contacts"];
   for (const style of PATH_STYLES) {
     const { base, suffix } = style;

@@ -12,7 +12,6 @@ import {
 } from "../../domain/contacts.ts";
 import { canonicalScope, DEFAULT_LIMIT, pageOf } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
-import { contactIdOf, isUuid } from "../../ids.ts";
 import { scopeOf } from "../auth.ts";
 import {
   DataEnvelope,
@@ -27,7 +26,7 @@ import {
 } from "../schemas.ts";
 import { runWrite } from "../write-transaction.ts";
 import { ContactSchema, contactOut } from "./representation.ts";
-import { FromAccount, PATH_STYLES, pathAccountOf } from "./scope.ts";
+import { contactIdInUuidForm, FromAccount, PATH_STYLES, pathAccountOf } from "./scope.ts";
 import { resolveNativeFilters } from "./wire.ts";
 
 const Name = Type.String({ maxLength: 256 });
@@ -103,12 +102,7 @@ function createInput(body: {
  * (`/:phone_number_id/contacts…`). Both call the same domain functions.
  */
 export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  // A contact id may be given in its UUID form (as the Kapso surfaces show it): read as `ctc_<ULID>`.
-  app.addHook("preValidation", (request, _reply, done) => {
-    const params = request.params as { id?: string };
-    if (typeof params.id === "string" && isUuid(params.id)) params.id = contactIdOf(params.id);
-    done();
-  });
+  app.addHook("preValidation", contactIdInUuidForm);
   const { cursors } = app.services;
   const tags = ["contacts"];
 

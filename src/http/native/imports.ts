@@ -1,4 +1,4 @@
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { requireAccountByPhoneNumberId } from "../../domain/accounts.ts";
@@ -232,12 +232,14 @@ export const importRoutes: FastifyPluginAsyncTypebox = async (app) => {
             ? await resolveAccount(scope, undefined, "phone_number_id")
             : await requireAccountByPhoneNumberId(scope.db, scope.organizationId, phone_number_id);
         if (Number(request.headers["content-length"] ?? 0) > IMPORT_MAX_BYTES) throw tooLarge();
-        const raw = request.body as Readable;
+        // The import's content-type parser hands the request stream on as the body.
+        const raw = request.body;
+        if (!(raw instanceof Readable)) throw wrongMediaType(request.headers["content-type"]);
         const file = encoding === "utf-8" ? raw : toUtf8(raw, encoding);
         const upload = await receiveUpload(store.db, newId("imp"), file, format);
         // The stream is consumed: what stands for the body from here on (for the
         // idempotency fingerprint in runWrite) is the file's digest and the options.
-        (request as { body: unknown }).body = {
+        request.body = {
           file_sha256: upload.sha256,
           size_bytes: upload.sizeBytes,
           format,

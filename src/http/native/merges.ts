@@ -35,7 +35,7 @@ import {
 } from "../schemas.ts";
 import { runWrite } from "../write-transaction.ts";
 import { ContactSchema, contactOut, MetadataSchema } from "./representation.ts";
-import { pathAccountOf } from "./scope.ts";
+import { PATH_STYLES, pathAccountOf } from "./scope.ts";
 import { NATIVE_FIELDS } from "./wire.ts";
 
 /**
@@ -241,20 +241,16 @@ export const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { cursors } = app.services;
   const tags = ["merge"];
 
-  for (const scoped of [false, true]) {
-    const base = scoped ? "/:phone_number_id/contacts" : "/contacts";
-    const pathParams: Record<string, ReturnType<typeof Type.String>> = scoped
-      ? { phone_number_id: Type.String({ pattern: "^\\d{6,20}$", description: "Meta phone_number_id" }) }
-      : {};
+  for (const style of PATH_STYLES) {
     app.get(
-      `${base}/duplicates`,
+      `${style.base}/duplicates`,
       {
         schema: {
           tags,
-          summary: `Candidate duplicate pairs${scoped ? " touching one account" : ""}, newest first`,
+          summary: `Candidate duplicate pairs${style.suffix && " touching one account"}, newest first`,
           description:
             "Pairs found on write through indexed keys: same email (case-insensitive), same phone in another account, same BSUID or parent BSUID, same name with a phone sharing its last 7 digits.",
-          params: Type.Object(pathParams),
+          params: style.params(),
           querystring: Type.Object(PageQuery, { additionalProperties: false }),
           response: { 200: ListEnvelope(DuplicateSchema), ...NATIVE_ERROR_RESPONSES },
         },
@@ -262,10 +258,7 @@ export const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
       async (request) => {
         const scope = scopeOf(request);
         const limit = request.query.limit ?? DEFAULT_LIMIT;
-        const account = await pathAccountOf(
-          scope,
-          (request.params as { phone_number_id?: string }).phone_number_id,
-        );
+        const account = await pathAccountOf(scope, request.params.phone_number_id);
         const cursorScope = canonicalScope("native.duplicates", scope.organizationId, {
           account: account?.id,
         });
