@@ -5,8 +5,9 @@ import { contactFilters } from "../domain/contacts.ts";
 import { createImport, getImport } from "../domain/imports.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { importOut } from "../http/native/imports.ts";
+import { contactOut } from "../http/native/representation.ts";
 import { newId } from "../ids.ts";
-import { type ExportFormat, exportContacts } from "../jobs/export.ts";
+import { EXPORT_BATCH, type ExportFormat, exportContacts } from "../jobs/export.ts";
 import { type ImportFormat, receiveUpload } from "../jobs/import-records.ts";
 import { ImportRunner } from "../jobs/import-runner.ts";
 import { type AccountRow, findAccountByPhoneNumberId } from "../store/repositories/accounts.ts";
@@ -129,6 +130,8 @@ export async function exportCommand(
       scope,
       contactFilters(account.organization_id, account.id, {}),
       format,
+      EXPORT_BATCH,
+      { record: contactOut },
     )) {
       await io.write(chunk);
     }

@@ -6,6 +6,7 @@ import { EXPORT_BATCH, exportContacts } from "../../jobs/export.ts";
 import { scopeOf } from "../auth.ts";
 import { NATIVE_ERROR_RESPONSES, QueryBoolean } from "../schemas.ts";
 import { ListQuery } from "./contacts.ts";
+import { contactOut } from "./representation.ts";
 import { PATH_STYLES, pathAccountOf } from "./scope.ts";
 import { resolveNativeFilters } from "./wire.ts";
 
@@ -54,7 +55,7 @@ export const exportRoutes: FastifyPluginAsyncTypebox = async (app) => {
           await resolveNativeFilters(scope, query),
         );
         const stream = Readable.from(
-          exportContacts(scope, filters, format, EXPORT_BATCH, { raw: raw === true }),
+          exportContacts(scope, filters, format, EXPORT_BATCH, { raw: raw === true, record: contactOut }),
           { objectMode: false },
         );
         stream.on("error", (error) => request.log.error({ err: error }, "export failed while streaming"));

@@ -3,6 +3,7 @@ import { after, before, describe, test } from "node:test";
 import { parse } from "csv-parse/sync";
 import { bulkInsertContacts } from "../../../bench/lib/bulk-insert.ts";
 import { contactFilters, createContact } from "../../../src/domain/contacts.ts";
+import { contactOut } from "../../../src/http/native/representation.ts";
 import { CSV_COLUMNS, exportContacts } from "../../../src/jobs/export.ts";
 import { findAccountByPhoneNumberId } from "../../../src/store/repositories/accounts.ts";
 import { storeKinds } from "../../helpers/env.ts";
@@ -205,7 +206,9 @@ for (const kind of storeKinds()) {
         },
       });
       const scope = { db: counting, dialect: h.store.dialect, organizationId: t.orgId };
-      const generator = exportContacts(scope, contactFilters(t.orgId, source.id, {}), "ndjson", 10);
+      const generator = exportContacts(scope, contactFilters(t.orgId, source.id, {}), "ndjson", 10, {
+        record: contactOut,
+      });
       const first = await generator.next();
       assert.equal(first.value.split("\n").length - 1, 10);
       assert.equal(queries, 1, "nothing is read ahead of the consumer");
