@@ -307,7 +307,7 @@ export const MORE_SCENARIOS: Scenario[] = [
           batch.push(buildRow(scope.organizationId, account.id, input, "import", Date.now()));
         }
         const t0 = performance.now();
-        await ctx.store.transaction((tx) => insertContactRows(tx, ctx.store.dialect, batch));
+        await ctx.store.transaction((tx) => insertContactRows(tx, batch));
         seconds += (performance.now() - t0) / 1000;
         await new Promise((resolve) => setImmediate(resolve));
       }

@@ -74,7 +74,7 @@ export async function seed(
       created_at: at,
       updated_at: at,
     }));
-    await insertLabelRows(db, store.dialect, labels);
+    await insertLabelRows(db, labels);
     tenants.push({ orgId: org.id, name: plan.name, key, accounts, labelIds: labels.map((l) => l.id) });
   }
 

@@ -206,7 +206,7 @@ export async function createContact(
     if (await repo.insertContactIfAbsent(scope.db, row)) {
       await repo.attachLabels(scope.db, row.id, labelIds, row.created_at);
       await emitEvents(scope, [{ type: "contact.created", contactId: row.id }]);
-      return (await repo.findContactView(scope.db, scope.dialect, scope.organizationId, row.id))!;
+      return (await repo.findContactView(scope.db, scope.organizationId, row.id))!;
     }
     const existing = await repo.findByIdentity(scope.db, account.id, input);
     if (existing) {
@@ -399,13 +399,13 @@ export async function findContact(
   accountId?: string,
   param = "id",
 ): Promise<FoundContact> {
-  const view = await repo.findContactView(scope.db, scope.dialect, scope.organizationId, id, accountId);
+  const view = await repo.findContactView(scope.db, scope.organizationId, id, accountId);
   if (view) return { contact: view };
   const survivorId = await survivorIdOf(scope.db, scope.organizationId, id, accountId);
   const survivor =
     survivorId === undefined
       ? undefined
-      : await repo.findContactView(scope.db, scope.dialect, scope.organizationId, survivorId);
+      : await repo.findContactView(scope.db, scope.organizationId, survivorId);
   if (!survivor) throw notFound("contact", param);
   return { contact: survivor, merged_into: survivor.id };
 }
@@ -527,7 +527,7 @@ export async function listContacts(
   after: repo.Keyset | undefined,
   limit: number,
 ): Promise<repo.ContactView[]> {
-  return repo.listContactViews(scope.db, scope.dialect, filters, after, limit);
+  return repo.listContactViews(scope.db, filters, after, limit);
 }
 
 /**
@@ -546,9 +546,9 @@ export async function listContactsPage(
     limit,
     (b, n) =>
       b.before
-        ? repo.listContactViewsBefore(scope.db, scope.dialect, filters, b.before, n)
-        : repo.listContactViews(scope.db, scope.dialect, filters, b.after, n),
-    (b) => repo.contactsExist(scope.db, scope.dialect, filters, b),
+        ? repo.listContactViewsBefore(scope.db, filters, b.before, n)
+        : repo.listContactViews(scope.db, filters, b.after, n),
+    (b) => repo.contactsExist(scope.db, filters, b),
   );
 }
 
@@ -562,7 +562,7 @@ export async function countContacts(scope: Scope, filters: repo.ContactFilters):
   if (repo.isUnfiltered(filters)) {
     return repo.maintainedContactCount(scope.db, filters.organizationId, filters.accountId);
   }
-  return repo.countContacts(scope.db, scope.dialect, filters);
+  return repo.countContacts(scope.db, filters);
 }
 
 /** Offset pagination (the caller bounds the window): one page and the total count. */
@@ -573,8 +573,7 @@ export async function listContactsAtOffset(
   limit: number,
 ): Promise<{ rows: repo.ContactView[]; total: number }> {
   const total = await countContacts(scope, filters);
-  const rows =
-    offset >= total ? [] : await repo.listContactViewsAt(scope.db, scope.dialect, filters, offset, limit);
+  const rows = offset >= total ? [] : await repo.listContactViewsAt(scope.db, filters, offset, limit);
   return { rows, total };
 }
 

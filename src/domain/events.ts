@@ -149,7 +149,7 @@ async function writeEvents(scope: EventScope, inputs: readonly EventInput[]): Pr
   const views = new Map<string, ContactView>();
   for (let i = 0; i < wanted.length; i += VIEW_CHUNK) {
     const chunk = wanted.slice(i, i + VIEW_CHUNK);
-    for (const view of await findContactViews(scope.db, scope.dialect, scope.organizationId, chunk)) {
+    for (const view of await findContactViews(scope.db, scope.organizationId, chunk)) {
       views.set(view.id, view);
     }
   }

@@ -48,7 +48,7 @@ for (const kind of storeKinds()) {
       ).id;
       labelId = newId("lbl");
       const at = Date.now();
-      await insertLabelRows(t.store.db, t.store.dialect, [
+      await insertLabelRows(t.store.db, [
         {
           id: labelId,
           organization_id: orgId,

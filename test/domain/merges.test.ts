@@ -70,7 +70,7 @@ for (const kind of storeKinds()) {
     const undo = (mergeId: string, at = Date.now()) =>
       ts.store.transaction((tx) => undoMerge({ ...scope, db: tx }, mergeId, at));
     const snapshot = async (ids: string[]) => {
-      const rows = await lockContacts(ts.store.db, ts.store.dialect, scope.organizationId, ids);
+      const rows = await lockContacts(ts.store.db, scope.organizationId, ids);
       const l = await labelsOf(ts.store.db, ids);
       return ids.map((id) => ({ ...rows.get(id)!, labels: [...l.get(id)!.keys()].sort() }));
     };
