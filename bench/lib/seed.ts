@@ -102,7 +102,7 @@ export async function seed(
     await store.transaction(async (tx) => {
       for (const [t, group] of groups.entries()) {
         const result = await bulkInsertContacts(
-          { db: tx, dialect: store.dialect, organizationId: tenants[t]!.orgId },
+          { db: tx, organizationId: tenants[t]!.orgId },
           group,
           "import",
         );

@@ -124,7 +124,7 @@ export async function exportCommand(
     throw new ApiError("invalid_field_value", "--format must be csv or ndjson.", { param: "--format" });
   }
   const account = await accountOf(store, options.account);
-  const scope = { db: store.db, dialect: store.dialect, organizationId: account.organization_id };
+  const scope = { db: store.db, organizationId: account.organization_id };
   try {
     for await (const chunk of exportContacts(
       scope,

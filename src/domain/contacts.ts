@@ -4,7 +4,7 @@ import { type AccountRow, findAccountByPhoneNumberId, listAccounts } from "../st
 import * as repo from "../store/repositories/contacts.ts";
 import { survivorIdOf } from "../store/repositories/merges.ts";
 import type { ContactSource } from "../store/schema.ts";
-import type { Dialect, Executor } from "../store/store.ts";
+import type { Executor } from "../store/store.ts";
 import { PHONE_NUMBER_ID_PATTERN } from "./accounts.ts";
 import { now } from "./clock.ts";
 import {
@@ -27,10 +27,12 @@ import { normalizePhone, requirePhone } from "./phone.ts";
 
 export type { ContactRow, ContactView } from "../store/repositories/contacts.ts";
 
-/** The store and the organisation a domain call acts for. */
+/**
+ * The organisation a domain call acts for and the transaction (or the root
+ * handle, for reads) it runs in; the handle knows its dialect (`dialectOf`).
+ */
 export interface Scope {
   db: Executor;
-  dialect: Dialect;
   organizationId: string;
 }
 

@@ -1,7 +1,7 @@
 import { newId } from "../ids.ts";
 import { type ContactView, findContactViews } from "../store/repositories/contacts.ts";
 import * as repo from "../store/repositories/webhooks.ts";
-import { type Dialect, type Executor, hooksOf } from "../store/store.ts";
+import { type Executor, hooksOf } from "../store/store.ts";
 import { now } from "./clock.ts";
 
 /**
@@ -87,7 +87,6 @@ export function updateEvents(
 /** Where events are emitted: the transaction and the organisation (a domain Scope fits). */
 export interface EventScope {
   db: Executor;
-  dialect: Dialect;
   organizationId: string;
 }
 

@@ -17,7 +17,7 @@ for (const kind of storeKinds()) {
     let accountId: string;
     let foreignAccountId: string;
     let labelId: string;
-    const scope = () => ({ db: t.store.db, dialect: t.store.dialect, organizationId: orgId });
+    const scope = () => ({ db: t.store.db, organizationId: orgId });
     const count = async () =>
       Number(
         (
@@ -168,7 +168,7 @@ for (const kind of storeKinds()) {
       await assert.rejects(
         t.store.transaction((tx) =>
           bulkInsertContacts(
-            { db: tx, dialect: t.store.dialect, organizationId: otherOrgId },
+            { db: tx, organizationId: otherOrgId },
             [
               {
                 accountId: foreignAccountId,

@@ -87,7 +87,7 @@ for (const kind of storeKinds()) {
         },
       });
       await t.store.transaction(async (tx) => {
-        const scope = { db: tx, dialect: t.store.dialect };
+        const scope = { db: tx };
         await bulkInsertContacts(
           { ...scope, organizationId: orgId },
           Array.from({ length: N }, (_, i) => make(accountId, i)),

@@ -297,11 +297,10 @@ export const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const scope = scopeOf(request);
       const cmd = commandOf(request.params.id, request.body);
       const preview = request.query.preview === true;
       return runWrite<{ data: MergeOut | PreviewOut }>(request, reply, async (tx) => {
-        const txScope = { ...scope, db: tx };
+        const txScope = scopeOf(request, tx);
         if (preview) {
           const plan = await planMerge(txScope, cmd, now());
           return { status: 200, body: { data: previewOut(plan, request.id) } };
@@ -332,9 +331,8 @@ export const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     request: Parameters<typeof scopeOf>[0],
     mergeId: string | ((scope: ReturnType<typeof scopeOf>) => Promise<string>),
   ) => {
-    const scope = scopeOf(request);
     return async (tx: Parameters<Parameters<typeof runWrite>[2]>[0]) => {
-      const txScope = { ...scope, db: tx };
+      const txScope = scopeOf(request, tx);
       const at = now();
       const id = typeof mergeId === "string" ? mergeId : await mergeId(txScope);
       const result = await undoMerge(txScope, id, at);

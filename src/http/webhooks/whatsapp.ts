@@ -123,7 +123,7 @@ export const whatsappWebhookRoutes: FastifyPluginAsyncTypebox<WhatsappWebhookOpt
         try {
           report = await runWrite(request, reply, async (tx) => ({
             status: 200,
-            body: await ingestObservations(tx, store.dialect, observations, now()),
+            body: await ingestObservations(tx, observations, now()),
           }));
         } catch (error) {
           const lostRace =

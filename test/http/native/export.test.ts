@@ -59,7 +59,7 @@ for (const kind of storeKinds()) {
       // A contact known only by its WhatsApp profile name (as the webhook creates them).
       const account = (await findAccountByPhoneNumberId(h.store.db, source.phoneNumberId))!;
       await createContact(
-        { db: h.store.db, dialect: h.store.dialect, organizationId: t.orgId },
+        { db: h.store.db, organizationId: t.orgId },
         account,
         { phone_number: "+628300000099", profile_name: "Johnny WA" },
         "inbound",
@@ -205,7 +205,7 @@ for (const kind of storeKinds()) {
           return args.result;
         },
       });
-      const scope = { db: counting, dialect: h.store.dialect, organizationId: t.orgId };
+      const scope = { db: counting, organizationId: t.orgId };
       const generator = exportContacts(scope, contactFilters(t.orgId, source.id, {}), "ndjson", 10, {
         record: contactOut,
       });
@@ -230,7 +230,7 @@ for (const kind of storeKinds()) {
         phoneNumberId: "400000000000001",
         phoneNumber: "+628111444000",
       });
-      const scope = { db: testStore.store.db, dialect: testStore.store.dialect, organizationId: orgId };
+      const scope = { db: testStore.store.db, organizationId: orgId };
       const at = Date.now();
       for (let from = 0; from < 30_000; from += 5000) {
         const contacts = Array.from({ length: 5000 }, (_, i) => ({
