@@ -74,7 +74,7 @@ const slowSink = new Writable({
   },
 });
 t = performance.now();
-const scope = { db: store.db, dialect: store.dialect, organizationId: org.id };
+const scope = { db: store.db, organizationId: org.id };
 await pipeline(Readable.from(exportContacts(scope, contactFilters(org.id, account.id, {}), "csv")), slowSink);
 const after = process.memoryUsage();
 console.log(

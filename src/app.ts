@@ -19,6 +19,9 @@ import { NATIVE_FIELDS } from "./http/native/wire.ts";
 import { renderPlatformError } from "./http/platform/errors.ts";
 import { platformRoutes } from "./http/platform/routes.ts";
 import { KAPSO_FIELDS } from "./http/platform/wire.ts";
+import { queryCoercionOnRoute } from "./http/query.ts";
+import { requestIdOnRoute } from "./http/request-id.ts";
+import { instantFormat, withShownSchemas } from "./http/schemas.ts";
 import { clientErrorHandler, registerTransportGuards } from "./http/transport.ts";
 import { WEBHOOK_FIELDS } from "./http/webhooks/meta-delivery.ts";
 import { whatsappWebhookRoutes } from "./http/webhooks/whatsapp.ts";
@@ -172,6 +175,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         verbose: true,
       },
       plugins: [addErrorCodeKeyword],
+      // After Ajv's formats are added: one definition of an instant (http/schemas.ts).
+      onCreate: instantFormat,
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -253,6 +258,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   });
 
   app.setErrorHandler(sendError);
+  // Success bodies whose schema declares `request_id` get it here, once (http/request-id.ts).
+  app.addHook("onRoute", requestIdOnRoute);
+  // Integers and booleans in query strings are read as such before validation (http/query.ts).
+  app.addHook("onRoute", queryCoercionOnRoute);
 
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split("?")[0] ?? "/";
@@ -282,6 +291,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       },
       security: [{ bearer: [] }, { apiKey: [] }],
     },
+    // Batch items are checked one by one by their handler; the document shows their schema.
+    transformObject: (documents) =>
+      "openapiObject" in documents ? withShownSchemas(documents.openapiObject) : documents.swaggerObject,
   });
   await app.register(swaggerUi, { routePrefix: "/docs", uiConfig: { docExpansion: "list" } });
 
@@ -357,8 +369,14 @@ function notFoundError(method: string, path: string, allowed: string[]): ApiErro
   return new ApiError("route_not_found", `No route ${method} ${path}.`);
 }
 
-/** `x-error-code` on a schema names the error code its validation failure reports (e.g. `invalid_limit`). */
+/**
+ * `x-error-code` on a schema names the error code its validation failure
+ * reports (e.g. `invalid_limit`); `x-error-message`, its words after the
+ * parameter's name ("must be a whole number from 1 to 100").
+ */
 function addErrorCodeKeyword<T extends { addKeyword(keyword: string): unknown }>(ajv: T): T {
   ajv.addKeyword("x-error-code");
+  ajv.addKeyword("x-error-message");
+  ajv.addKeyword("x-shown-as");
   return ajv;
 }

@@ -74,10 +74,9 @@ export async function bulkInsertContacts(
   const missing = [...wantedLabels].find((id) => !found.has(id));
   if (missing) throw new ApiError("resource_not_found", `No such label: ${missing}.`, { param: "labels" });
 
-  const written = await insertContactRows(scope.db, scope.dialect, rows);
+  const written = await insertContactRows(scope.db, rows);
   await insertContactLabelRows(
     scope.db,
-    scope.dialect,
     links
       .filter((link) => written.has(link.contactId))
       .flatMap((link) =>

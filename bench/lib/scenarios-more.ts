@@ -34,7 +34,7 @@ function authOf(ctx: BenchContext): Record<string, string> {
 }
 
 function scopeOf(ctx: BenchContext) {
-  return { db: ctx.store.db, dialect: ctx.store.dialect, organizationId: ctx.tenant.orgId };
+  return { db: ctx.store.db, organizationId: ctx.tenant.orgId };
 }
 
 /** Batch bodies: half of each batch are phones an earlier batch created (updates), half new. */
@@ -161,12 +161,7 @@ export const MORE_SCENARIOS: Scenario[] = [
         check: () => undefined,
         floor: () =>
           ctx.store.transaction((tx) =>
-            ingestObservations(
-              tx,
-              ctx.store.dialect,
-              observationsOf(parseDelivery(Buffer.from(next()))),
-              Date.now(),
-            ),
+            ingestObservations(tx, observationsOf(parseDelivery(Buffer.from(next()))), Date.now()),
           ),
       } satisfies HttpPlan;
     },
@@ -307,7 +302,7 @@ export const MORE_SCENARIOS: Scenario[] = [
           batch.push(buildRow(scope.organizationId, account.id, input, "import", Date.now()));
         }
         const t0 = performance.now();
-        await ctx.store.transaction((tx) => insertContactRows(tx, ctx.store.dialect, batch));
+        await ctx.store.transaction((tx) => insertContactRows(tx, batch));
         seconds += (performance.now() - t0) / 1000;
         await new Promise((resolve) => setImmediate(resolve));
       }

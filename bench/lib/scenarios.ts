@@ -92,7 +92,7 @@ function authOf(ctx: BenchContext): Record<string, string> {
 }
 
 function scopeOf(ctx: BenchContext) {
-  return { db: ctx.store.db, dialect: ctx.store.dialect, organizationId: ctx.tenant.orgId };
+  return { db: ctx.store.db, organizationId: ctx.tenant.orgId };
 }
 
 /** A list request on the org-level path and its floor (the domain calls the handler makes). */

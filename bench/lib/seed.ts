@@ -74,7 +74,7 @@ export async function seed(
       created_at: at,
       updated_at: at,
     }));
-    await insertLabelRows(db, store.dialect, labels);
+    await insertLabelRows(db, labels);
     tenants.push({ orgId: org.id, name: plan.name, key, accounts, labelIds: labels.map((l) => l.id) });
   }
 
@@ -102,7 +102,7 @@ export async function seed(
     await store.transaction(async (tx) => {
       for (const [t, group] of groups.entries()) {
         const result = await bulkInsertContacts(
-          { db: tx, dialect: store.dialect, organizationId: tenants[t]!.orgId },
+          { db: tx, organizationId: tenants[t]!.orgId },
           group,
           "import",
         );

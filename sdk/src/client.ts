@@ -38,8 +38,7 @@ export type LabelCreate = BodyOf<"/v1/labels", "post">;
 export type LabelUpdate = BodyOf<"/v1/labels/{id}", "patch">;
 
 /** Filters of a contact list; `limit` is the page size (1–100). */
-export type ContactFilters = Omit<QueryOf<"/v1/contacts">, "limit" | "cursor"> & {
-  limit?: number;
+export type ContactFilters = Omit<QueryOf<"/v1/contacts">, "cursor"> & {
   /** Resume from a `next_cursor` of an earlier page. */
   cursor?: string;
   /** List one account (its Meta phone_number_id) instead of every account of the organisation. */
@@ -143,11 +142,7 @@ export class Phonebook {
     list: (filters: ContactFilters = {}): PageIterator<Contact> => {
       const { phone_number_id, limit, cursor: start, ...query } = filters;
       return new PageIterator(async (cursor) => {
-        const q = {
-          ...query,
-          limit: limit === undefined ? undefined : String(limit),
-          cursor: cursor ?? start,
-        };
+        const q = { ...query, limit, cursor: cursor ?? start };
         const result =
           phone_number_id === undefined
             ? await this.raw.GET("/v1/contacts", { params: { query: q } })
@@ -225,7 +220,7 @@ export class Phonebook {
         this.call(
           this.raw.GET("/v1/labels", {
             params: {
-              query: { limit: options.limit === undefined ? undefined : String(options.limit), cursor },
+              query: { limit: options.limit, cursor },
             },
           }),
         ),

@@ -708,9 +708,9 @@ export interface paths {
                     created_before?: string;
                     /** @description ISO 8601 UTC with milliseconds */
                     updated_after?: string;
-                    marketing_opt_out?: "true" | "false";
+                    marketing_opt_out?: boolean;
                     /** @description 1–100, default 25 */
-                    limit?: string;
+                    limit?: number;
                     /** @description next_cursor of the previous page, verbatim */
                     cursor?: string;
                 };
@@ -2020,9 +2020,9 @@ export interface paths {
                     created_before?: string;
                     /** @description ISO 8601 UTC with milliseconds */
                     updated_after?: string;
-                    marketing_opt_out?: "true" | "false";
+                    marketing_opt_out?: boolean;
                     /** @description 1–100, default 25 */
-                    limit?: string;
+                    limit?: number;
                     /** @description next_cursor of the previous page, verbatim */
                     cursor?: string;
                 };
@@ -3347,7 +3347,14 @@ export interface paths {
                     "application/json": {
                         mode?: "create" | "upsert";
                         /** @description Items shaped like the body of create */
-                        contacts: unknown[];
+                        contacts: {
+                            phone_number?: string;
+                            business_scoped_user_id?: string;
+                            name?: string | null;
+                            email?: string | null;
+                            metadata?: Record<string, unknown> | null;
+                            labels?: string[];
+                        }[];
                         /** @description The account: its E.164 number or phone_number_id */
                         from?: string;
                     };
@@ -4462,7 +4469,14 @@ export interface paths {
                     "application/json": {
                         mode?: "create" | "upsert";
                         /** @description Items shaped like the body of create */
-                        contacts: unknown[];
+                        contacts: {
+                            phone_number?: string;
+                            business_scoped_user_id?: string;
+                            name?: string | null;
+                            email?: string | null;
+                            metadata?: Record<string, unknown> | null;
+                            labels?: string[];
+                        }[];
                     };
                 };
             };
@@ -5563,7 +5577,7 @@ export interface paths {
             parameters: {
                 query?: {
                     /** @description 1–100, default 25 */
-                    limit?: string;
+                    limit?: number;
                     /** @description next_cursor of the previous page, verbatim */
                     cursor?: string;
                 };
@@ -6850,7 +6864,7 @@ export interface paths {
             parameters: {
                 query?: {
                     /** @description 1–100, default 25 */
-                    limit?: string;
+                    limit?: number;
                     /** @description next_cursor of the previous page, verbatim */
                     cursor?: string;
                 };
@@ -7654,10 +7668,10 @@ export interface paths {
                     created_before?: string;
                     /** @description ISO 8601 UTC with milliseconds */
                     updated_after?: string;
-                    marketing_opt_out?: "true" | "false";
+                    marketing_opt_out?: boolean;
                     format?: "csv" | "ndjson";
                     /** @description CSV: true exports formula-like cells unneutralised (no leading ') */
-                    raw?: "true" | "false";
+                    raw?: boolean;
                 };
                 header?: never;
                 path?: never;
@@ -7930,10 +7944,10 @@ export interface paths {
                     created_before?: string;
                     /** @description ISO 8601 UTC with milliseconds */
                     updated_after?: string;
-                    marketing_opt_out?: "true" | "false";
+                    marketing_opt_out?: boolean;
                     format?: "csv" | "ndjson";
                     /** @description CSV: true exports formula-like cells unneutralised (no leading ') */
-                    raw?: "true" | "false";
+                    raw?: boolean;
                 };
                 header?: never;
                 path: {
@@ -8195,7 +8209,7 @@ export interface paths {
             parameters: {
                 query?: {
                     /** @description 1–100, default 25 */
-                    limit?: string;
+                    limit?: number;
                     /** @description next_cursor of the previous page, verbatim */
                     cursor?: string;
                 };
@@ -10308,7 +10322,7 @@ export interface paths {
                     event_type?: string;
                     status?: "pending" | "succeeded" | "failed" | "canceled";
                     /** @description 1–100, default 25 */
-                    limit?: string;
+                    limit?: number;
                     /** @description next_cursor of the previous page, verbatim */
                     cursor?: string;
                 };
@@ -11099,10 +11113,10 @@ export interface paths {
             parameters: {
                 query?: {
                     /** @description A sequence number: the events after it, in order */
-                    after?: string;
+                    after?: number;
                     type?: string;
                     /** @description 1–100, default 25 */
-                    limit?: string;
+                    limit?: number;
                     /** @description next_cursor of the previous page, verbatim */
                     cursor?: string;
                 };
@@ -11629,7 +11643,7 @@ export interface paths {
             parameters: {
                 query?: {
                     /** @description 1–100, default 25 */
-                    limit?: string;
+                    limit?: number;
                     /** @description next_cursor of the previous page, verbatim */
                     cursor?: string;
                 };
@@ -11897,7 +11911,7 @@ export interface paths {
             parameters: {
                 query?: {
                     /** @description 1–100, default 25 */
-                    limit?: string;
+                    limit?: number;
                     /** @description next_cursor of the previous page, verbatim */
                     cursor?: string;
                 };
@@ -12170,7 +12184,7 @@ export interface paths {
             parameters: {
                 query?: {
                     /** @description 1–100, default 25 */
-                    limit?: string;
+                    limit?: number;
                     /** @description next_cursor of the previous page, verbatim */
                     cursor?: string;
                 };
@@ -12439,13 +12453,13 @@ export interface paths {
             parameters: {
                 query?: {
                     /** @description 1–100, default 25 */
-                    limit?: string;
+                    limit?: number;
                     /** @description next_cursor of the previous page, verbatim */
                     cursor?: string;
                 };
                 header?: never;
                 path: {
-                    /** @description Meta phone_number_id */
+                    /** @description Meta phone_number_id of one of your accounts */
                     phone_number_id: string;
                 };
                 cookie?: never;
@@ -12712,7 +12726,7 @@ export interface paths {
         post: {
             parameters: {
                 query?: {
-                    preview?: "true" | "false";
+                    preview?: boolean;
                 };
                 header?: {
                     /** @description Makes the POST safe to retry: the same key (per organisation, kept 24 h) with the same request returns the recorded response with Idempotent-Replayed: true. See docs/idempotency-and-rate-limits.md. */
@@ -13581,7 +13595,7 @@ export interface paths {
             parameters: {
                 query?: {
                     /** @description 1–100, default 25 */
-                    limit?: string;
+                    limit?: number;
                     /** @description next_cursor of the previous page, verbatim */
                     cursor?: string;
                 };
@@ -13603,7 +13617,6 @@ export interface paths {
                             data: components["schemas"]["def-9"][];
                             has_more: boolean;
                             next_cursor: string | null;
-                            request_id: string;
                             identities: {
                                 contact_id: string;
                                 phone_number: string | null;
@@ -13612,6 +13625,7 @@ export interface paths {
                                 whatsapp_account_id: string;
                                 merge_id: string | null;
                             }[];
+                            request_id: string;
                         };
                     };
                 };

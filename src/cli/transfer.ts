@@ -5,8 +5,9 @@ import { contactFilters } from "../domain/contacts.ts";
 import { createImport, getImport } from "../domain/imports.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { importOut } from "../http/native/imports.ts";
+import { contactOut } from "../http/native/representation.ts";
 import { newId } from "../ids.ts";
-import { type ExportFormat, exportContacts } from "../jobs/export.ts";
+import { EXPORT_BATCH, type ExportFormat, exportContacts } from "../jobs/export.ts";
 import { type ImportFormat, receiveUpload } from "../jobs/import-records.ts";
 import { ImportRunner } from "../jobs/import-runner.ts";
 import { type AccountRow, findAccountByPhoneNumberId } from "../store/repositories/accounts.ts";
@@ -123,12 +124,14 @@ export async function exportCommand(
     throw new ApiError("invalid_field_value", "--format must be csv or ndjson.", { param: "--format" });
   }
   const account = await accountOf(store, options.account);
-  const scope = { db: store.db, dialect: store.dialect, organizationId: account.organization_id };
+  const scope = { db: store.db, organizationId: account.organization_id };
   try {
     for await (const chunk of exportContacts(
       scope,
       contactFilters(account.organization_id, account.id, {}),
       format,
+      EXPORT_BATCH,
+      { record: contactOut },
     )) {
       await io.write(chunk);
     }

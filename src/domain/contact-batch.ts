@@ -109,7 +109,7 @@ export async function writeContactBatch(
       prepared.flatMap((p) => (p.input.business_scoped_user_id ? [p.input.business_scoped_user_id] : [])),
     ),
   ];
-  const stored = await batchRepo.findByIdentities(scope.db, scope.dialect, account.id, phones, bsuids);
+  const stored = await batchRepo.findByIdentities(scope.db, account.id, phones, bsuids);
   const storedLabels = await labelsRepo.labelIdsOf(
     scope.db,
     stored.map((r) => r.id),
@@ -252,7 +252,6 @@ export async function writeContactBatch(
   const inserts = entries.filter((e) => e.isNew);
   const written = await insertContactRows(
     scope.db,
-    scope.dialect,
     inserts.map((e) => e.row),
   );
   await batchRepo.updateContactRows(

@@ -9,7 +9,7 @@ import {
 import * as repo from "../store/repositories/contacts.ts";
 import { survivorIdOf } from "../store/repositories/merges.ts";
 import type { ContactSource } from "../store/schema.ts";
-import type { Dialect, Executor } from "../store/store.ts";
+import type { Executor } from "../store/store.ts";
 import { PHONE_NUMBER_ID_PATTERN } from "./accounts.ts";
 import { now } from "./clock.ts";
 import {
@@ -32,10 +32,12 @@ import { normalizePhone, requirePhone } from "./phone.ts";
 
 export type { ContactRow, ContactView } from "../store/repositories/contacts.ts";
 
-/** The store and the organisation a domain call acts for. */
+/**
+ * The organisation a domain call acts for and the transaction (or the root
+ * handle, for reads) it runs in; the handle knows its dialect (`dialectOf`).
+ */
 export interface Scope {
   db: Executor;
-  dialect: Dialect;
   organizationId: string;
 }
 
@@ -248,7 +250,7 @@ export async function createContact(
     if (await repo.insertContactIfAbsent(scope.db, row)) {
       await repo.attachLabels(scope.db, row.id, labelIds, row.created_at);
       await emitEvents(scope, [{ type: "contact.created", contactId: row.id }]);
-      return (await repo.findContactView(scope.db, scope.dialect, scope.organizationId, row.id))!;
+      return (await repo.findContactView(scope.db, scope.organizationId, row.id))!;
     }
     const existing = await repo.findByIdentity(scope.db, account.id, input);
     if (existing) {
@@ -441,13 +443,13 @@ export async function findContact(
   accountId?: string,
   param = "id",
 ): Promise<FoundContact> {
-  const view = await repo.findContactView(scope.db, scope.dialect, scope.organizationId, id, accountId);
+  const view = await repo.findContactView(scope.db, scope.organizationId, id, accountId);
   if (view) return { contact: view };
   const survivorId = await survivorIdOf(scope.db, scope.organizationId, id, accountId);
   const survivor =
     survivorId === undefined
       ? undefined
-      : await repo.findContactView(scope.db, scope.dialect, scope.organizationId, survivorId);
+      : await repo.findContactView(scope.db, scope.organizationId, survivorId);
   if (!survivor) throw notFound("contact", param);
   return { contact: survivor, merged_into: survivor.id };
 }
@@ -492,9 +494,9 @@ export async function deleteContact(scope: Scope, id: string, accountId?: string
 
 /**
  * What a contact list may be narrowed to, in domain terms; every surface
- * translates its query into this. Values are as given (text, instants as ISO
- * 8601); `contactFilters` checks and normalises them, and its errors name
- * these fields.
+ * translates its query into this. Text is as given, instants are
+ * milliseconds (each surface reads its wire format); `contactFilters` checks
+ * and normalises them, and its errors name these fields.
  */
 export interface ContactFilters {
   /** Exact phone number (any formatting `normalizePhone` reads). */
@@ -503,9 +505,9 @@ export interface ContactFilters {
   search?: string | undefined;
   /** A label's id: contacts carrying it. */
   label?: string | undefined;
-  created_after?: string | undefined;
-  created_before?: string | undefined;
-  updated_after?: string | undefined;
+  created_after?: number | undefined;
+  created_before?: number | undefined;
+  updated_after?: number | undefined;
   marketing_opt_out?: boolean | undefined;
   business_scoped_user_id?: string | undefined;
   customer_id?: string | undefined;
@@ -538,19 +540,6 @@ function digitsFilter(value: string | undefined, field: string): string | undefi
   return value.replace(/\D/g, "");
 }
 
-function parseInstant(value: string | undefined, field: string): number | undefined {
-  if (value === undefined) return undefined;
-  const ms = Date.parse(value);
-  if (!/^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(value) || Number.isNaN(ms)) {
-    throw fieldError(
-      "invalid_field_value",
-      field,
-      `${field} must be an ISO 8601 instant such as 2026-05-23T10:00:00Z.`,
-    );
-  }
-  return ms;
-}
-
 /**
  * Checks the filters of a contact list and makes them repository filters
  * (normalised, so cursors bind to meaning). `phoneCountry` reads a
@@ -571,9 +560,9 @@ export function contactFilters(
     phone: filters.phone === undefined ? undefined : requirePhone(filters.phone, "phone", phoneCountry),
     searchTerm: search === undefined ? undefined : searchTermOfQuery(search),
     labelId: filters.label,
-    createdAfter: parseInstant(filters.created_after, "created_after"),
-    createdBefore: parseInstant(filters.created_before, "created_before"),
-    updatedAfter: parseInstant(filters.updated_after, "updated_after"),
+    createdAfter: filters.created_after,
+    createdBefore: filters.created_before,
+    updatedAfter: filters.updated_after,
     marketingOptOut: filters.marketing_opt_out,
     businessScopedUserId: bsuid,
     customerId:
@@ -609,7 +598,7 @@ export async function listContacts(
   after: repo.Keyset | undefined,
   limit: number,
 ): Promise<repo.ContactView[]> {
-  return repo.listContactViews(scope.db, scope.dialect, filters, after, limit);
+  return repo.listContactViews(scope.db, filters, after, limit);
 }
 
 /**
@@ -628,9 +617,9 @@ export async function listContactsPage(
     limit,
     (b, n) =>
       b.before
-        ? repo.listContactViewsBefore(scope.db, scope.dialect, filters, b.before, n)
-        : repo.listContactViews(scope.db, scope.dialect, filters, b.after, n),
-    (b) => repo.contactsExist(scope.db, scope.dialect, filters, b),
+        ? repo.listContactViewsBefore(scope.db, filters, b.before, n)
+        : repo.listContactViews(scope.db, filters, b.after, n),
+    (b) => repo.contactsExist(scope.db, filters, b),
   );
 }
 
@@ -644,7 +633,7 @@ export async function countContacts(scope: Scope, filters: repo.ContactFilters):
   if (repo.isUnfiltered(filters)) {
     return repo.maintainedContactCount(scope.db, filters.organizationId, filters.accountId);
   }
-  return repo.countContacts(scope.db, scope.dialect, filters);
+  return repo.countContacts(scope.db, filters);
 }
 
 /** Offset pagination (the caller bounds the window): one page and the total count. */
@@ -655,8 +644,7 @@ export async function listContactsAtOffset(
   limit: number,
 ): Promise<{ rows: repo.ContactView[]; total: number }> {
   const total = await countContacts(scope, filters);
-  const rows =
-    offset >= total ? [] : await repo.listContactViewsAt(scope.db, scope.dialect, filters, offset, limit);
+  const rows = offset >= total ? [] : await repo.listContactViewsAt(scope.db, filters, offset, limit);
   return { rows, total };
 }
 

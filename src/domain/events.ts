@@ -1,7 +1,7 @@
 import { newId } from "../ids.ts";
 import { type ContactView, findContactViews } from "../store/repositories/contacts.ts";
 import * as repo from "../store/repositories/webhooks.ts";
-import { type Dialect, type Executor, hooksOf } from "../store/store.ts";
+import { type Executor, hooksOf } from "../store/store.ts";
 import { now } from "./clock.ts";
 
 /**
@@ -87,7 +87,6 @@ export function updateEvents(
 /** Where events are emitted: the transaction and the organisation (a domain Scope fits). */
 export interface EventScope {
   db: Executor;
-  dialect: Dialect;
   organizationId: string;
 }
 
@@ -149,7 +148,7 @@ async function writeEvents(scope: EventScope, inputs: readonly EventInput[]): Pr
   const views = new Map<string, ContactView>();
   for (let i = 0; i < wanted.length; i += VIEW_CHUNK) {
     const chunk = wanted.slice(i, i + VIEW_CHUNK);
-    for (const view of await findContactViews(scope.db, scope.dialect, scope.organizationId, chunk)) {
+    for (const view of await findContactViews(scope.db, scope.organizationId, chunk)) {
       views.set(view.id, view);
     }
   }

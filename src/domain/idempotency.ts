@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { ApiError } from "../errors.ts";
 import { isLockTimeout } from "../store/driver-errors.ts";
 import * as repo from "../store/repositories/idempotency.ts";
-import type { Dialect, Store, Tx } from "../store/store.ts";
+import type { Store, Tx } from "../store/store.ts";
 import { now } from "./clock.ts";
 
 /** How long a key and its response are kept (spec §2: at least 24 hours). */
@@ -127,7 +127,7 @@ export function errorFromRecord(record: RecordedResponse): ApiError {
  * recorded in a second transaction; anything else (a 500) records nothing.
  */
 export async function executeOnce<T>(
-  store: Pick<Store, "transaction" | "dialect">,
+  store: Pick<Store, "transaction">,
   write: KeyedWrite,
   work: (tx: Tx) => Promise<{ value: T; response: RecordedResponse }>,
   beforeCommit?: (tx: Tx) => Promise<void>,
@@ -171,7 +171,7 @@ async function finish(tx: Tx, write: KeyedWrite, response: RecordedResponse): Pr
 
 /** Claims the key in a new transaction and runs `fn` there, or returns the finished record to replay. */
 async function claimed<T>(
-  store: Pick<Store, "transaction" | "dialect">,
+  store: Pick<Store, "transaction">,
   write: KeyedWrite,
   fn: (tx: Tx) => Promise<{ replayed: false; value: T }>,
 ): Promise<IdempotentOutcome<T>> {
@@ -179,9 +179,9 @@ async function claimed<T>(
   try {
     return await store.transaction(async (tx) => {
       claiming = true;
-      const existing = await claim(tx, store.dialect, write);
+      const existing = await claim(tx, write);
       if (existing) return existing;
-      await repo.restoreLockWait(tx, store.dialect);
+      await repo.restoreLockWait(tx);
       claiming = false;
       return fn(tx);
     });
@@ -198,16 +198,11 @@ async function claimed<T>(
 }
 
 /** Claims the key (undefined) or returns the finished record it already has. */
-async function claim(
-  tx: Tx,
-  dialect: Dialect,
-  write: KeyedWrite,
-): Promise<IdempotentOutcome<never> | undefined> {
+async function claim(tx: Tx, write: KeyedWrite): Promise<IdempotentOutcome<never> | undefined> {
   for (let attempt = 0; attempt < 3; attempt++) {
     const at = now();
     const claimedNow = await repo.claimIdempotencyKey(
       tx,
-      dialect,
       {
         organization_id: write.organizationId,
         idempotency_key: write.key,

@@ -3,7 +3,7 @@ import { ApiError, type ErrorCode, type FieldNames, isApiError, notFound } from 
 import type { AccountRow } from "../store/repositories/accounts.ts";
 import * as repo from "../store/repositories/imports.ts";
 import type { ImportFormat, ImportMode } from "../store/schema.ts";
-import type { Dialect, Executor, Tx } from "../store/store.ts";
+import type { Executor, Tx } from "../store/store.ts";
 import { now } from "./clock.ts";
 import { type BatchItem, countResults, writeContactBatch } from "./contact-batch.ts";
 import type { ContactInput, Scope } from "./contacts.ts";
@@ -205,7 +205,6 @@ export interface Lease {
  */
 export async function applyImportBatch(
   tx: Tx,
-  dialect: Dialect,
   row: repo.ImportRow,
   account: AccountRow,
   records: ImportRowInput[],
@@ -217,7 +216,7 @@ export async function applyImportBatch(
   if (!(await repo.guardBatch(tx, row.id, lease.owner, processedBefore, at + lease.durationMs, at))) {
     throw new LeaseLost(row.id);
   }
-  const scope: Scope = { db: tx, dialect, organizationId: row.organization_id };
+  const scope: Scope = { db: tx, organizationId: row.organization_id };
   const read = records.map((record) => record.read);
   const refs = read.flatMap((r) => ("input" in r ? r.labelRefs : []));
   const resolved = refs.length > 0 ? await resolveLabelRefs(scope, refs) : new Map();
@@ -281,7 +280,6 @@ async function currentFailed(db: Executor, id: string): Promise<number> {
 /** Ends an import (completed or failed) and frees what it kept: the file and the list of contacts it created. */
 export async function finishImport(
   tx: Tx,
-  dialect: Dialect,
   id: string,
   owner: string,
   outcome: { status: "completed" } | { status: "failed"; failure: string },
@@ -300,7 +298,7 @@ export async function finishImport(
   await repo.deleteCreated(tx, id);
   const done = await repo.findImport(tx, id);
   if (done) {
-    await emitEvents({ db: tx, dialect, organizationId: done.organization_id }, [
+    await emitEvents({ db: tx, organizationId: done.organization_id }, [
       { type: "import.completed", data: { import: importSummary(done) } },
     ]);
   }

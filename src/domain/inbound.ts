@@ -3,7 +3,7 @@ import { type AccountRow, findAccountByPhoneNumberId } from "../store/repositori
 import * as repo from "../store/repositories/contacts.ts";
 import { pruneReceipts, recordReceipt } from "../store/repositories/inbound-receipts.ts";
 import { survivorIdOf } from "../store/repositories/merges.ts";
-import type { Dialect, Executor } from "../store/store.ts";
+import type { Executor } from "../store/store.ts";
 import {
   applyChanges,
   type ContactInput,
@@ -90,7 +90,6 @@ export const RECEIPT_RETENTION_MS = 14 * 24 * 60 * 60 * 1000;
  */
 export async function ingestObservations(
   db: Executor,
-  dialect: Dialect,
   changes: ObservedChange[],
   at: number,
 ): Promise<IngestReport> {
@@ -119,7 +118,7 @@ export async function ingestObservations(
       continue;
     }
     const ctx: Ctx = {
-      scope: { db, dialect, organizationId: account.organization_id },
+      scope: { db, organizationId: account.organization_id },
       account,
       at,
       report,

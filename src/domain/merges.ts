@@ -112,10 +112,7 @@ export async function planMerge(scope: Scope, cmd: MergeCommand, at: number): Pr
   checkCommand(cmd);
   const fromParam = "from";
   const idParam = "id";
-  const rows = await repo.lockContacts(scope.db, scope.dialect, scope.organizationId, [
-    cmd.survivorId,
-    ...cmd.from,
-  ]);
+  const rows = await repo.lockContacts(scope.db, scope.organizationId, [cmd.survivorId, ...cmd.from]);
   const survivor = rows.get(cmd.survivorId);
   if (!survivor) throw notFound("contact", idParam);
   const merged: repo.ContactState[] = [];
@@ -400,7 +397,7 @@ export async function undoMerge(
   at: number,
   param = "merge_id",
 ): Promise<UndoResult> {
-  const merge = await repo.findMerge(scope.db, scope.dialect, scope.organizationId, mergeId);
+  const merge = await repo.findMerge(scope.db, scope.organizationId, mergeId);
   if (!merge) throw notFound("merge", param);
   if (merge.undone_at !== null) {
     throw new ApiError("merge_already_undone", "This merge was undone already.", {
@@ -415,10 +412,7 @@ export async function undoMerge(
     });
   }
   const mergedIds = JSON.parse(merge.merged_ids) as string[];
-  const rows = await repo.lockContacts(scope.db, scope.dialect, scope.organizationId, [
-    merge.survivor_id,
-    ...mergedIds,
-  ]);
+  const rows = await repo.lockContacts(scope.db, scope.organizationId, [merge.survivor_id, ...mergedIds]);
   const survivor = rows.get(merge.survivor_id);
   if (!survivor) throw notFound("merge", param);
   const before = JSON.parse(merge.survivor_before) as Record<string, unknown>;
@@ -570,7 +564,7 @@ export async function listDuplicates(
   const ids = [...new Set(pairs.flatMap((p) => [p.contact_a, p.contact_b]))];
   const views = new Map<string, ContactView>();
   for (const id of ids) {
-    const view = await contactsRepo.findContactView(scope.db, scope.dialect, scope.organizationId, id);
+    const view = await contactsRepo.findContactView(scope.db, scope.organizationId, id);
     if (view) views.set(id, view);
   }
   const out: Array<DuplicatePair & { created_at: number }> = [];

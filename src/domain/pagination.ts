@@ -14,23 +14,9 @@ export interface Page<T> {
   next_cursor: string | null;
 }
 
+/** Page sizes of the native lists; the route schemas check `limit` (http/schemas.ts `Limit`). */
 export const DEFAULT_LIMIT = 25;
 export const MAX_LIMIT = 100;
-
-/** `limit`: digits only, 1–max; anything else is 400 `invalid_limit`. */
-export function parseLimit(
-  raw: string | undefined,
-  max = MAX_LIMIT,
-  fallback = DEFAULT_LIMIT,
-  param = "limit",
-): number {
-  if (raw === undefined) return fallback;
-  const value = /^\d{1,6}$/.test(raw) ? Number(raw) : Number.NaN;
-  if (!(value >= 1 && value <= max)) {
-    throw new ApiError("invalid_limit", `${param} must be a whole number from 1 to ${max}.`, { param });
-  }
-  return value;
-}
 
 /**
  * Canonical text of what a cursor is bound to: the list (route), the

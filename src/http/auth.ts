@@ -43,7 +43,6 @@ export function principalOf(request: FastifyRequest): Principal {
 export function scopeOf(request: FastifyRequest, db: Executor = request.server.services.store.db): Scope {
   return {
     db,
-    dialect: request.server.services.store.dialect,
     organizationId: principalOf(request).organization.id,
   };
 }

@@ -88,15 +88,23 @@ function fromValidation(errors: AjvError[], context: string): ApiError {
     const name = join(String(first.params.missingProperty));
     return new ApiError("missing_required_field", `${name} is required.`, { param: name });
   }
-  // A failure inside a union reports each branch first; the code may be declared on any schema at that path.
-  const declared = errors
-    .filter((e) => e.instancePath === first.instancePath)
-    .map((e) => e.parentSchema?.["x-error-code"])
-    .find((code) => typeof code === "string");
+  // A failure inside a union reports each branch first; the code (and the words) may be
+  // declared on any schema at that path.
+  const declaredAt = (keyword: string) =>
+    errors
+      .filter((e) => e.instancePath === first.instancePath)
+      .map((e) => e.parentSchema?.[keyword])
+      .find((value) => typeof value === "string");
+  const declared = declaredAt("x-error-code");
   const code = (typeof declared === "string" ? declared : "invalid_field_value") as ErrorCode;
+  const words = declaredAt("x-error-message");
   const param = base || undefined;
   const subject = param ?? (context === "body" ? "The request body" : "The request");
-  return new ApiError(code, `${subject} ${messageOf(first)}.`, param ? { param } : {});
+  return new ApiError(
+    code,
+    `${subject} ${typeof words === "string" ? words : messageOf(first)}.`,
+    param ? { param } : {},
+  );
 }
 
 const FASTIFY_CODES: Record<string, { code: ErrorCode; message: string }> = {

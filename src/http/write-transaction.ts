@@ -1,4 +1,4 @@
-import type { FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyReply, FastifyRequest, RouteOptions } from "fastify";
 import {
   errorFromRecord,
   executeOnce,
@@ -11,6 +11,7 @@ import { ApiError } from "../errors.ts";
 import { isRetryableConflict } from "../store/driver-errors.ts";
 import type { Tx } from "../store/store.ts";
 import { toApiError } from "./errors.ts";
+import { withRequestId } from "./request-id.ts";
 
 export interface WriteResult<T> {
   status: number;
@@ -68,7 +69,7 @@ function fingerprintPath(url: string): string {
  * or inside `error`) is the new one, like its X-Request-Id header; the
  * original id is in `Original-Request-Id`.
  */
-function withRequestId(payload: string, originalId: string, requestId: string): string {
+function withReplayRequestId(payload: string, originalId: string, requestId: string): string {
   let parsed: unknown;
   try {
     parsed = JSON.parse(payload);
@@ -142,7 +143,10 @@ export async function runWrite<T>(
           kind: "response",
           status: result.status,
           headers: handlerHeaders(reply),
-          body: result.body === undefined ? null : String(reply.serialize(result.body)),
+          body:
+            result.body === undefined
+              ? null
+              : String(reply.serialize(withRequestId(request, reply, result.body))),
         };
         return { value: result, response };
       },
@@ -194,13 +198,17 @@ function sendReplay(
     reply.send();
   } else {
     if (record.headers["content-type"] === undefined) reply.type("application/json; charset=utf-8");
-    reply.send(withRequestId(record.body, originalRequestId, request.id));
+    reply.send(withReplayRequestId(record.body, originalRequestId, request.id));
   }
   return reply;
 }
 
-/** Route config flag: validation failures are attached by Fastify and rethrown by `validationFailureHook`. */
-const RETHROW_VALIDATION = "phonebookRethrowValidation";
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** Set by `attachValidationOfPosts`: validation failures are attached by Fastify and rethrown by `validationFailureHook`. */
+    phonebookRethrowValidation?: boolean;
+  }
+}
 
 /**
  * onRoute hook (installed by `protect`): on POST routes, schema validation
@@ -208,16 +216,11 @@ const RETHROW_VALIDATION = "phonebookRethrowValidation";
  * `validationFailureHook` can record them under the Idempotency-Key before
  * they are answered. Routes that attach validation themselves are left alone.
  */
-export function attachValidationOfPosts(route: {
-  method: string | string[];
-  attachValidation?: boolean;
-  config?: unknown;
-  preHandler?: unknown;
-}): void {
+export function attachValidationOfPosts(route: RouteOptions): void {
   const methods = Array.isArray(route.method) ? route.method : [route.method];
   if (!methods.includes("POST") || route.attachValidation === true) return;
   route.attachValidation = true;
-  route.config = { ...(route.config as object | undefined), [RETHROW_VALIDATION]: true };
+  route.config = { ...route.config, phonebookRethrowValidation: true };
   // First of the route's preHandlers, so a failed validation is answered (and recorded) before any other.
   route.preHandler = [validationFailureHook, ...[route.preHandler ?? []].flat()];
 }
@@ -232,8 +235,7 @@ export function attachValidationOfPosts(route: {
  */
 export async function validationFailureHook(request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   const failure = request.validationError;
-  const config = request.routeOptions.config as unknown as Record<string, unknown> | undefined;
-  if (!failure || config?.[RETHROW_VALIDATION] !== true) return undefined;
+  if (!failure || request.routeOptions.config.phonebookRethrowValidation !== true) return undefined;
   const error = toApiError(failure);
   const keyed = idempotencyKeys.get(request);
   const organization = request.principal?.organization;

@@ -3,16 +3,28 @@ import { toIso } from "../domain/clock.ts";
 import { type ContactView, listContacts, type Scope } from "../domain/contacts.ts";
 import { neutralizeCell } from "../domain/csv-cells.ts";
 import { phoneDigits } from "../domain/phone.ts";
-import { contactOut } from "../http/native/representation.ts";
 import type { ContactFilters, Keyset } from "../store/repositories/contacts.ts";
 
 /**
  * The export file: every contact matching filters, as CSV or NDJSON (one
- * native contact representation a line), streamed in batches. Written by
- * `GET /v1/contacts/export` and by `phonebook export`.
+ * contact representation a line), streamed in batches. Written by
+ * `GET /v1/contacts/export` and by `phonebook export`. The CSV columns are
+ * the file's own; an NDJSON line is the representation the caller gives
+ * (both callers give the native surface's, docs/imports-and-export.md), so
+ * that this module depends on no surface.
  */
 
 export type ExportFormat = "csv" | "ndjson";
+
+/** How a contact is written as one NDJSON line. */
+export type ContactRecord = (contact: ContactView) => unknown;
+
+export interface ExportOptions {
+  /** CSV: cells exported as stored, formula-like ones included (no leading '). */
+  raw?: boolean | undefined;
+  /** NDJSON: the representation of each line. */
+  record?: ContactRecord | undefined;
+}
 
 /** Contacts read per query while exporting: memory holds one batch, whatever the total. */
 export const EXPORT_BATCH = 500;
@@ -80,20 +92,45 @@ function csvRow(view: ContactView, raw: boolean): string {
   return `${CSV_COLUMNS.map((c) => csvField(values[c], raw)).join(",")}\r\n`;
 }
 
+/** How one contact becomes one line of the file. */
+function lineWriter(format: ExportFormat, options: ExportOptions): (contact: ContactView) => string {
+  if (format === "csv") {
+    const raw = options.raw === true;
+    return (contact) => csvRow(contact, raw);
+  }
+  const record = options.record;
+  if (record === undefined) throw new Error("An NDJSON export needs the representation of its lines.");
+  return (contact) => `${JSON.stringify(record(contact))}\n`;
+}
+
 /**
  * Every contact matching the filters, newest first, as text: one query per
  * EXPORT_BATCH contacts (keyset, so the thousandth batch costs what the first
  * costs), one string per batch. Pulled by the consumer, so a slow reader
  * slows the queries instead of filling memory.
  */
+export function exportContacts(
+  scope: Scope,
+  filters: ContactFilters,
+  format: "csv",
+  batchSize?: number,
+  options?: ExportOptions,
+): AsyncGenerator<string>;
+export function exportContacts(
+  scope: Scope,
+  filters: ContactFilters,
+  format: ExportFormat,
+  batchSize: number,
+  options: ExportOptions & { record: ContactRecord },
+): AsyncGenerator<string>;
 export async function* exportContacts(
   scope: Scope,
   filters: ContactFilters,
   format: ExportFormat,
   batchSize = EXPORT_BATCH,
-  options: { raw?: boolean } = {},
+  options: ExportOptions = {},
 ): AsyncGenerator<string> {
-  const raw = options.raw === true;
+  const lineOf = lineWriter(format, options);
   if (format === "csv") yield `${CSV_COLUMNS.join(",")}\r\n`;
   let after: Keyset | undefined;
   for (;;) {
@@ -105,7 +142,7 @@ export async function* exportContacts(
     // (the heap grew by ~90 MB of it over a 1M-row export).
     let piece = "";
     for (const [i, row] of rows.entries()) {
-      piece += format === "csv" ? csvRow(row, raw) : `${JSON.stringify(contactOut(row))}\n`;
+      piece += lineOf(row);
       if ((i + 1) % EXPORT_PIECE === 0 || i === rows.length - 1) {
         yield piece;
         piece = "";

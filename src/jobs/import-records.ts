@@ -16,7 +16,7 @@ import { ApiError, type FieldNames, isApiError } from "../errors.ts";
 import type { AccountRow } from "../store/repositories/accounts.ts";
 import type { ImportRow } from "../store/repositories/imports.ts";
 import type { ImportFormat } from "../store/schema.ts";
-import type { Dialect, Executor, Tx } from "../store/store.ts";
+import type { Executor, Tx } from "../store/store.ts";
 
 /**
  * Reading an import file: CSV (RFC 4180: quoted fields with commas, quotes and
@@ -486,7 +486,6 @@ export function receiveUpload(
  */
 export function commitImportBatch(
   tx: Tx,
-  dialect: Dialect,
   row: ImportRow,
   account: AccountRow,
   records: ImportRecord[],
@@ -498,5 +497,5 @@ export function commitImportBatch(
     line: record.line,
     read: recordInput(record, row.format),
   }));
-  return applyImportBatch(tx, dialect, row, account, rows, processedBefore, lease, IMPORT_FIELDS);
+  return applyImportBatch(tx, row, account, rows, processedBefore, lease, IMPORT_FIELDS);
 }

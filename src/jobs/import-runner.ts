@@ -148,7 +148,7 @@ export class ImportRunner {
       batch = [];
       const number = ++batches;
       await this.store.transaction(async (tx) => {
-        await commitImportBatch(tx, this.store.dialect, row, account, records, processed, lease);
+        await commitImportBatch(tx, row, account, records, processed, lease);
         await this.options.beforeCommit?.(row.id, number);
       });
       processed += records.length;
@@ -206,7 +206,7 @@ export class ImportRunner {
     row: ImportRow,
     outcome: { status: "completed" } | { status: "failed"; failure: string },
   ): Promise<void> {
-    await this.store.transaction((tx) => finishImport(tx, this.store.dialect, row.id, this.id, outcome));
+    await this.store.transaction((tx) => finishImport(tx, row.id, this.id, outcome));
   }
 }
 

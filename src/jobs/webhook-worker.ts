@@ -156,7 +156,7 @@ export class WebhookWorker {
   async claimAndStart(limit: number): Promise<number> {
     const at = now();
     const ids = await this.store.transaction((tx) =>
-      repo.claimDeliveries(tx, this.store.dialect, this.id, at, at + this.leaseMs, limit),
+      repo.claimDeliveries(tx, this.id, at, at + this.leaseMs, limit),
     );
     if (ids.length === 0) return 0;
     const claimed = await repo.loadClaimed(this.store.db, ids);

@@ -25,6 +25,24 @@ export type Tx = Transaction<Database>;
 /** Either the root handle or a transaction: repositories accept both. */
 export type Executor = Db | Tx;
 
+const dialects = new WeakMap<Executor, Dialect>();
+
+/**
+ * The dialect a handle speaks: the store binds it to its root handle and to
+ * each transaction it opens, so repositories ask the handle they are given
+ * and no caller passes the dialect along. Any other handle (one with plugins,
+ * one a test made) is read once from how it writes a parameter: `$1` on
+ * PostgreSQL, `?` on SQLite.
+ */
+export function dialectOf(db: Executor): Dialect {
+  let dialect = dialects.get(db);
+  if (dialect === undefined) {
+    dialect = sql`${0}`.compile(db).sql === "$1" ? "postgres" : "sqlite";
+    dialects.set(db, dialect);
+  }
+  return dialect;
+}
+
 export interface Store {
   readonly dialect: Dialect;
   readonly db: Db;
@@ -414,6 +432,7 @@ function finishStore(
   migrate: () => Promise<{ applied: string[] }> = () => runMigrator(db, dialect),
 ): Store {
   let closed = false;
+  dialects.set(db, dialect);
   return {
     dialect,
     db,
@@ -428,6 +447,7 @@ function finishStore(
       const hooks: TransactionHooks = { beforeCommit: [], afterCommit: [] };
       const value = await db.transaction().execute(async (tx) => {
         transactionHooks.set(tx, hooks);
+        dialects.set(tx, dialect);
         const result = await fn(tx);
         for (let i = 0; i < hooks.beforeCommit.length; i++) await hooks.beforeCommit[i]!();
         return result;

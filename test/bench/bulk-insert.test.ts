@@ -17,7 +17,7 @@ for (const kind of storeKinds()) {
     let accountId: string;
     let foreignAccountId: string;
     let labelId: string;
-    const scope = () => ({ db: t.store.db, dialect: t.store.dialect, organizationId: orgId });
+    const scope = () => ({ db: t.store.db, organizationId: orgId });
     const count = async () =>
       Number(
         (
@@ -48,7 +48,7 @@ for (const kind of storeKinds()) {
       ).id;
       labelId = newId("lbl");
       const at = Date.now();
-      await insertLabelRows(t.store.db, t.store.dialect, [
+      await insertLabelRows(t.store.db, [
         {
           id: labelId,
           organization_id: orgId,
@@ -168,7 +168,7 @@ for (const kind of storeKinds()) {
       await assert.rejects(
         t.store.transaction((tx) =>
           bulkInsertContacts(
-            { db: tx, dialect: t.store.dialect, organizationId: otherOrgId },
+            { db: tx, organizationId: otherOrgId },
             [
               {
                 accountId: foreignAccountId,

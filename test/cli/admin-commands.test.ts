@@ -138,7 +138,7 @@ for (const kind of storeKinds()) {
           phoneNumber: "+628111000002",
         });
         await createContact(
-          { db: ts.store.db, dialect: ts.store.dialect, organizationId: t.orgId },
+          { db: ts.store.db, organizationId: t.orgId },
           t.account,
           { phone_number: "+628122000001", display_name: "Ann" },
           "api",
@@ -178,7 +178,7 @@ for (const kind of storeKinds()) {
           phoneNumber: "+628111000005",
         });
         for (const t of [a, b]) {
-          const scope = { db, dialect: ts.store.dialect, organizationId: t.orgId };
+          const scope = { db, organizationId: t.orgId };
           const label = await createLabel(scope, { name: "vip" });
           for (let i = 0; i < 3; i++) {
             await createContact(
@@ -257,7 +257,7 @@ if (storeKinds().includes("sqlite")) {
         phoneNumberId: "5550006",
         phoneNumber: "+628111000006",
       });
-      const scope = { db: ts.store.db, dialect: ts.store.dialect, organizationId: t.orgId };
+      const scope = { db: ts.store.db, organizationId: t.orgId };
       await ts.store.transaction(async (tx) => {
         for (let i = 0; i < 3000; i++) {
           await createContact(

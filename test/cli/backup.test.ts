@@ -32,7 +32,7 @@ if (storeKinds().includes("sqlite")) {
         phoneNumberId: "5560001",
         phoneNumber: "+628111000201",
       });
-      const scope = { db: ts.store.db, dialect: ts.store.dialect, organizationId: t.orgId };
+      const scope = { db: ts.store.db, organizationId: t.orgId };
       for (let i = 0; i < 200; i++) {
         await createContact(
           scope,

@@ -50,7 +50,7 @@ for (const kind of storeKinds()) {
           updated_at: at,
         });
         await ts.store.transaction((tx) =>
-          emitEvents({ db: tx, dialect: ts.store.dialect, organizationId: org.orgId }, [
+          emitEvents({ db: tx, organizationId: org.orgId }, [
             { type: "import.completed", data: { import: { id: "imp_x" } } },
           ]),
         );

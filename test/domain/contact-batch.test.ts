@@ -34,7 +34,7 @@ for (const kind of storeKinds().filter((k) => k === "postgres")) {
         Array.from({ length: 20 }, (_, i) => ({
           input: { phone_number: `+62833${String(i).padStart(7, "0")}`, display_name: `${name} ${i}` },
         }));
-      const scopeOf = (db: Scope["db"]): Scope => ({ db, dialect: ts.store.dialect, organizationId: orgId });
+      const scopeOf = (db: Scope["db"]): Scope => ({ db, organizationId: orgId });
       let firstWritten!: () => void;
       const written = new Promise<void>((resolve) => {
         firstWritten = resolve;

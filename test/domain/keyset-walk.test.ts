@@ -135,9 +135,9 @@ describe("Kapso-style cursors", () => {
 describe("offset windows", () => {
   test("pages up to 50 and windows up to 5,000 rows; beyond is the legacy error with its figures", () => {
     assert.deepEqual(offsetWindow(undefined, undefined, 20, "x"), { page: 1, perPage: 20, offset: 0 });
-    assert.deepEqual(offsetWindow("50", "100", 20, "x"), { page: 50, perPage: 100, offset: 4900 });
+    assert.deepEqual(offsetWindow(50, 100, 20, "x"), { page: 50, perPage: 100, offset: 4900 });
     assert.throws(
-      () => offsetWindow("51", "10", 20, "example"),
+      () => offsetWindow(51, 10, 20, "example"),
       (e: unknown) =>
         e instanceof ApiError &&
         e.code === "legacy_offset_pagination_limit_exceeded" &&
@@ -153,10 +153,10 @@ describe("offset windows", () => {
           }),
     );
     for (const [page, perPage, code] of [
-      ["0", "10", "invalid_field_value"],
-      ["x", "10", "invalid_field_value"],
-      ["1", "0", "invalid_limit"],
-      ["1", "101", "invalid_limit"],
+      [0, 10, "invalid_field_value"],
+      [Number.NaN, 10, "invalid_field_value"],
+      [1, 0, "invalid_limit"],
+      [1, 101, "invalid_limit"],
     ] as const) {
       assert.throws(
         () => offsetWindow(page, perPage, 20, "x"),

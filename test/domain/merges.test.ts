@@ -42,7 +42,7 @@ for (const kind of storeKinds()) {
       ts = await createTestStore(kind);
       await ts.store.migrate();
       const org = await createOrganization(ts.store.db, { name: "Merge Co" });
-      scope = { db: ts.store.db, dialect: ts.store.dialect, organizationId: org.id };
+      scope = { db: ts.store.db, organizationId: org.id };
       const account = (n: number) =>
         createAccount(ts.store.db, org.id, {
           phone_number_id: `${700000000 + process.pid * 10 + ++pnid}`,
@@ -70,7 +70,7 @@ for (const kind of storeKinds()) {
     const undo = (mergeId: string, at = Date.now()) =>
       ts.store.transaction((tx) => undoMerge({ ...scope, db: tx }, mergeId, at));
     const snapshot = async (ids: string[]) => {
-      const rows = await lockContacts(ts.store.db, ts.store.dialect, scope.organizationId, ids);
+      const rows = await lockContacts(ts.store.db, scope.organizationId, ids);
       const l = await labelsOf(ts.store.db, ids);
       return ids.map((id) => ({ ...rows.get(id)!, labels: [...l.get(id)!.keys()].sort() }));
     };
@@ -205,7 +205,6 @@ for (const kind of storeKinds()) {
       const report = await ts.store.transaction((tx) =>
         ingestObservations(
           tx,
-          ts.store.dialect,
           observationsOf(parseDelivery(Buffer.from(JSON.stringify(delivery)))),
           Date.now(),
         ),

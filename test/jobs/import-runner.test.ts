@@ -192,7 +192,7 @@ for (const kind of storeKinds()) {
       for await (const r of readRecords(storedFile(ts.store.db, x), "csv")) records.push(r);
       await assert.rejects(
         ts.store.transaction((tx) =>
-          commitImportBatch(tx, ts.store.dialect, x, account, records, 0, {
+          commitImportBatch(tx, x, account, records, 0, {
             owner: "runner_y",
             durationMs: 1000,
           }),
@@ -201,7 +201,7 @@ for (const kind of storeKinds()) {
       );
       await assert.rejects(
         ts.store.transaction((tx) =>
-          commitImportBatch(tx, ts.store.dialect, x, account, records, 1, {
+          commitImportBatch(tx, x, account, records, 1, {
             owner: "runner_x",
             durationMs: 1000,
           }),

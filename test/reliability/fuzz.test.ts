@@ -47,7 +47,7 @@ for (const kind of storeKinds()) {
         const account = await requireAccountByPhoneNumberId(h.store.db, orgId, ctx.phoneNumberIds[0]!);
         const phone = `+628${String(Math.floor(Math.random() * 1e9)).padStart(9, "0")}`;
         const contact = await createContact(
-          { db: h.store.db, dialect: h.store.dialect, organizationId: orgId },
+          { db: h.store.db, organizationId: orgId },
           account,
           {
             phone_number: phone,
@@ -79,7 +79,7 @@ for (const kind of storeKinds()) {
       const va = await h.account(victim.orgId);
       const spareKey = await createApiKey(h.store.db, victim.orgId, { label: "spare" });
       const foreign = await createContact(
-        { db: h.store.db, dialect: h.store.dialect, organizationId: victim.orgId },
+        { db: h.store.db, organizationId: victim.orgId },
         await requireAccountByPhoneNumberId(h.store.db, victim.orgId, va.phoneNumberId),
         { phone_number: "+628111000999", display_name: "Foreign" },
         "api",

@@ -73,7 +73,7 @@ describe("soak: sustained mixed load on the real server [sqlite]", () => {
       phone_number_id: "400000000000001",
       phone_number: "+628111777000",
     });
-    const scope = { db: store.db, dialect: store.dialect, organizationId: org.id };
+    const scope = { db: store.db, organizationId: org.id };
     const ids: string[] = [];
     for (let i = 0; i < SEED_CONTACTS; i++) {
       const contact = await createContact(

@@ -44,7 +44,7 @@ if (storeKinds().includes("postgres")) {
         phone_number: "+628111000111",
       });
       accountId = account.id;
-      const scope = { db: ts.store.db, dialect: ts.store.dialect, organizationId: orgId };
+      const scope = { db: ts.store.db, organizationId: orgId };
       contactId = (
         await createContact(scope, account, { phone_number: "+6281234500001", display_name: "P" }, "api")
       ).id;
@@ -54,7 +54,7 @@ if (storeKinds().includes("postgres")) {
     /** Runs every lookup on one connection (a transaction) and returns what it prepared. */
     async function lookups(store: Store) {
       return store.transaction(async (tx) => {
-        const scope = { db: tx, dialect: store.dialect, organizationId: orgId };
+        const scope = { db: tx, organizationId: orgId };
         const results = [];
         for (let i = 0; i < 2; i++) {
           results.push({

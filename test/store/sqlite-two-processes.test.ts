@@ -43,7 +43,7 @@ describe("SQLite shared by two processes", () => {
           statuses.push(res.status);
         }
       });
-      const scope = { db, dialect: testStore.store.dialect, organizationId: orgId };
+      const scope = { db, organizationId: orgId };
       let local = 0;
       const here = (async () => {
         for (let i = 0; i < PER_LOOP * 2; i++) {

@@ -13,13 +13,14 @@ import {
   revokeApiKey,
   updateOrganization,
 } from "../../domain/organizations.ts";
-import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
+import { canonicalScope, DEFAULT_LIMIT, pageOf } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
 import { listOrganizations } from "../../store/repositories/organizations.ts";
 import { AccountSchema, accountOut, OrganizationSchema, organizationOut } from "../representation.ts";
 import {
   DataEnvelope,
   Id,
+  instantOf,
   ListEnvelope,
   NATIVE_ERROR_RESPONSES,
   NO_CONTROL_CHARACTERS,
@@ -106,7 +107,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const org = await createOrganization(store.db, request.body);
       reply.status(201);
-      return { data: organizationOut(org, rateLimitsOf(org)), request_id: request.id };
+      return { data: organizationOut(org, rateLimitsOf(org)) };
     },
   );
 
@@ -121,7 +122,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const limit = parseLimit(request.query.limit);
+      const limit = request.query.limit ?? DEFAULT_LIMIT;
       const scope = canonicalScope("admin.organizations", null, {});
       const after = request.query.cursor
         ? app.services.cursors.decode(scope, request.query.cursor)
@@ -130,7 +131,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const page = pageOf(rows, limit, app.services.cursors, scope, (org) =>
         organizationOut(org, rateLimitsOf(org)),
       );
-      return { ...page, request_id: request.id };
+      return page;
     },
   );
 
@@ -162,7 +163,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const org = await updateOrganization(store.db, request.params.org_id, request.body);
       authenticator.forgetOrganization(org.id);
-      return { data: organizationOut(org, rateLimitsOf(org)), request_id: request.id };
+      return { data: organizationOut(org, rateLimitsOf(org)) };
     },
   );
 
@@ -189,13 +190,13 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const body = request.body ?? {};
-      const expiresAt = body.expires_at ? Date.parse(body.expires_at) : null;
+      const expiresAt = body.expires_at ? instantOf(body.expires_at) : null;
       const created = await createApiKey(store.db, request.params.org_id, {
         label: body.label,
         expires_at: expiresAt,
       });
       reply.status(201);
-      return { data: { ...apiKeyOut(created.row), key: created.key }, request_id: request.id };
+      return { data: { ...apiKeyOut(created.row), key: created.key } };
     },
   );
 
@@ -212,7 +213,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const row = await revokeApiKey(store.db, request.params.key_id);
       authenticator.forgetOrganization(row.organization_id);
-      return { data: apiKeyOut(row), request_id: request.id };
+      return { data: apiKeyOut(row) };
     },
   );
 
@@ -246,7 +247,6 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
       authenticator.forgetOrganization(id);
       return {
         data: { id, object: "organization" as const, deleted: true as const, erased },
-        request_id: request.id,
       };
     },
   );
@@ -263,7 +263,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const limit = parseLimit(request.query.limit);
+      const limit = request.query.limit ?? DEFAULT_LIMIT;
       const orgId = request.params.org_id;
       const scope = canonicalScope("admin.api_keys", null, { org_id: orgId });
       const after = request.query.cursor
@@ -271,7 +271,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
         : undefined;
       const rows = await listApiKeysOf(store.db, orgId, { limit: limit + 1, after });
       const page = pageOf(rows, limit, app.services.cursors, scope, apiKeyOut);
-      return { ...page, request_id: request.id };
+      return page;
     },
   );
 
@@ -304,7 +304,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const account = await createAccount(store.db, request.params.org_id, request.body);
       reply.status(201);
-      return { data: accountOut(account), request_id: request.id };
+      return { data: accountOut(account) };
     },
   );
 
@@ -344,7 +344,6 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
           deleted: true as const,
           erased,
         },
-        request_id: request.id,
       };
     },
   );
@@ -371,7 +370,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const account = await updateAccount(store.db, request.params.account_id, request.body);
-      return { data: accountOut(account), request_id: request.id };
+      return { data: accountOut(account) };
     },
   );
 };

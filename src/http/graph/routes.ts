@@ -8,7 +8,6 @@ import {
   resolveContactFilters,
   updateContact,
 } from "../../domain/contacts.ts";
-import { parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
 import { contactIdOf } from "../../ids.ts";
 import { protect, scopeOf } from "../auth.ts";
@@ -16,7 +15,7 @@ import { PLATFORM_DEFAULT_LIMIT } from "../platform/contacts.ts";
 import { boundOf, kapsoCursorOrg } from "../platform/pagination.ts";
 import { Cursors, cursorsOf, KapsoContactSchema, kapsoContactOut } from "../platform/representation.ts";
 import { kapsoFilters } from "../platform/wire.ts";
-import { MetadataInput, PhoneNumberId } from "../schemas.ts";
+import { Limit, MetadataInput, PhoneNumberId, QueryBoolean } from "../schemas.ts";
 import { runWrite } from "../write-transaction.ts";
 import { GRAPH_ERROR_RESPONSES } from "./errors.ts";
 
@@ -52,8 +51,8 @@ export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
           {
             wa_id: Type.Optional(Type.String({ maxLength: 40, description: "Exact wa_id" })),
             customer_id: Type.Optional(Type.String({ maxLength: 64 })),
-            has_customer: Type.Optional(Type.String({ description: "true | false" })),
-            limit: Type.Optional(Type.String({ description: "1–100, default 20" })),
+            has_customer: Type.Optional(QueryBoolean()),
+            limit: Type.Optional(Limit(100, PLATFORM_DEFAULT_LIMIT)),
             after: Type.Optional(Type.String()),
             before: Type.Optional(Type.String()),
             fields: Type.Optional(Type.String({ description: "Accepted and ignored" })),
@@ -82,7 +81,7 @@ export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
         scope,
         filters,
         boundOf(after, before, kapsoCursorOrg(request)),
-        parseLimit(limit, 100, PLATFORM_DEFAULT_LIMIT),
+        limit ?? PLATFORM_DEFAULT_LIMIT,
       );
       return {
         data: page.rows.map(kapsoContactOut),

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
+import { Compile } from "typebox/compile";
 import {
   BATCH_MAX,
   type BatchItem,
@@ -10,78 +11,87 @@ import {
 import { getContact, resolveAccount } from "../../domain/contacts.ts";
 import { BULK_LABEL_MAX, bulkLabel, setContactLabel } from "../../domain/labels.ts";
 import { ApiError } from "../../errors.ts";
-import { contactIdOf, isId, isUuid } from "../../ids.ts";
 import { scopeOf } from "../auth.ts";
-import { DataEnvelope, Id, NATIVE_ERROR_RESPONSES } from "../schemas.ts";
+import {
+  CheckedByHandler,
+  DataEnvelope,
+  Id,
+  MetadataInput,
+  NATIVE_ERROR_RESPONSES,
+  WithRequestId,
+} from "../schemas.ts";
 import { runWrite } from "../write-transaction.ts";
 import { ContactSchema, contactOut } from "./representation.ts";
-import { FromAccount, PATH_STYLES, pathAccountOf } from "./scope.ts";
+import { contactIdInUuidForm, FromAccount, PATH_STYLES, pathAccountOf } from "./scope.ts";
 import { NATIVE_FIELDS } from "./wire.ts";
 
-const ITEM_FIELDS = new Set([
-  "phone_number",
-  "name",
-  "email",
-  "metadata",
-  "business_scoped_user_id",
-  "labels",
-]);
+/**
+ * One batch item: create's fields. Only their types are checked here; their
+ * values are the domain's to check, as for create (and with the same errors).
+ * Shown in OpenAPI; the route's own validation lets items through
+ * (`CheckedByHandler`), so that a badly typed item is an error result rather
+ * than a 400 for the whole batch.
+ */
+const BatchContact = Type.Object(
+  {
+    phone_number: Type.Optional(Type.String()),
+    business_scoped_user_id: Type.Optional(Type.String()),
+    name: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    email: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    metadata: Type.Optional(MetadataInput),
+    labels: Type.Optional(Type.Array(Id("lbl"), { maxItems: 100 })),
+  },
+  { additionalProperties: false, title: "Batch contact" },
+);
+
+/** Compiled once; a whole item first, then (for its error) field by field in this order. */
+const itemCheck = Compile(BatchContact);
+const FIELD_CHECKS = (
+  [
+    ["phone_number", "invalid_field_value", "phone_number must be a string."],
+    ["business_scoped_user_id", "invalid_field_value", "business_scoped_user_id must be a string."],
+    ["name", "invalid_field_value", "name must be a string or null."],
+    ["email", "invalid_field_value", "email must be a string or null."],
+    ["metadata", "invalid_metadata", "metadata must be a JSON object or null."],
+    ["labels", "invalid_field_value", "labels must be an array of at most 100 label ids (lbl_…)."],
+  ] as const
+).map(([field, code, message]) => ({
+  field,
+  check: Compile(BatchContact.properties[field]),
+  code,
+  message,
+}));
+
+/** Why an item is not a batch contact: the first unknown field, else the first field of a wrong type. */
+function itemError(raw: unknown): ApiError {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    return new ApiError("invalid_field_value", "Each contact must be a JSON object.");
+  }
+  const unknown = Object.keys(raw).find((key) => !Object.hasOwn(BatchContact.properties, key));
+  if (unknown !== undefined)
+    return new ApiError("unknown_field", `Unknown field: ${unknown}.`, { param: unknown });
+  for (const { field, check, code, message } of FIELD_CHECKS) {
+    const value: unknown = Reflect.get(raw, field);
+    if (value !== undefined && !check.Check(value)) return new ApiError(code, message, { param: field });
+  }
+  return new ApiError("invalid_field_value", "Each contact must be a JSON object.");
+}
 
 /**
  * One batch item, checked on its own so that a badly typed item is an error
- * result rather than a 400 for the whole batch. The shape is create's.
+ * result rather than a 400 for the whole batch.
  */
 export function batchItemOf(raw: unknown): BatchItem {
-  const fail = (
-    code: "invalid_field_value" | "unknown_field" | "invalid_metadata",
-    message: string,
-    param?: string,
-  ) => ({
-    error: new ApiError(code, message, param === undefined ? {} : { param }),
-  });
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
-    return fail("invalid_field_value", "Each contact must be a JSON object.");
-  }
-  const item = raw as Record<string, unknown>;
-  for (const key of Object.keys(item)) {
-    if (!ITEM_FIELDS.has(key)) return fail("unknown_field", `Unknown field: ${key}.`, key);
-  }
-  for (const key of ["phone_number", "business_scoped_user_id"]) {
-    if (item[key] !== undefined && typeof item[key] !== "string") {
-      return fail("invalid_field_value", `${key} must be a string.`, key);
-    }
-  }
-  for (const key of ["name", "email"]) {
-    if (item[key] !== undefined && item[key] !== null && typeof item[key] !== "string") {
-      return fail("invalid_field_value", `${key} must be a string or null.`, key);
-    }
-  }
-  const metadata = item.metadata;
-  if (
-    metadata !== undefined &&
-    metadata !== null &&
-    (typeof metadata !== "object" || Array.isArray(metadata))
-  ) {
-    return fail("invalid_metadata", "metadata must be a JSON object or null.", "metadata");
-  }
-  const labels = item.labels;
-  if (
-    labels !== undefined &&
-    (!Array.isArray(labels) ||
-      labels.length > 100 ||
-      !labels.every((l) => typeof l === "string" && isId("lbl", l)))
-  ) {
-    return fail("invalid_field_value", "labels must be an array of at most 100 label ids (lbl_…).", "labels");
-  }
+  if (!itemCheck.Check(raw)) return { error: itemError(raw) };
   return {
     input: {
-      phone_number: item.phone_number as string | undefined,
-      business_scoped_user_id: item.business_scoped_user_id as string | undefined,
-      display_name: item.name as string | null | undefined,
-      email: item.email as string | null | undefined,
-      metadata: (metadata ?? undefined) as Record<string, unknown> | undefined,
-      replace_metadata: metadata === null ? true : undefined,
-      label_ids: labels as string[] | undefined,
+      phone_number: raw.phone_number,
+      business_scoped_user_id: raw.business_scoped_user_id,
+      display_name: raw.name,
+      email: raw.email,
+      metadata: raw.metadata ?? undefined,
+      replace_metadata: raw.metadata === null ? true : undefined,
+      label_ids: raw.labels,
     },
   };
 }
@@ -133,12 +143,7 @@ const BatchResultSchema = Type.Object({
  * org-level (`/contacts/…`) and account-scoped (`/:phone_number_id/contacts/…`).
  */
 export const contactBatchRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  // A contact id may be given in its UUID form (as the Kapso surfaces show it): read as `ctc_<ULID>`.
-  app.addHook("preValidation", (request, _reply, done) => {
-    const params = request.params as { id?: string };
-    if (typeof params.id === "string" && isUuid(params.id)) params.id = contactIdOf(params.id);
-    done();
-  });
+  app.addHook("preValidation", contactIdInUuidForm);
   const tags = ["contacts"];
   for (const style of PATH_STYLES) {
     const { base, suffix } = style;
@@ -155,7 +160,7 @@ export const contactBatchRoutes: FastifyPluginAsyncTypebox = async (app) => {
           body: Type.Object(
             {
               mode: Type.Optional(Type.Union([Type.Literal("create"), Type.Literal("upsert")])),
-              contacts: Type.Array(Type.Unknown(), {
+              contacts: Type.Array(CheckedByHandler(BatchContact), {
                 minItems: 1,
                 maxItems: BATCH_MAX,
                 description: "Items shaped like the body of create",
@@ -165,16 +170,17 @@ export const contactBatchRoutes: FastifyPluginAsyncTypebox = async (app) => {
             { additionalProperties: false },
           ),
           response: {
-            200: Type.Object({
-              data: Type.Array(BatchResultSchema),
-              summary: Type.Object({
-                created: Type.Integer(),
-                updated: Type.Integer(),
-                unchanged: Type.Integer(),
-                failed: Type.Integer(),
+            200: WithRequestId(
+              Type.Object({
+                data: Type.Array(BatchResultSchema),
+                summary: Type.Object({
+                  created: Type.Integer(),
+                  updated: Type.Integer(),
+                  unchanged: Type.Integer(),
+                  failed: Type.Integer(),
+                }),
               }),
-              request_id: Type.String(),
-            }),
+            ),
             ...NATIVE_ERROR_RESPONSES,
           },
         },
@@ -196,7 +202,6 @@ export const contactBatchRoutes: FastifyPluginAsyncTypebox = async (app) => {
             body: {
               data: results.map(batchResultOut),
               summary: countResults(results),
-              request_id: request.id,
             },
           };
         });
@@ -250,7 +255,6 @@ export const contactBatchRoutes: FastifyPluginAsyncTypebox = async (app) => {
                 label_id: body.label_id,
                 ...result,
               },
-              request_id: request.id,
             },
           };
         });
@@ -277,7 +281,7 @@ export const contactBatchRoutes: FastifyPluginAsyncTypebox = async (app) => {
           const account = await pathAccountOf(scope, request.params.phone_number_id);
           await setContactLabel(scope, id, label_id, "attach", account?.id);
           const contact = await getContact(scope, id, account?.id);
-          return { status: 200, body: { data: contactOut(contact), request_id: request.id } };
+          return { status: 200, body: { data: contactOut(contact) } };
         });
       },
     );
@@ -300,7 +304,7 @@ export const contactBatchRoutes: FastifyPluginAsyncTypebox = async (app) => {
           const account = await pathAccountOf(scope, request.params.phone_number_id);
           await setContactLabel(scope, id, label_id, "detach", account?.id);
           const contact = await getContact(scope, id, account?.id);
-          return { status: 200, body: { data: contactOut(contact), request_id: request.id } };
+          return { status: 200, body: { data: contactOut(contact) } };
         });
       },
     );

@@ -10,9 +10,8 @@ import {
   resolveContactFilters,
   updateContact,
 } from "../../domain/contacts.ts";
-import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
+import { canonicalScope, DEFAULT_LIMIT, pageOf } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
-import { contactIdOf, isUuid } from "../../ids.ts";
 import { scopeOf } from "../auth.ts";
 import {
   DataEnvelope,
@@ -21,11 +20,13 @@ import {
   MetadataInput,
   NATIVE_ERROR_RESPONSES,
   PageQuery,
+  QueryBoolean,
   Timestamp,
+  WithRequestId,
 } from "../schemas.ts";
 import { runWrite } from "../write-transaction.ts";
 import { ContactSchema, contactOut } from "./representation.ts";
-import { FromAccount, PATH_STYLES, pathAccountOf } from "./scope.ts";
+import { contactIdInUuidForm, FromAccount, PATH_STYLES, pathAccountOf } from "./scope.ts";
 import { resolveNativeFilters } from "./wire.ts";
 
 const Name = Type.String({ maxLength: 256 });
@@ -48,7 +49,7 @@ export const ListQuery = Type.Object(
     created_after: Type.Optional(Timestamp),
     created_before: Type.Optional(Timestamp),
     updated_after: Type.Optional(Timestamp),
-    marketing_opt_out: Type.Optional(Type.Union([Type.Literal("true"), Type.Literal("false")])),
+    marketing_opt_out: Type.Optional(QueryBoolean()),
     ...PageQuery,
   },
   { additionalProperties: false },
@@ -101,12 +102,7 @@ function createInput(body: {
  * (`/:phone_number_id/contacts…`). Both call the same domain functions.
  */
 export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  // A contact id may be given in its UUID form (as the Kapso surfaces show it): read as `ctc_<ULID>`.
-  app.addHook("preValidation", (request, _reply, done) => {
-    const params = request.params as { id?: string };
-    if (typeof params.id === "string" && isUuid(params.id)) params.id = contactIdOf(params.id);
-    done();
-  });
+  app.addHook("preValidation", contactIdInUuidForm);
   const { cursors } = app.services;
   const tags = ["contacts"];
 
@@ -127,14 +123,14 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
       async (request) => {
         const scope = scopeOf(request);
         const { limit: rawLimit, cursor, ...query } = request.query;
-        const limit = parseLimit(rawLimit);
+        const limit = rawLimit ?? DEFAULT_LIMIT;
         const account = await pathAccountOf(scope, request.params.phone_number_id);
         const filters = await resolveContactFilters(scope, account, await resolveNativeFilters(scope, query));
         const { organizationId, ...bound } = filters;
         const cursorScope = canonicalScope("native.contacts", organizationId, bound);
         const after = cursor === undefined ? undefined : cursors.decode(cursorScope, cursor);
         const rows = await listContacts(scope, filters, after, limit + 1);
-        return { ...pageOf(rows, limit, cursors, cursorScope, contactOut), request_id: request.id };
+        return pageOf(rows, limit, cursors, cursorScope, contactOut);
       },
     );
 
@@ -163,7 +159,7 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
             (await pathAccountOf(txScope, request.params.phone_number_id)) ??
             (await resolveAccount(txScope, body.from));
           const contact = await createContact(txScope, account, createInput(body), "api");
-          return { status: 201, body: { data: contactOut(contact), request_id: request.id } };
+          return { status: 201, body: { data: contactOut(contact) } };
         });
       },
     );
@@ -181,13 +177,14 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
             "A merged-away id answers its survivor, with `merged_into` (the survivor's id) beside `data` (docs/merge.md).",
           params: idParams,
           response: {
-            200: Type.Object({
-              data: ContactSchema,
-              merged_into: Type.Optional(
-                Type.String({ description: "Set when the id asked for was merged into this contact" }),
-              ),
-              request_id: Type.String(),
-            }),
+            200: WithRequestId(
+              Type.Object({
+                data: ContactSchema,
+                merged_into: Type.Optional(
+                  Type.String({ description: "Set when the id asked for was merged into this contact" }),
+                ),
+              }),
+            ),
             ...NATIVE_ERROR_RESPONSES,
           },
         },
@@ -199,7 +196,6 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
         return {
           data: contactOut(found.contact),
           ...(found.merged_into === undefined ? {} : { merged_into: found.merged_into }),
-          request_id: request.id,
         };
       },
     );
@@ -240,7 +236,7 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
             },
             account?.id,
           );
-          return { status: 200, body: { data: contactOut(contact), request_id: request.id } };
+          return { status: 200, body: { data: contactOut(contact) } };
         });
       },
     );
@@ -274,7 +270,6 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
             status: 200,
             body: {
               data: { id, object: "contact" as const, deleted: true as const },
-              request_id: request.id,
             },
           };
         });

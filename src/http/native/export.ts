@@ -4,8 +4,9 @@ import { Type } from "typebox";
 import { resolveContactFilters } from "../../domain/contacts.ts";
 import { EXPORT_BATCH, exportContacts } from "../../jobs/export.ts";
 import { scopeOf } from "../auth.ts";
-import { NATIVE_ERROR_RESPONSES } from "../schemas.ts";
+import { NATIVE_ERROR_RESPONSES, QueryBoolean } from "../schemas.ts";
 import { ListQuery } from "./contacts.ts";
+import { contactOut } from "./representation.ts";
 import { PATH_STYLES, pathAccountOf } from "./scope.ts";
 import { resolveNativeFilters } from "./wire.ts";
 
@@ -32,9 +33,7 @@ export const exportRoutes: FastifyPluginAsyncTypebox = async (app) => {
                 Type.Union([Type.Literal("csv"), Type.Literal("ndjson")], { default: "csv" }),
               ),
               raw: Type.Optional(
-                Type.Union([Type.Literal("true"), Type.Literal("false")], {
-                  description: "CSV: true exports formula-like cells unneutralised (no leading ')",
-                }),
+                QueryBoolean("CSV: true exports formula-like cells unneutralised (no leading ')"),
               ),
             },
             { additionalProperties: false },
@@ -52,7 +51,7 @@ export const exportRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const account = await pathAccountOf(scope, request.params.phone_number_id);
         const filters = await resolveContactFilters(scope, account, await resolveNativeFilters(scope, query));
         const stream = Readable.from(
-          exportContacts(scope, filters, format, EXPORT_BATCH, { raw: raw === "true" }),
+          exportContacts(scope, filters, format, EXPORT_BATCH, { raw: raw === true, record: contactOut }),
           { objectMode: false },
         );
         stream.on("error", (error) => request.log.error({ err: error }, "export failed while streaming"));

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { toIso } from "../../domain/clock.ts";
 import { getContact } from "../../domain/contacts.ts";
-import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
+import { canonicalScope, DEFAULT_LIMIT, pageOf } from "../../domain/pagination.ts";
 import { type IdentityChangeRow, listIdentityChanges } from "../../store/repositories/identity-history.ts";
 import { scopeOf } from "../auth.ts";
 import {
@@ -66,14 +66,14 @@ export const identityHistoryRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const scope = scopeOf(request);
         const account = await pathAccountOf(scope, request.params.phone_number_id);
         const contact = await getContact(scope, request.params.id, account?.id);
-        const limit = parseLimit(request.query.limit);
+        const limit = request.query.limit ?? DEFAULT_LIMIT;
         const cursorScope = canonicalScope("native.identity_history", scope.organizationId, {
           contact: contact.id,
         });
         const { cursor } = request.query;
         const after = cursor === undefined ? undefined : cursors.decode(cursorScope, cursor);
         const rows = await listIdentityChanges(scope.db, contact.id, after, limit + 1);
-        return { ...pageOf(rows, limit, cursors, cursorScope, identityChangeOut), request_id: request.id };
+        return pageOf(rows, limit, cursors, cursorScope, identityChangeOut);
       },
     );
   }

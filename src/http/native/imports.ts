@@ -1,4 +1,4 @@
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { requireAccountByPhoneNumberId } from "../../domain/accounts.ts";
@@ -13,7 +13,7 @@ import {
   listImports,
   tooLarge,
 } from "../../domain/imports.ts";
-import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
+import { canonicalScope, DEFAULT_LIMIT, pageOf } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
 import { newId } from "../../ids.ts";
 import { type ImportFormat, receiveUpload } from "../../jobs/import-records.ts";
@@ -232,12 +232,14 @@ export const importRoutes: FastifyPluginAsyncTypebox = async (app) => {
             ? await resolveAccount(scope, undefined, "phone_number_id")
             : await requireAccountByPhoneNumberId(scope.db, scope.organizationId, phone_number_id);
         if (Number(request.headers["content-length"] ?? 0) > IMPORT_MAX_BYTES) throw tooLarge();
-        const raw = request.body as Readable;
+        // The import's content-type parser hands the request stream on as the body.
+        const raw = request.body;
+        if (!(raw instanceof Readable)) throw wrongMediaType(request.headers["content-type"]);
         const file = encoding === "utf-8" ? raw : toUtf8(raw, encoding);
         const upload = await receiveUpload(store.db, newId("imp"), file, format);
         // The stream is consumed: what stands for the body from here on (for the
         // idempotency fingerprint in runWrite) is the file's digest and the options.
-        (request as { body: unknown }).body = {
+        request.body = {
           file_sha256: upload.sha256,
           size_bytes: upload.sizeBytes,
           format,
@@ -249,7 +251,7 @@ export const importRoutes: FastifyPluginAsyncTypebox = async (app) => {
           const row = await createImport(tx, scope.organizationId, account, upload, { format, mode });
           return {
             status: 202,
-            body: { data: importOut(row, [], account.phone_number_id), request_id: request.id },
+            body: { data: importOut(row, [], account.phone_number_id) },
           };
         });
         app.importRunner?.notify();
@@ -273,7 +275,7 @@ export const importRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const limit = parseLimit(request.query.limit);
+      const limit = request.query.limit ?? DEFAULT_LIMIT;
       const organizationId = principalOf(request).organization.id;
       const cursorScope = canonicalScope("native.imports", organizationId, {});
       const { cursor } = request.query;
@@ -285,7 +287,7 @@ export const importRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const page = pageOf(rows, limit, cursors, cursorScope, (row) =>
         importOut(row, [], numbers.get(row.account_id) ?? null),
       );
-      return { ...page, request_id: request.id };
+      return page;
     },
   );
 
@@ -305,7 +307,7 @@ export const importRoutes: FastifyPluginAsyncTypebox = async (app) => {
         principalOf(request).organization.id,
         request.params.id,
       );
-      return { data: importOut(row, errors, await phoneNumberIdOf(row)), request_id: request.id };
+      return { data: importOut(row, errors, await phoneNumberIdOf(row)) };
     },
   );
 };

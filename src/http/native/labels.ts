@@ -11,7 +11,7 @@ import {
   listLabels,
   updateLabel,
 } from "../../domain/labels.ts";
-import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
+import { canonicalScope, DEFAULT_LIMIT, pageOf } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
 import { scopeOf } from "../auth.ts";
 import { DataEnvelope, Id, ListEnvelope, NATIVE_ERROR_RESPONSES, PageQuery, Timestamp } from "../schemas.ts";
@@ -67,12 +67,12 @@ export const labelRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const limit = parseLimit(request.query.limit);
+      const limit = request.query.limit ?? DEFAULT_LIMIT;
       const cursorScope = canonicalScope("native.labels", scopeOf(request).organizationId, {});
       const { cursor } = request.query;
       const after = cursor === undefined ? undefined : cursors.decode(cursorScope, cursor);
       const rows = await listLabels(scopeOf(request), after, limit + 1);
-      return { ...pageOf(rows, limit, cursors, cursorScope, labelOut), request_id: request.id };
+      return pageOf(rows, limit, cursors, cursorScope, labelOut);
     },
   );
 
@@ -89,7 +89,7 @@ export const labelRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) =>
       runWrite(request, reply, async (tx) => {
         const row = await createLabel(scopeOf(request, tx), request.body);
-        return { status: 201, body: { data: labelOut(row), request_id: request.id } };
+        return { status: 201, body: { data: labelOut(row) } };
       }),
   );
 
@@ -105,7 +105,6 @@ export const labelRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => ({
       data: labelOut(await getLabel(scopeOf(request), request.params.id)),
-      request_id: request.id,
     }),
   );
 
@@ -129,7 +128,7 @@ export const labelRoutes: FastifyPluginAsyncTypebox = async (app) => {
       }
       return runWrite(request, reply, async (tx) => {
         const row = await updateLabel(scopeOf(request, tx), request.params.id, request.body);
-        return { status: 200, body: { data: labelOut(row), request_id: request.id } };
+        return { status: 200, body: { data: labelOut(row) } };
       });
     },
   );
@@ -156,7 +155,6 @@ export const labelRoutes: FastifyPluginAsyncTypebox = async (app) => {
           status: 200,
           body: {
             data: { id: request.params.id, object: "label" as const, deleted: true as const },
-            request_id: request.id,
           },
         };
       }),

@@ -16,22 +16,26 @@ import {
   planMerge,
   undoMerge,
 } from "../../domain/merges.ts";
-import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
-import { ApiError, renderNativeError } from "../../errors.ts";
+import { canonicalScope, DEFAULT_LIMIT, pageOf } from "../../domain/pagination.ts";
+import { renderNativeError } from "../../errors.ts";
 import type { MergeRow } from "../../store/repositories/merges.ts";
 import { scopeOf } from "../auth.ts";
 import {
   DataEnvelope,
   Id,
+  instantOf,
   ListEnvelope,
+  ListPage,
   NATIVE_ERROR_RESPONSES,
   NullableString,
   PageQuery,
+  QueryBoolean,
   Timestamp,
+  WithRequestId,
 } from "../schemas.ts";
 import { runWrite } from "../write-transaction.ts";
 import { ContactSchema, contactOut, MetadataSchema } from "./representation.ts";
-import { pathAccountOf } from "./scope.ts";
+import { PATH_STYLES, pathAccountOf } from "./scope.ts";
 import { NATIVE_FIELDS } from "./wire.ts";
 
 /**
@@ -85,10 +89,7 @@ const MergeBody = Type.Object(
 );
 type MergeBodyType = Static<typeof MergeBody>;
 
-const MergeQuery = Type.Object(
-  { preview: Type.Optional(Type.Union([Type.Literal("true"), Type.Literal("false")])) },
-  { additionalProperties: false },
-);
+const MergeQuery = Type.Object({ preview: Type.Optional(QueryBoolean()) }, { additionalProperties: false });
 
 const MergeSchema = Type.Object(
   {
@@ -193,15 +194,6 @@ function commandOf(id: string, body: MergeBodyType): MergeCommand {
     if (contactId !== undefined) prefer[PREFER_WIRE[wire]!] = contactId;
   }
   const expected = body.expected_updated_at;
-  const ms = (iso: string) => {
-    const value = Date.parse(iso);
-    if (Number.isNaN(value)) {
-      throw new ApiError("invalid_field_value", "expected_updated_at must be an ISO 8601 instant.", {
-        param: "expected_updated_at",
-      });
-    }
-    return value;
-  };
   return {
     survivorId: id,
     from: body.from,
@@ -210,8 +202,8 @@ function commandOf(id: string, body: MergeBodyType): MergeCommand {
       expected === undefined
         ? undefined
         : typeof expected === "string"
-          ? ms(expected)
-          : Object.fromEntries(Object.entries(expected).map(([k, v]) => [k, ms(v)])),
+          ? instantOf(expected)
+          : Object.fromEntries(Object.entries(expected).map(([k, v]) => [k, instantOf(v)])),
   };
 }
 
@@ -249,31 +241,24 @@ export const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { cursors } = app.services;
   const tags = ["merge"];
 
-  for (const scoped of [false, true]) {
-    const base = scoped ? "/:phone_number_id/contacts" : "/contacts";
-    const pathParams: Record<string, ReturnType<typeof Type.String>> = scoped
-      ? { phone_number_id: Type.String({ pattern: "^\\d{6,20}$", description: "Meta phone_number_id" }) }
-      : {};
+  for (const style of PATH_STYLES) {
     app.get(
-      `${base}/duplicates`,
+      `${style.base}/duplicates`,
       {
         schema: {
           tags,
-          summary: `Candidate duplicate pairs${scoped ? " touching one account" : ""}, newest first`,
+          summary: `Candidate duplicate pairs${style.suffix && " touching one account"}, newest first`,
           description:
             "Pairs found on write through indexed keys: same email (case-insensitive), same phone in another account, same BSUID or parent BSUID, same name with a phone sharing its last 7 digits.",
-          params: Type.Object(pathParams),
+          params: style.params(),
           querystring: Type.Object(PageQuery, { additionalProperties: false }),
           response: { 200: ListEnvelope(DuplicateSchema), ...NATIVE_ERROR_RESPONSES },
         },
       },
       async (request) => {
         const scope = scopeOf(request);
-        const limit = parseLimit(request.query.limit);
-        const account = await pathAccountOf(
-          scope,
-          (request.params as { phone_number_id?: string }).phone_number_id,
-        );
+        const limit = request.query.limit ?? DEFAULT_LIMIT;
+        const account = await pathAccountOf(scope, request.params.phone_number_id);
         const cursorScope = canonicalScope("native.duplicates", scope.organizationId, {
           account: account?.id,
         });
@@ -287,7 +272,7 @@ export const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
           contacts: pair.contacts.map(contactOut),
           detected_at: toIso(pair.detected_at),
         }));
-        return { ...page, request_id: request.id };
+        return page;
       },
     );
   }
@@ -312,21 +297,19 @@ export const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const scope = scopeOf(request);
       const cmd = commandOf(request.params.id, request.body);
-      const preview = request.query.preview === "true";
-      return runWrite<{ data: MergeOut | PreviewOut; request_id: string }>(request, reply, async (tx) => {
-        const txScope = { ...scope, db: tx };
+      const preview = request.query.preview === true;
+      return runWrite<{ data: MergeOut | PreviewOut }>(request, reply, async (tx) => {
+        const txScope = scopeOf(request, tx);
         if (preview) {
           const plan = await planMerge(txScope, cmd, now());
-          return { status: 200, body: { data: previewOut(plan, request.id), request_id: request.id } };
+          return { status: 200, body: { data: previewOut(plan, request.id) } };
         }
         const result = await mergeContacts(txScope, cmd, now());
         return {
           status: 200,
           body: {
             data: { ...mergeOut(result.merge), contact: contactOut(result.contact) },
-            request_id: request.id,
           },
         };
       });
@@ -348,9 +331,8 @@ export const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     request: Parameters<typeof scopeOf>[0],
     mergeId: string | ((scope: ReturnType<typeof scopeOf>) => Promise<string>),
   ) => {
-    const scope = scopeOf(request);
     return async (tx: Parameters<Parameters<typeof runWrite>[2]>[0]) => {
-      const txScope = { ...scope, db: tx };
+      const txScope = scopeOf(request, tx);
       const at = now();
       const id = typeof mergeId === "string" ? mergeId : await mergeId(txScope);
       const result = await undoMerge(txScope, id, at);
@@ -363,7 +345,6 @@ export const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
             restored_ids: result.restored,
             kept_on_survivor: result.kept.map((f) => WIRE_FIELD[f as MergeField] ?? f),
           },
-          request_id: request.id,
         },
       };
     };
@@ -420,17 +401,19 @@ export const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         params: idParams,
         querystring: Type.Object(PageQuery, { additionalProperties: false }),
         response: {
-          200: Type.Object({
-            ...ListEnvelope(MergeSchema).properties,
-            identities: Type.Array(IdentitySchema),
-          }),
+          200: WithRequestId(
+            Type.Object({
+              ...ListPage(MergeSchema).properties,
+              identities: Type.Array(IdentitySchema),
+            }),
+          ),
           ...NATIVE_ERROR_RESPONSES,
         },
       },
     },
     async (request) => {
       const scope = scopeOf(request);
-      const limit = parseLimit(request.query.limit);
+      const limit = request.query.limit ?? DEFAULT_LIMIT;
       const cursorScope = canonicalScope("native.merges", scope.organizationId, {
         contact: request.params.id,
       });
@@ -448,7 +431,6 @@ export const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
           whatsapp_account_id: row.account_id,
           merge_id: row.merge_id,
         })),
-        request_id: request.id,
       };
     },
   );

@@ -5,7 +5,14 @@ import { ApiError } from "../../errors.ts";
 import { listAccounts } from "../../store/repositories/accounts.ts";
 import { principalOf, protect } from "../auth.ts";
 import { AccountSchema, accountOut } from "../representation.ts";
-import { DataEnvelope, ErrorBody, NATIVE_ERROR_RESPONSES, NullableString, Timestamp } from "../schemas.ts";
+import {
+  DataEnvelope,
+  ErrorBody,
+  NATIVE_ERROR_RESPONSES,
+  NullableString,
+  Timestamp,
+  WithRequestId,
+} from "../schemas.ts";
 import { contactBatchRoutes } from "./contact-batch.ts";
 import { contactRoutes } from "./contacts.ts";
 import { exportRoutes } from "./export.ts";
@@ -26,10 +33,10 @@ export const nativeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ["system"],
         summary: "Liveness",
         security: [],
-        response: { 200: Type.Object({ status: Type.Literal("ok"), request_id: Type.String() }) },
+        response: { 200: WithRequestId(Type.Object({ status: Type.Literal("ok") })) },
       },
     },
-    async (request) => ({ status: "ok" as const, request_id: request.id }),
+    async () => ({ status: "ok" as const }),
   );
 
   app.get(
@@ -40,18 +47,18 @@ export const nativeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary: "Readiness: the store answers",
         security: [],
         response: {
-          200: Type.Object({ status: Type.Literal("ready"), request_id: Type.String() }),
+          200: WithRequestId(Type.Object({ status: Type.Literal("ready") })),
           503: ErrorBody,
         },
       },
     },
-    async (request) => {
+    async () => {
       try {
         await store.ping();
       } catch (error) {
         throw new ApiError("service_unavailable", "The store is not reachable.", { cause: error });
       }
-      return { status: "ready" as const, request_id: request.id };
+      return { status: "ready" as const };
     },
   );
 
@@ -116,7 +123,6 @@ export const nativeRoutes: FastifyPluginAsyncTypebox = async (app) => {
             },
             rate_limits: rateLimitsOf(organization),
           },
-          request_id: request.id,
         };
       },
     );
@@ -136,12 +142,13 @@ export const nativeRoutes: FastifyPluginAsyncTypebox = async (app) => {
             { additionalProperties: false },
           ),
           response: {
-            200: Type.Object({
-              data: Type.Array(AccountSchema),
-              has_more: Type.Boolean(),
-              next_cursor: Type.Null(),
-              request_id: Type.String(),
-            }),
+            200: WithRequestId(
+              Type.Object({
+                data: Type.Array(AccountSchema),
+                has_more: Type.Boolean(),
+                next_cursor: Type.Null(),
+              }),
+            ),
             ...NATIVE_ERROR_RESPONSES,
           },
         },
@@ -150,7 +157,7 @@ export const nativeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const { organization } = principalOf(request);
         const status = request.query.status === "all" ? undefined : "connected";
         const rows = await listAccounts(store.db, organization.id, status);
-        return { data: rows.map(accountOut), has_more: false, next_cursor: null, request_id: request.id };
+        return { data: rows.map(accountOut), has_more: false, next_cursor: null };
       },
     );
     await protectedApp.register(contactRoutes);

@@ -1,6 +1,8 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
 import { type TObject, type TOptional, type TProperties, type TString, Type } from "typebox";
 import { requireAccountByPhoneNumberId } from "../../domain/accounts.ts";
 import type { Scope } from "../../domain/contacts.ts";
+import { contactIdOf, isUuid } from "../../ids.ts";
 import type { AccountRow } from "../../store/repositories/accounts.ts";
 import { PhoneNumberId } from "../schemas.ts";
 
@@ -11,6 +13,20 @@ export async function pathAccountOf(
 ): Promise<AccountRow | undefined> {
   if (phoneNumberId === undefined) return undefined;
   return requireAccountByPhoneNumberId(scope.db, scope.organizationId, phoneNumberId);
+}
+
+/**
+ * preValidation hook of the routes with a contact id in the path: an id
+ * given in its UUID form (as the Kapso surfaces show it) is read as
+ * `ctc_<ULID>`.
+ */
+export function contactIdInUuidForm(request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
+  const params: unknown = request.params;
+  if (typeof params === "object" && params !== null) {
+    const id: unknown = Reflect.get(params, "id");
+    if (typeof id === "string" && isUuid(id)) Reflect.set(params, "id", contactIdOf(id));
+  }
+  done();
 }
 
 /** `from` of a create on the org-level path: the account, by its E.164 number or phone_number_id. */

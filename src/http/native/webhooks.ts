@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { toIso } from "../../domain/clock.ts";
 import { ALL_EVENTS, EVENT_TYPES } from "../../domain/events.ts";
-import { canonicalScope, pageOf, parseLimit } from "../../domain/pagination.ts";
+import { canonicalScope, DEFAULT_LIMIT, pageOf } from "../../domain/pagination.ts";
 import {
   checkSubscriptionInput,
   createSubscription,
@@ -30,6 +30,7 @@ import { principalOf } from "../auth.ts";
 import {
   DataEnvelope,
   Id,
+  instantOf,
   ListEnvelope,
   NATIVE_ERROR_RESPONSES,
   NO_CONTROL_CHARACTERS,
@@ -192,20 +193,6 @@ function eventOut(row: EventRow) {
   return nativeEventOut(row);
 }
 
-function parseInstant(value: string, param: string): number {
-  const ms = Date.parse(value);
-  if (!/^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(value) || Number.isNaN(ms)) {
-    throw new ApiError(
-      "invalid_field_value",
-      `${param} must be an ISO 8601 instant such as 2026-05-23T10:00:00Z.`,
-      {
-        param,
-      },
-    );
-  }
-  return ms;
-}
-
 const Description = Type.Union([
   Type.String({ minLength: 1, maxLength: DESCRIPTION_MAX, pattern: NO_CONTROL_CHARACTERS }),
   Type.Null(),
@@ -249,7 +236,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const input = await checkSubscriptionInput(request.body, policy);
       return runWrite(request, reply, async (tx) => {
         const row = await createSubscription(tx, orgOf(request), input);
-        return { status: 201, body: { data: subscriptionOut(row, true), request_id: request.id } };
+        return { status: 201, body: { data: subscriptionOut(row, true) } };
       });
     },
   );
@@ -265,12 +252,12 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const limit = parseLimit(request.query.limit);
+      const limit = request.query.limit ?? DEFAULT_LIMIT;
       const scope = canonicalScope("native.webhook_subscriptions", orgOf(request), {});
       const after =
         request.query.cursor === undefined ? undefined : cursors.decode(scope, request.query.cursor);
       const rows = await listSubscriptions(app.services.store.db, orgOf(request), after, limit + 1);
-      return { ...pageOf(rows, limit, cursors, scope, (r) => subscriptionOut(r)), request_id: request.id };
+      return pageOf(rows, limit, cursors, scope, (r) => subscriptionOut(r));
     },
   );
 
@@ -286,7 +273,6 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => ({
       data: subscriptionOut(await getSubscription(app.services.store.db, orgOf(request), request.params.id)),
-      request_id: request.id,
     }),
   );
 
@@ -320,7 +306,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const input = await checkSubscriptionInput(request.body, policy);
       const body = await runWrite(request, reply, async (tx) => {
         const row = await updateSubscription(tx, orgOf(request), request.params.id, input);
-        return { status: 200, body: { data: subscriptionOut(row), request_id: request.id } };
+        return { status: 200, body: { data: subscriptionOut(row) } };
       });
       wake();
       return body;
@@ -353,7 +339,6 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
           status: 200,
           body: {
             data: { id: request.params.id, object: "webhook_subscription" as const, deleted: true as const },
-            request_id: request.id,
           },
         };
       }),
@@ -372,7 +357,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) =>
       runWrite(request, reply, async (tx) => {
         const row = await rotateSecret(tx, orgOf(request), request.params.id);
-        return { status: 200, body: { data: subscriptionOut(row, true), request_id: request.id } };
+        return { status: 200, body: { data: subscriptionOut(row, true) } };
       }),
   );
 
@@ -389,7 +374,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const body = await runWrite(request, reply, async (tx) => {
         const row = await pingSubscription(tx, orgOf(request), request.params.id);
-        return { status: 202, body: { data: deliveryOut(row), request_id: request.id } };
+        return { status: 202, body: { data: deliveryOut(row) } };
       });
       wake();
       return body;
@@ -427,8 +412,8 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const since = parseInstant(request.body.since, "since");
-      const until = request.body.until === undefined ? undefined : parseInstant(request.body.until, "until");
+      const since = instantOf(request.body.since);
+      const until = request.body.until === undefined ? undefined : instantOf(request.body.until);
       const body = await runWrite(request, reply, async (tx) => {
         const result = await replaySubscription(tx, orgOf(request), request.params.id, { since, until });
         return {
@@ -440,7 +425,6 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
               queued: result.queued,
               next_since: iso(result.next_since),
             },
-            request_id: request.id,
           },
         };
       });
@@ -472,7 +456,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const q = request.query;
-      const limit = parseLimit(q.limit);
+      const limit = q.limit ?? DEFAULT_LIMIT;
       const filters = {
         organizationId: orgOf(request),
         subscriptionId: q.subscription,
@@ -490,7 +474,6 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const { rows, attempts } = await listDeliveries(app.services.store.db, filters, after, limit + 1);
       return {
         ...pageOf(rows, limit, cursors, scope, (r) => deliveryOut(r, attempts.get(r.id))),
-        request_id: request.id,
       };
     },
   );
@@ -510,7 +493,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const db = app.services.store.db;
       const row = await getDelivery(db, orgOf(request), request.params.id);
-      return { data: deliveryOut(row, await attemptsOf(db, [row.id])), request_id: request.id };
+      return { data: deliveryOut(row, await attemptsOf(db, [row.id])) };
     },
   );
 
@@ -527,7 +510,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const body = await runWrite(request, reply, async (tx) => {
         const row = await replayDelivery(tx, orgOf(request), request.params.id);
-        return { status: 202, body: { data: deliveryOut(row), request_id: request.id } };
+        return { status: 202, body: { data: deliveryOut(row) } };
       });
       wake();
       return body;
@@ -544,9 +527,10 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
         querystring: Type.Object(
           {
             after: Type.Optional(
-              Type.String({
-                pattern: "^\\d{1,15}$",
+              Type.Integer({
+                minimum: 0,
                 description: "A sequence number: the events after it, in order",
+                "x-error-message": "must be a sequence number (digits)",
               }),
             ),
             type: Type.Optional(Type.String({ maxLength: 100 })),
@@ -559,7 +543,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const q = request.query;
-      const limit = parseLimit(q.limit);
+      const limit = q.limit ?? DEFAULT_LIMIT;
       const ascending = q.after !== undefined;
       const scope = canonicalScope("native.events", orgOf(request), { type: q.type, ascending });
       // Positions are sequence numbers (kept in the cursor's `created_at` slot).
@@ -569,7 +553,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
         organizationId,
         type: q.type,
         limit: limit + 1,
-        ...(ascending ? { afterSeq: position ?? Number(q.after) } : { beforeSeq: position }),
+        ...(ascending ? { afterSeq: position ?? q.after } : { beforeSeq: position }),
       });
       const has_more = rows.length > limit;
       const kept = has_more ? rows.slice(0, limit) : rows;
@@ -578,7 +562,6 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
         data: kept.map(eventOut),
         has_more,
         next_cursor: has_more && last ? cursors.encode(scope, { created_at: last.seq, id: last.id }) : null,
-        request_id: request.id,
       };
     },
   );
@@ -595,7 +578,6 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => ({
       data: eventOut(await getEvent(app.services.store.db, orgOf(request), request.params.id)),
-      request_id: request.id,
     }),
   );
 };

@@ -2,6 +2,7 @@ import type { Static } from "typebox";
 import type { ContactFilters, Scope } from "../../domain/contacts.ts";
 import { labelFilterId } from "../../domain/labels.ts";
 import type { FieldNames } from "../../errors.ts";
+import { instantOf } from "../schemas.ts";
 import type { ListQuery } from "./contacts.ts";
 
 /**
@@ -21,10 +22,12 @@ export type NativeListQuery = Omit<Static<typeof ListQuery>, "limit" | "cursor">
 
 /** A native list query as the domain's filters, its `label` taken as given (an id). */
 export function nativeFilters(query: NativeListQuery): ContactFilters {
-  const { marketing_opt_out, ...same } = query;
+  const { created_after, created_before, updated_after, ...same } = query;
   return {
     ...same,
-    marketing_opt_out: marketing_opt_out === undefined ? undefined : marketing_opt_out === "true",
+    created_after: created_after === undefined ? undefined : instantOf(created_after),
+    created_before: created_before === undefined ? undefined : instantOf(created_before),
+    updated_after: updated_after === undefined ? undefined : instantOf(updated_after),
   };
 }
 

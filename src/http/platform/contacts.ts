@@ -16,14 +16,20 @@ import {
   type Scope,
   updateContact,
 } from "../../domain/contacts.ts";
-import { parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
 import { contactIdOf } from "../../ids.ts";
 import { scopeOf } from "../auth.ts";
-import { MetadataInput, PhoneNumberId, Timestamp } from "../schemas.ts";
+import { Limit, MetadataInput, PhoneNumberId, QueryBoolean, Timestamp } from "../schemas.ts";
 import { runWrite } from "../write-transaction.ts";
 import { PLATFORM_ERROR_RESPONSES } from "./errors.ts";
-import { boundOf, kapsoCursorOrg, OFFSET_MAX_PAGE, OFFSET_MAX_WINDOW, offsetWindow } from "./pagination.ts";
+import {
+  boundOf,
+  kapsoCursorOrg,
+  OFFSET_MAX_PAGE,
+  OFFSET_MAX_PER_PAGE,
+  OFFSET_MAX_WINDOW,
+  offsetWindow,
+} from "./pagination.ts";
 import {
   KapsoContactSchema,
   kapsoContactOut,
@@ -47,7 +53,7 @@ const ListQuery = Type.Object(
     customer_external_id: Type.Optional(
       Type.String({ maxLength: 256, description: "Linked to the customer with this external_customer_id" }),
     ),
-    has_customer: Type.Optional(Type.String({ description: "true | false" })),
+    has_customer: Type.Optional(QueryBoolean()),
     profile_name_contains: Type.Optional(
       Type.String({ description: "Case-insensitive substring of profile_name" }),
     ),
@@ -56,15 +62,23 @@ const ListQuery = Type.Object(
     phone_number_id: Type.Optional(PhoneNumberId()),
     created_after: Type.Optional(Timestamp),
     created_before: Type.Optional(Timestamp),
-    limit: Type.Optional(Type.String({ description: "Cursor mode: 1–100, default 20" })),
+    limit: Type.Optional(Limit(100, PLATFORM_DEFAULT_LIMIT, "Cursor mode: 1–100, default 20")),
     after: Type.Optional(
       Type.String({ description: "Cursor mode: paging.cursors.after of the previous page" }),
     ),
     before: Type.Optional(
       Type.String({ description: "Cursor mode: paging.cursors.before of the next page" }),
     ),
-    page: Type.Optional(Type.String({ description: "Offset mode (deprecated): page ≥ 1, at most 50" })),
-    per_page: Type.Optional(Type.String({ description: "Offset mode (deprecated): 1–100, default 20" })),
+    page: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        description: "Offset mode (deprecated): page ≥ 1, at most 50",
+        "x-error-message": "must be a whole number from 1",
+      }),
+    ),
+    per_page: Type.Optional(
+      Limit(OFFSET_MAX_PER_PAGE, PLATFORM_DEFAULT_LIMIT, "Offset mode (deprecated): 1–100, default 20"),
+    ),
   },
   { additionalProperties: false },
 );
@@ -181,7 +195,7 @@ export const platformContactRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const { rows, total } = await listContactsAtOffset(scope, filters, window.offset, window.perPage);
         return offsetPage(request, reply, rows.map(kapsoContactOut), window.page, window.perPage, total);
       }
-      const limit = parseLimit(rawLimit, 100, PLATFORM_DEFAULT_LIMIT);
+      const limit = rawLimit ?? PLATFORM_DEFAULT_LIMIT;
       const result = await listContactsPage(
         scope,
         filters,

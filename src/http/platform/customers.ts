@@ -9,9 +9,9 @@ import {
   requireExternalId,
   updateCustomer,
 } from "../../domain/customers.ts";
-import { parseLimit } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
 import { principalOf } from "../auth.ts";
+import { Limit } from "../schemas.ts";
 import { runWrite } from "../write-transaction.ts";
 import { PLATFORM_DEFAULT_LIMIT } from "./contacts.ts";
 import { PLATFORM_ERROR_RESPONSES } from "./errors.ts";
@@ -37,7 +37,7 @@ export const platformCustomerRoutes: FastifyPluginAsyncTypebox = async (app) => 
         querystring: Type.Object(
           {
             external_customer_id: Type.Optional(Type.String({ maxLength: 256 })),
-            limit: Type.Optional(Type.String({ description: "1–100, default 20" })),
+            limit: Type.Optional(Limit(100, PLATFORM_DEFAULT_LIMIT)),
             after: Type.Optional(Type.String()),
             before: Type.Optional(Type.String()),
           },
@@ -60,7 +60,7 @@ export const platformCustomerRoutes: FastifyPluginAsyncTypebox = async (app) => 
         store.db,
         filters,
         boundOf(after, before, kapsoCursorOrg(request)),
-        parseLimit(limit, 100, PLATFORM_DEFAULT_LIMIT),
+        limit ?? PLATFORM_DEFAULT_LIMIT,
       );
       return { data: page.rows.map(customerOut), paging: platformPaging(request, page) };
     },

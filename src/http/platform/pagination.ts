@@ -1,6 +1,6 @@
 import type { FastifyRequest } from "fastify";
 import { constantTimeEqual } from "../../domain/auth.ts";
-import { type Bound, type Keyset, parseLimit } from "../../domain/pagination.ts";
+import type { Bound, Keyset } from "../../domain/pagination.ts";
 import { ApiError } from "../../errors.ts";
 import { principalOf } from "../auth.ts";
 
@@ -82,22 +82,27 @@ export const OFFSET_MAX_PER_PAGE = 100;
 export const OFFSET_MAX_WINDOW = 5000;
 
 /**
- * Offset mode: `page` ≥ 1 and `per_page` 1–100 (400 otherwise); a window
- * `page × per_page` beyond 5,000 rows (or a page beyond 50) is 400
- * `legacy_offset_pagination_limit_exceeded` with the figures a client needs to
- * switch to cursors.
+ * Offset mode: `page` ≥ 1 and `per_page` 1–100, as the route's schema types
+ * them (400 otherwise, here too); a window `page × per_page` beyond 5,000
+ * rows (or a page beyond 50) is 400 `legacy_offset_pagination_limit_exceeded`
+ * with the figures a client needs to switch to cursors.
  */
 export function offsetWindow(
-  rawPage: string | undefined,
-  rawPerPage: string | undefined,
+  requestedPage: number | undefined,
+  requestedPerPage: number | undefined,
   defaultPerPage: number,
   cursorExample: string,
 ): { page: number; perPage: number; offset: number } {
-  const page = rawPage === undefined ? 1 : /^\d{1,9}$/.test(rawPage) ? Number(rawPage) : Number.NaN;
-  if (!(page >= 1)) {
+  const page = requestedPage ?? 1;
+  if (!(Number.isSafeInteger(page) && page >= 1)) {
     throw new ApiError("invalid_field_value", "page must be a whole number from 1.", { param: "page" });
   }
-  const perPage = parseLimit(rawPerPage, OFFSET_MAX_PER_PAGE, defaultPerPage, "per_page");
+  const perPage = requestedPerPage ?? defaultPerPage;
+  if (!(Number.isSafeInteger(perPage) && perPage >= 1 && perPage <= OFFSET_MAX_PER_PAGE)) {
+    throw new ApiError("invalid_limit", `per_page must be a whole number from 1 to ${OFFSET_MAX_PER_PAGE}.`, {
+      param: "per_page",
+    });
+  }
   const window = page * perPage;
   if (page > OFFSET_MAX_PAGE || window > OFFSET_MAX_WINDOW) {
     throw new ApiError(

@@ -1,5 +1,6 @@
 import type { ContactFilters } from "../../domain/contacts.ts";
-import { ApiError, type FieldNames } from "../../errors.ts";
+import type { FieldNames } from "../../errors.ts";
+import { instantOf } from "../schemas.ts";
 
 /**
  * Where Kapso's words meet the domain's (platform and graph surfaces): the
@@ -13,19 +14,11 @@ export const KAPSO_FIELDS: FieldNames = {
   label_ids: "labels",
 };
 
-/** Kapso's booleans in a query string: `true` or `false`. */
-export function queryBoolean(value: string | undefined, param: string): boolean | undefined {
-  if (value === undefined) return undefined;
-  if (value === "true") return true;
-  if (value === "false") return false;
-  throw new ApiError("invalid_field_value", `${param} must be true or false.`, { param });
-}
-
 /** The contact filters of a Kapso list query. */
 export interface KapsoListQuery {
   wa_id?: string | undefined;
   wa_id_contains?: string | undefined;
-  has_customer?: string | undefined;
+  has_customer?: boolean | undefined;
   customer_id?: string | undefined;
   customer_external_id?: string | undefined;
   profile_name_contains?: string | undefined;
@@ -36,11 +29,12 @@ export interface KapsoListQuery {
 
 /** A Kapso list query as the domain's filters. */
 export function kapsoFilters(query: KapsoListQuery): ContactFilters {
-  const { wa_id, wa_id_contains, has_customer, ...same } = query;
+  const { wa_id, wa_id_contains, created_after, created_before, ...same } = query;
   return {
     ...same,
     phone: wa_id,
     phone_contains: wa_id_contains,
-    has_customer: queryBoolean(has_customer, "has_customer"),
+    created_after: created_after === undefined ? undefined : instantOf(created_after),
+    created_before: created_before === undefined ? undefined : instantOf(created_before),
   };
 }

@@ -5,7 +5,7 @@ import { now } from "../../domain/clock.ts";
 import { type IngestReport, ingestObservations, pruneInboundReceipts } from "../../domain/inbound.ts";
 import { ApiError } from "../../errors.ts";
 import { isRetryableConflict } from "../../store/driver-errors.ts";
-import { ErrorBody } from "../schemas.ts";
+import { ErrorBody, WithRequestId } from "../schemas.ts";
 import { runWrite } from "../write-transaction.ts";
 import { observationsOf, parseDelivery, verifyMetaSignature, WHATSAPP_OBJECT } from "./meta-delivery.ts";
 
@@ -20,15 +20,16 @@ const HandshakeQuery = Type.Object({
   "hub.challenge": Type.Optional(Type.String({ maxLength: 1024 })),
 });
 
-const Received = Type.Object({
-  received: Type.Literal(true),
-  created: Type.Integer(),
-  updated: Type.Integer(),
-  merged: Type.Integer(),
-  duplicates: Type.Integer(),
-  unknown_phone_number_ids: Type.Array(Type.String()),
-  request_id: Type.String(),
-});
+const Received = WithRequestId(
+  Type.Object({
+    received: Type.Literal(true),
+    created: Type.Integer(),
+    updated: Type.Integer(),
+    merged: Type.Integer(),
+    duplicates: Type.Integer(),
+    unknown_phone_number_ids: Type.Array(Type.String()),
+  }),
+);
 
 const WEBHOOK_ERRORS = { 400: ErrorBody, 401: ErrorBody, 413: ErrorBody, 500: ErrorBody, 503: ErrorBody };
 
@@ -122,7 +123,7 @@ export const whatsappWebhookRoutes: FastifyPluginAsyncTypebox<WhatsappWebhookOpt
         try {
           report = await runWrite(request, reply, async (tx) => ({
             status: 200,
-            body: await ingestObservations(tx, store.dialect, observations, now()),
+            body: await ingestObservations(tx, observations, now()),
           }));
         } catch (error) {
           const lostRace =
@@ -145,7 +146,6 @@ export const whatsappWebhookRoutes: FastifyPluginAsyncTypebox<WhatsappWebhookOpt
         merged: report.merged,
         duplicates: report.duplicates,
         unknown_phone_number_ids: report.unknown_phone_number_ids,
-        request_id: request.id,
       };
     },
   );

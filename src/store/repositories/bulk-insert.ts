@@ -1,6 +1,6 @@
 import type { Insertable } from "kysely";
 import type { ContactLabelsTable, ContactsTable, LabelsTable } from "../schema.ts";
-import type { Dialect, Executor } from "../store.ts";
+import { type Dialect, dialectOf, type Executor } from "../store.ts";
 
 /**
  * Insert-only bulk writes: multi-row INSERT statements, many rows per round
@@ -25,9 +25,9 @@ function chunks<T>(rows: readonly T[], size: number): T[][] {
 /** Inserts contact rows; returns the ids actually written (a taken identity is skipped). */
 export async function insertContactRows(
   db: Executor,
-  dialect: Dialect,
   rows: readonly Insertable<ContactsTable>[],
 ): Promise<Set<string>> {
+  const dialect = dialectOf(db);
   const written = new Set<string>();
   for (const chunk of chunks(rows, ROWS_PER_STATEMENT[dialect])) {
     const result = await db
@@ -41,11 +41,8 @@ export async function insertContactRows(
   return written;
 }
 
-export async function insertLabelRows(
-  db: Executor,
-  dialect: Dialect,
-  rows: readonly Insertable<LabelsTable>[],
-): Promise<void> {
+export async function insertLabelRows(db: Executor, rows: readonly Insertable<LabelsTable>[]): Promise<void> {
+  const dialect = dialectOf(db);
   for (const chunk of chunks(rows, ROWS_PER_STATEMENT[dialect])) {
     await db.insertInto("labels").values(chunk).execute();
   }
@@ -53,9 +50,9 @@ export async function insertLabelRows(
 
 export async function insertContactLabelRows(
   db: Executor,
-  dialect: Dialect,
   rows: readonly Insertable<ContactLabelsTable>[],
 ): Promise<void> {
+  const dialect = dialectOf(db);
   // Three columns per row: the statement can be larger.
   for (const chunk of chunks(rows, ROWS_PER_STATEMENT[dialect] * 5)) {
     await db

@@ -1,4 +1,4 @@
-import type { Dialect, Executor } from "../store.ts";
+import { dialectOf, type Executor } from "../store.ts";
 import { CONTACT_COLUMNS, type ContactRow } from "./contacts.ts";
 
 /**
@@ -17,11 +17,11 @@ const SLICE = 500;
  */
 export async function findByIdentities(
   db: Executor,
-  dialect: Dialect,
   accountId: string,
   phones: string[],
   bsuids: string[],
 ): Promise<ContactRow[]> {
+  const dialect = dialectOf(db);
   const out: ContactRow[] = [];
   for (let i = 0; i < Math.max(phones.length, bsuids.length); i += SLICE) {
     const p = phones.slice(i, i + SLICE);

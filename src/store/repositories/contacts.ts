@@ -9,7 +9,7 @@ import {
   type Updateable,
 } from "kysely";
 import type { ContactsTable, Database } from "../schema.ts";
-import { type Dialect, type Executor, executeArrayRows, firstRow, prepared } from "../store.ts";
+import { type Dialect, dialectOf, type Executor, executeArrayRows, firstRow, prepared } from "../store.ts";
 
 /** A contact's own columns; tombstones (merged_into, merge_id) are read by repositories/merges.ts. */
 export type ContactRow = Omit<Selectable<ContactsTable>, "seq" | "merged_into" | "merge_id">;
@@ -473,11 +473,11 @@ async function walkOrQuery(
 
 export async function listContactViews(
   db: Executor,
-  dialect: Dialect,
   filters: ContactFilters,
   after: Keyset | undefined,
   limit: number,
 ): Promise<ContactView[]> {
+  const dialect = dialectOf(db);
   return walkOrQuery(db, dialect, filters, { after }, limit);
 }
 
@@ -517,31 +517,28 @@ function allConditions(
  */
 export async function listContactViewsBefore(
   db: Executor,
-  dialect: Dialect,
   filters: ContactFilters,
   before: Keyset,
   limit: number,
 ): Promise<ContactView[]> {
+  const dialect = dialectOf(db);
   return walkOrQuery(db, dialect, filters, { before }, limit, { ascending: true });
 }
 
 /** Offset pagination (bounded by the caller): `limit` contacts after skipping `offset`. */
 export async function listContactViewsAt(
   db: Executor,
-  dialect: Dialect,
   filters: ContactFilters,
   offset: number,
   limit: number,
 ): Promise<ContactView[]> {
+  const dialect = dialectOf(db);
   return selectViews(db, dialect, (eb) => allConditions(eb, dialect, filters), limit, { window: { offset } });
 }
 
 /** How many contacts match the filters. */
-export async function countContacts(
-  db: Executor,
-  dialect: Dialect,
-  filters: ContactFilters,
-): Promise<number> {
+export async function countContacts(db: Executor, filters: ContactFilters): Promise<number> {
+  const dialect = dialectOf(db);
   const row = await db
     .selectFrom("contacts")
     .select((eb) => eb.fn.countAll<number | string>().as("n"))
@@ -593,12 +590,8 @@ export async function maintainedContactCount(
 }
 
 /** Whether any contact matching the filters lies beyond the bound (a page exists there). */
-export async function contactsExist(
-  db: Executor,
-  dialect: Dialect,
-  filters: ContactFilters,
-  bound: Bound,
-): Promise<boolean> {
+export async function contactsExist(db: Executor, filters: ContactFilters, bound: Bound): Promise<boolean> {
+  const dialect = dialectOf(db);
   const row = await db
     .selectFrom("contacts")
     .select("contacts.id")
@@ -667,11 +660,11 @@ const viewByIdTemplates = new Map<string, CompiledQuery>();
  */
 export async function findContactView(
   db: Executor,
-  dialect: Dialect,
   organizationId: string,
   id: string,
   accountId?: string,
 ): Promise<ContactView | undefined> {
+  const dialect = dialectOf(db);
   const key = `${dialect}:${accountId !== undefined}`;
   let template = viewByIdTemplates.get(key);
   if (!template) {
@@ -709,10 +702,10 @@ export async function findContactView(
 /** The views of several contacts of one organisation (those that exist), in one query. */
 export async function findContactViews(
   db: Executor,
-  dialect: Dialect,
   organizationId: string,
   ids: string[],
 ): Promise<ContactView[]> {
+  const dialect = dialectOf(db);
   if (ids.length === 0) return [];
   return selectViews(
     db,

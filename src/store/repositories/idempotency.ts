@@ -1,6 +1,6 @@
 import { type Selectable, sql } from "kysely";
 import type { IdempotencyKeysTable } from "../schema.ts";
-import type { Dialect, Executor, Tx } from "../store.ts";
+import { dialectOf, type Executor, type Tx } from "../store.ts";
 
 export type IdempotencyRow = Selectable<IdempotencyKeysTable>;
 
@@ -21,12 +21,8 @@ export interface IdempotencyClaim {
  * `restoreLockWait` undoes it). SQLite serialises write transactions, so there
  * is nothing to bound there.
  */
-export async function claimIdempotencyKey(
-  tx: Tx,
-  dialect: Dialect,
-  claim: IdempotencyClaim,
-  waitMs: number,
-): Promise<boolean> {
+export async function claimIdempotencyKey(tx: Tx, claim: IdempotencyClaim, waitMs: number): Promise<boolean> {
+  const dialect = dialectOf(tx);
   if (dialect === "postgres") {
     const result = await sql`
       WITH wait AS (SELECT set_config('lock_timeout', ${String(Math.max(1, Math.floor(waitMs)))}, true))
@@ -47,7 +43,8 @@ export async function claimIdempotencyKey(
 }
 
 /** Puts `lock_timeout` back to the server's default after a claim (PostgreSQL). */
-export async function restoreLockWait(tx: Tx, dialect: Dialect): Promise<void> {
+export async function restoreLockWait(tx: Tx): Promise<void> {
+  const dialect = dialectOf(tx);
   if (dialect === "postgres") await sql`SET LOCAL lock_timeout TO DEFAULT`.execute(tx);
 }
 

@@ -1,6 +1,6 @@
 import { type Insertable, type Selectable, sql } from "kysely";
 import type { DuplicatePairsTable, MergesTable } from "../schema.ts";
-import type { Dialect, Executor } from "../store.ts";
+import { dialectOf, type Executor } from "../store.ts";
 import { CONTACT_COLUMNS, type ContactRow, type Keyset } from "./contacts.ts";
 
 export type MergeRow = Selectable<MergesTable>;
@@ -23,10 +23,10 @@ const STATE_COLUMNS = [...CONTACT_COLUMNS, "merged_into", "merge_id"] as const;
  */
 export async function lockContacts(
   db: Executor,
-  dialect: Dialect,
   organizationId: string,
   ids: string[],
 ): Promise<Map<string, ContactState>> {
+  const dialect = dialectOf(db);
   if (ids.length === 0) return new Map();
   let query = db
     .selectFrom("contacts")
@@ -117,10 +117,10 @@ export async function insertMerge(db: Executor, row: Insertable<MergesTable>): P
 
 export async function findMerge(
   db: Executor,
-  dialect: Dialect,
   organizationId: string,
   id: string,
 ): Promise<MergeRow | undefined> {
+  const dialect = dialectOf(db);
   let query = db
     .selectFrom("merges")
     .selectAll()

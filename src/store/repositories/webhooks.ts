@@ -6,7 +6,7 @@ import type {
   WebhookDeliveriesTable,
   WebhookSubscriptionsTable,
 } from "../schema.ts";
-import type { Dialect, Executor } from "../store.ts";
+import { dialectOf, type Executor } from "../store.ts";
 
 export type EventRow = EventsTable;
 export type SubscriptionRow = WebhookSubscriptionsTable;
@@ -196,12 +196,12 @@ export interface ClaimedDelivery extends DeliveryRow {
  */
 export async function claimDeliveries(
   db: Executor,
-  dialect: Dialect,
   owner: string,
   at: number,
   leaseUntil: number,
   limit: number,
 ): Promise<string[]> {
+  const dialect = dialectOf(db);
   const lock = dialect === "postgres" ? sql`FOR UPDATE OF d SKIP LOCKED` : sql``;
   const due = await sql<{ id: string }>`
     SELECT d.id FROM webhook_deliveries d

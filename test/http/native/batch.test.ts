@@ -217,12 +217,10 @@ for (const kind of storeKinds()) {
           display_name: i % 2 === 0 ? `Renamed ${i}` : c.name,
         },
       }));
-      const results = await writeContactBatch(
-        { db: counting, dialect: h.store.dialect, organizationId: t.orgId },
-        account!,
-        mixed,
-        { mode: "upsert", source: "api" },
-      );
+      const results = await writeContactBatch({ db: counting, organizationId: t.orgId }, account!, mixed, {
+        mode: "upsert",
+        source: "api",
+      });
       assert.deepEqual(countResults(results), { created: 500, updated: 250, unchanged: 250, failed: 0 });
       // Up to 10 for the contacts, 6 for their 750 events (endpoints, views, sequence, events, deliveries).
       assert.ok(statements <= 16, `${statements} statements for 1,000 items`);

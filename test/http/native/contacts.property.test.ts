@@ -27,7 +27,7 @@ for (const kind of storeKinds()) {
       return {
         tenant,
         pnid: phoneNumberId,
-        scope: { db: h.store.db, dialect: h.store.dialect, organizationId: tenant.orgId },
+        scope: { db: h.store.db, organizationId: tenant.orgId },
       };
     }
 

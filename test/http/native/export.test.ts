@@ -3,6 +3,7 @@ import { after, before, describe, test } from "node:test";
 import { parse } from "csv-parse/sync";
 import { bulkInsertContacts } from "../../../bench/lib/bulk-insert.ts";
 import { contactFilters, createContact } from "../../../src/domain/contacts.ts";
+import { contactOut } from "../../../src/http/native/representation.ts";
 import { CSV_COLUMNS, exportContacts } from "../../../src/jobs/export.ts";
 import { findAccountByPhoneNumberId } from "../../../src/store/repositories/accounts.ts";
 import { storeKinds } from "../../helpers/env.ts";
@@ -58,7 +59,7 @@ for (const kind of storeKinds()) {
       // A contact known only by its WhatsApp profile name (as the webhook creates them).
       const account = (await findAccountByPhoneNumberId(h.store.db, source.phoneNumberId))!;
       await createContact(
-        { db: h.store.db, dialect: h.store.dialect, organizationId: t.orgId },
+        { db: h.store.db, organizationId: t.orgId },
         account,
         { phone_number: "+628300000099", profile_name: "Johnny WA" },
         "inbound",
@@ -204,8 +205,10 @@ for (const kind of storeKinds()) {
           return args.result;
         },
       });
-      const scope = { db: counting, dialect: h.store.dialect, organizationId: t.orgId };
-      const generator = exportContacts(scope, contactFilters(t.orgId, source.id, {}), "ndjson", 10);
+      const scope = { db: counting, organizationId: t.orgId };
+      const generator = exportContacts(scope, contactFilters(t.orgId, source.id, {}), "ndjson", 10, {
+        record: contactOut,
+      });
       const first = await generator.next();
       assert.equal(first.value.split("\n").length - 1, 10);
       assert.equal(queries, 1, "nothing is read ahead of the consumer");
@@ -227,7 +230,7 @@ for (const kind of storeKinds()) {
         phoneNumberId: "400000000000001",
         phoneNumber: "+628111444000",
       });
-      const scope = { db: testStore.store.db, dialect: testStore.store.dialect, organizationId: orgId };
+      const scope = { db: testStore.store.db, organizationId: orgId };
       const at = Date.now();
       for (let from = 0; from < 30_000; from += 5000) {
         const contacts = Array.from({ length: 5000 }, (_, i) => ({

@@ -165,7 +165,7 @@ for (const kind of storeKinds()) {
       const { tenant, account, key } = await setup();
       const created = (await create(key, { wa_id: "628111111111", profile_name: "Budi" })).json().data;
       const row = (await findAccount(h.store.db, account.id))!;
-      const scope = { db: h.store.db, dialect: h.store.dialect, organizationId: tenant.orgId };
+      const scope = { db: h.store.db, organizationId: tenant.orgId };
       const older = await createContact(
         scope,
         row,
@@ -314,7 +314,7 @@ for (const kind of storeKinds()) {
         ids.push(res.json().data.id);
       }
       const row = (await findAccount(h.store.db, account.id))!;
-      const scope = { db: h.store.db, dialect: h.store.dialect, organizationId: tenant.orgId };
+      const scope = { db: h.store.db, organizationId: tenant.orgId };
       const bsuid = await createContact(
         scope,
         row,
