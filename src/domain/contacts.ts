@@ -573,7 +573,7 @@ export async function listContactsPage(
  */
 export async function countContacts(scope: Scope, filters: repo.ContactFilters): Promise<number> {
   if (repo.isUnfiltered(filters)) {
-    return repo.maintainedContactCount(scope.db, filters.organizationId, filters.accountId);
+    return repo.maintainedContactCount(scope.db, scope.dialect, filters.organizationId, filters.accountId);
   }
   return repo.countContacts(scope.db, scope.dialect, filters);
 }

@@ -17,6 +17,7 @@ import * as sqlite0006 from "./sqlite/0006_contact_counts.ts";
 import * as sqlite0007 from "./sqlite/0007_webhooks.ts";
 import * as sqlite0008 from "./sqlite/0008_merges.ts";
 import * as sqlite0011 from "./sqlite/0011_identity_history.ts";
+import * as sqlite0012 from "./sqlite/0012_search_seq_blocks.ts";
 
 /**
  * Ordered, immutable migrations per dialect. Add a file per change, named
@@ -32,6 +33,7 @@ const SQLITE: Record<string, Migration> = {
   "0007_webhooks": sqlite0007,
   "0008_merges": sqlite0008,
   "0011_identity_history": sqlite0011,
+  "0012_search_seq_blocks": sqlite0012,
 };
 
 const POSTGRES: Record<string, Migration> = {

@@ -3,6 +3,7 @@ import {
   type Expression,
   type ExpressionBuilder,
   type Insertable,
+  type RawBuilder,
   type Selectable,
   type SqlBool,
   sql,
@@ -436,12 +437,153 @@ async function walkOrQuery(
     window,
   });
   if (walked.length >= limit) return walked;
-  // The walk did not fill the page: the term is rare, so its index drives and the few hits are sorted.
+  // The walk did not fill the page: the matches are rare or lie further back.
+  if (dialect === "sqlite" && (indexedTermOf(filters)?.length ?? 0) >= 3) {
+    // The trigram hits in rowid order, only as many as the page needs (docs/search.md).
+    const hits = await rowidOrderedMatches(db, filters, bound, limit, window.ascending === true);
+    return viewsOfHits(db, dialect, filters.organizationId, hits);
+  }
   const hint: PlanHint = (indexedTermOf(filters)?.length ?? 0) >= 3 ? "rowid" : "ordered";
   return selectViews(db, dialect, (eb) => allConditions(eb, dialect, filters, bound, hint), limit, {
     hint,
     window,
   });
+}
+
+/** Rowids per block of contact_seq_blocks (SQLite migration 0012): a row's block is `seq >> 12`. */
+const SEQ_BLOCK_BITS = 12;
+/** Trigram hits read per step of the rowid-ordered fallback: the first step, then larger ones. */
+const HIT_STEPS = [64, 256, 1024, 4096, 16_384];
+
+interface Hit {
+  seq: number;
+  created_at: number;
+  id: string;
+}
+
+/** List order (created_at desc, id desc), or its reverse. */
+function compareHits(ascending: boolean) {
+  const sign = ascending ? -1 : 1;
+  return (a: Hit, b: Hit) => sign * (b.created_at - a.created_at || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+}
+
+/**
+ * The first `limit` contacts in list order (or its reverse, `ascending`) that
+ * match the filters, on SQLite, for a filter set whose indexed term has 3+
+ * characters: the term's trigram hits are read in rowid order, newest rowids
+ * first (oldest first when ascending), a step at a time, each hit checked
+ * against every filter and the bound. Rowids follow creation time, but not
+ * exactly (backdated rows, merges that move `created_at`, clocks), so the read
+ * stops only when contact_seq_blocks proves it: once `limit` matches are in
+ * hand, every block holding a row that could come before the last of them
+ * lies inside the range already read. The cost follows the hits read, which
+ * is about the page for a term whose matches are clustered anywhere in time,
+ * not the number of matches. `any`: the first match found is enough (whether
+ * one exists).
+ */
+async function rowidOrderedMatches(
+  db: Executor,
+  filters: ContactFilters,
+  bound: Bound,
+  limit: number,
+  ascending: boolean,
+  any = false,
+): Promise<Hit[]> {
+  const term = indexedTermOf(filters)!;
+  const phrase = `"${term.replaceAll('"', '""')}"`;
+  // The rowids to read lie strictly between lo and hi.
+  let lo = -1;
+  let hi = Number.MAX_SAFE_INTEGER;
+  if (bound.after) {
+    // Older than `after`: only blocks holding a row that old.
+    const block = await blockEdge(db, "max", "min_created_at", "<=", bound.after.created_at);
+    if (block === null) return [];
+    hi = Math.min(hi, (block + 1) << SEQ_BLOCK_BITS);
+  }
+  if (bound.before) {
+    // Newer than `before`: only blocks holding a row that new.
+    const block = await blockEdge(db, "min", "max_created_at", ">=", bound.before.created_at);
+    if (block === null) return [];
+    lo = Math.max(lo, (block << SEQ_BLOCK_BITS) - 1);
+  }
+  const order = compareHits(ascending);
+  let matches: Hit[] = [];
+  for (let step = 0; lo + 1 < hi; step = Math.min(step + 1, HIT_STEPS.length - 1)) {
+    const size = HIT_STEPS[step]!;
+    const rows = await db
+      .selectFrom(
+        sql<{ r: number }>`(SELECT rowid AS r FROM contacts_fts WHERE contacts_fts MATCH ${phrase}
+            AND rowid > ${lo} AND rowid < ${hi} ORDER BY rowid ${sql.raw(ascending ? "ASC" : "DESC")}
+            LIMIT ${literalLimit(size)})`.as("h"),
+      )
+      .leftJoin("contacts", (join) =>
+        join
+          .onRef("contacts.seq", "=", "h.r")
+          .on((eb) =>
+            eb.and([
+              filterConditions(eb as unknown as ContactsEb, filters, bound, "sqlite", "rowid"),
+              substringCondition("sqlite", term),
+            ]),
+          ),
+      )
+      .select(["h.r", "contacts.created_at", "contacts.id"])
+      .orderBy("h.r", ascending ? "asc" : "desc")
+      .execute();
+    for (const row of rows) {
+      if (row.id !== null) matches.push({ seq: row.r, created_at: row.created_at!, id: row.id });
+    }
+    if (rows.length > 0) {
+      const edge = rows[rows.length - 1]!.r;
+      if (ascending) lo = edge;
+      else hi = edge;
+    }
+    if (rows.length < size || (any && matches.length > 0)) break;
+    if (matches.length < limit) continue;
+    matches.sort(order);
+    matches = matches.slice(0, limit);
+    // Where rows that could still come before the last match can lie; the rest need not be read.
+    const last = matches[limit - 1]!;
+    if (ascending) {
+      const block = await blockEdge(db, "max", "min_created_at", "<=", last.created_at);
+      hi = Math.min(hi, block === null ? 0 : (block + 1) << SEQ_BLOCK_BITS);
+    } else {
+      const block = await blockEdge(db, "min", "max_created_at", ">=", last.created_at);
+      lo = Math.max(lo, block === null ? hi : (block << SEQ_BLOCK_BITS) - 1);
+    }
+  }
+  return matches.sort(order).slice(0, limit);
+}
+
+/** The lowest (min) or highest (max) block of contact_seq_blocks with a row as new or as old as `at`. */
+async function blockEdge(
+  db: Executor,
+  pick: "min" | "max",
+  column: "min_created_at" | "max_created_at",
+  op: "<=" | ">=",
+  at: number,
+): Promise<number | null> {
+  const row = await db
+    .selectFrom("contact_seq_blocks")
+    .select((eb) => eb.fn[pick]<number | null>("block").as("block"))
+    .where(column, op, at)
+    .executeTakeFirst();
+  return row?.block ?? null;
+}
+
+/** The views of the hits, in list order (as selectViews returns them, whichever way the page was read). */
+async function viewsOfHits(
+  db: Executor,
+  dialect: Dialect,
+  organizationId: string,
+  hits: Hit[],
+): Promise<ContactView[]> {
+  if (hits.length === 0) return [];
+  return findContactViews(
+    db,
+    dialect,
+    organizationId,
+    hits.map((h) => h.id),
+  );
 }
 
 export async function listContactViews(
@@ -539,6 +681,7 @@ export function isUnfiltered(filters: ContactFilters): boolean {
  */
 export async function maintainedContactCount(
   db: Executor,
+  dialect: Dialect,
   organizationId: string,
   accountId: string | undefined,
 ): Promise<number> {
@@ -551,15 +694,21 @@ export async function maintainedContactCount(
   if (accountId !== undefined) query = query.where("contact_counts.account_id", "=", accountId);
   // The triggers count every row; a merged-away contact stays as a tombstone
   // row (migration 0008) that lists leave out, so the total leaves it out too.
-  // Tombstones are few and indexed (contacts_merged_into).
+  // Tombstones are few and indexed (the partial index contacts_merged_into),
+  // which must drive: without statistics SQLite would rather walk the
+  // organisation's index (a whole organisation read per count), so the
+  // organisation and account terms are opaque to its planner (see PlanHint).
+  const col = (name: string) => opaque(dialect, "rowid", name, false);
   let tombstones = db
     .selectFrom("contacts")
-    .innerJoin("accounts", "accounts.id", "contacts.account_id")
+    .innerJoin("accounts", (join) =>
+      join.on((eb) => eb("accounts.id", "=", col("contacts.account_id") as RawBuilder<string>)),
+    )
     .select((eb) => eb.fn.countAll<number | string>().as("n"))
     .where("contacts.merged_into", "is not", null)
-    .where("contacts.organization_id", "=", organizationId)
+    .where(col("contacts.organization_id"), "=", organizationId)
     .where("accounts.organization_id", "=", organizationId);
-  if (accountId !== undefined) tombstones = tombstones.where("contacts.account_id", "=", accountId);
+  if (accountId !== undefined) tombstones = tombstones.where(col("contacts.account_id"), "=", accountId);
   const row = await query.executeTakeFirst();
   const gone = await tombstones.executeTakeFirst();
   return Number(row?.n ?? 0) - Number(gone?.n ?? 0);
@@ -572,6 +721,11 @@ export async function contactsExist(
   filters: ContactFilters,
   bound: Bound,
 ): Promise<boolean> {
+  if (dialect === "sqlite" && (indexedTermOf(filters)?.length ?? 0) >= 3) {
+    // Any trigram hit that passes every filter, read from the side of the bound.
+    const hits = await rowidOrderedMatches(db, filters, bound, 1, bound.after !== undefined, true);
+    return hits.length > 0;
+  }
   const row = await db
     .selectFrom("contacts")
     .select("contacts.id")
@@ -690,7 +844,12 @@ export async function findContactViews(
   return selectViews(
     db,
     dialect,
-    (eb) => eb.and([eb("contacts.organization_id", "=", organizationId), eb("contacts.id", "in", ids)]),
+    // The id index drives: with a plain organisation term SQLite (no statistics) walks the organisation.
+    (eb) =>
+      eb.and([
+        eb(opaque(dialect, "rowid", "contacts.organization_id", false), "=", organizationId),
+        eb("contacts.id", "in", ids),
+      ]),
     ids.length,
     { hint: "unordered" },
   );
