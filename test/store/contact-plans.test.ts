@@ -48,7 +48,7 @@ for (const kind of storeKinds()) {
     const labelId = newId("lbl");
 
     before(async () => {
-      t = await createTestStore(kind);
+      t = await createTestStore(kind, { migrated: true });
       await t.store.migrate();
       orgId = (await createOrganization(t.store.db, { name: "Plans" })).id;
       const otherOrg = (await createOrganization(t.store.db, { name: "Noise" })).id;
