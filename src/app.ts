@@ -25,6 +25,7 @@ import { WEBHOOK_FIELDS } from "./http/webhooks/meta-delivery.ts";
 import { whatsappWebhookRoutes } from "./http/webhooks/whatsapp.ts";
 import { newId } from "./ids.ts";
 import { ImportRunner, type ImportRunnerOptions } from "./jobs/import-runner.ts";
+import { SearchIndexMaintainer } from "./jobs/search-index.ts";
 import { WebhookWorker, type WebhookWorkerOptions } from "./jobs/webhook-worker.ts";
 import { lazyChildLogger, loggerOptions } from "./logger.ts";
 import { Metrics, metricsEnabled, registerMetrics } from "./metrics.ts";
@@ -225,13 +226,17 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
           ...options.webhooks,
         });
   app.decorate("webhookWorker", webhookWorker);
+  // SQLite's trigram index merged into one segment after bulk writes (docs/search.md).
+  const searchIndex = jobs === false ? null : new SearchIndexMaintainer(store, { log: app.log });
   app.addHook("onReady", async () => {
     importRunner?.start();
     webhookWorker?.start();
+    searchIndex?.start();
   });
   app.addHook("preClose", async () => {
     await importRunner?.stop();
     await webhookWorker?.stop();
+    await searchIndex?.stop();
   });
   const sweeper = setInterval(() => {
     sweepExpiredIdempotencyKeys(store, now()).catch((error: unknown) => {

@@ -12,7 +12,10 @@ import type { Store } from "../../src/store/store.ts";
  * the fuzzer's time there).
  */
 export async function storeDigest(store: Store): Promise<string> {
-  const tables = await tableNames(store);
+  // The trigram index's own tables (SQLite FTS5 shadow tables) are derived
+  // from contacts, which are compared, and merged in the background
+  // (jobs/search-index.ts): their pages change without any row changing.
+  const tables = (await tableNames(store)).filter((name) => !name.startsWith("contacts_fts"));
   const hash = createHash("sha256");
   if (store.dialect === "postgres") {
     // One round trip: each table's rows as text (every column), sorted, hashed by the server.
