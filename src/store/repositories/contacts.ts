@@ -78,8 +78,18 @@ export const CONTACT_COLUMNS = [
   "updated_at",
 ] as const satisfies ReadonlyArray<keyof ContactRow>;
 
-/** Rows walked in order before the search falls back to its index (see docs/search.md). */
+/**
+ * Rows walked in order before the search falls back to its index (see
+ * docs/search.md): 2,000 on PostgreSQL, whose fallback fetches and sorts
+ * every match; 500 on SQLite, whose fallback reads only as many trigram hits
+ * as the page needs, so a longer walk would mostly be wasted on rarer terms.
+ */
 export const SEARCH_WALK_BUDGET = 2000;
+const SQLITE_SEARCH_WALK_BUDGET = 500;
+
+function searchWalkBudget(dialect: Dialect): number {
+  return dialect === "sqlite" ? SQLITE_SEARCH_WALK_BUDGET : SEARCH_WALK_BUDGET;
+}
 
 type ContactsEb = ExpressionBuilder<Database, "contacts">;
 
@@ -331,7 +341,7 @@ function viewsQuery(
 }
 
 /**
- * The search walk: the first SEARCH_WALK_BUDGET rows in list order, reading
+ * The search walk: the first searchWalkBudget(dialect) rows in list order, reading
  * only what the substring tests need (cheaper than whole rows), and of those
  * the first `limit` that pass them.
  */
@@ -350,7 +360,7 @@ function walkedIds(
     .where(where)
     .orderBy("contacts.created_at", order)
     .orderBy("contacts.id", order)
-    .limit(literalLimit(SEARCH_WALK_BUDGET));
+    .limit(literalLimit(searchWalkBudget(dialect)));
   if (outer.profileNameContains !== undefined) budget = budget.select("contacts.profile_name");
   if (outer.phoneContains !== undefined) budget = budget.select("contacts.phone_number");
   if (window.offset) budget = budget.offset(window.offset);
@@ -404,7 +414,7 @@ function outerConditions(dialect: Dialect, outer: SubstringFilters) {
  * ascending = the page just before a position, see listContactViewsBefore).
  *
  * Substring filters (search, profile_name_contains, wa_id_contains) first walk
- * the ordered index for up to SEARCH_WALK_BUDGET rows and filter them: a
+ * the ordered index for up to searchWalkBudget rows and filter them: a
  * common term fills the page there, touching a few hundred rows. Only when the
  * page is not full does the query ask for every match (the search's trigram
  * index: FTS5 on SQLite, pg_trgm on PostgreSQL), which is fast exactly when
