@@ -22,11 +22,13 @@ import { KAPSO_FIELDS } from "./http/platform/wire.ts";
 import { queryCoercionOnRoute } from "./http/query.ts";
 import { requestIdOnRoute } from "./http/request-id.ts";
 import { instantFormat, withShownSchemas } from "./http/schemas.ts";
+import { lazySerializers } from "./http/serializers.ts";
 import { clientErrorHandler, registerTransportGuards } from "./http/transport.ts";
 import { WEBHOOK_FIELDS } from "./http/webhooks/meta-delivery.ts";
 import { whatsappWebhookRoutes } from "./http/webhooks/whatsapp.ts";
 import { newId } from "./ids.ts";
 import { ImportRunner, type ImportRunnerOptions } from "./jobs/import-runner.ts";
+import { SearchIndexMaintainer } from "./jobs/search-index.ts";
 import { WebhookWorker, type WebhookWorkerOptions } from "./jobs/webhook-worker.ts";
 import { lazyChildLogger, loggerOptions } from "./logger.ts";
 import { Metrics, metricsEnabled, registerMetrics } from "./metrics.ts";
@@ -166,6 +168,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     return503OnClosing: true,
     forceCloseConnections: "idle",
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
+    // Response serializers compiled on first use, not all at start (src/http/serializers.ts).
+    schemaController: { compilersFactory: { buildSerializer: lazySerializers } },
     ajv: {
       customOptions: {
         removeAdditional: false,
@@ -236,13 +240,17 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
           ...options.webhooks,
         });
   app.decorate("webhookWorker", webhookWorker);
+  // SQLite's trigram index merged into one segment after bulk writes (docs/search.md).
+  const searchIndex = jobs === false ? null : new SearchIndexMaintainer(store, { log: app.log });
   app.addHook("onReady", async () => {
     importRunner?.start();
     webhookWorker?.start();
+    searchIndex?.start();
   });
   app.addHook("preClose", async () => {
     await importRunner?.stop();
     await webhookWorker?.stop();
+    await searchIndex?.stop();
   });
   const sweeper = setInterval(() => {
     sweepExpiredIdempotencyKeys(store, now()).catch((error: unknown) => {

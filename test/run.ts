@@ -24,6 +24,7 @@ import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join, relative } from "node:path";
 import { PG_ADMIN_URL, REDIS_URL } from "./helpers/env.ts";
+import { dropPgTemplate, pgTemplateName, preparePgTemplate } from "./helpers/harness.ts";
 import { PGBOUNCER } from "./helpers/pgbouncer.ts";
 import { pgAvailable, redisAvailable } from "./helpers/probe.ts";
 
@@ -104,10 +105,19 @@ if (ci && skipped.length > 0) {
   process.exit(1);
 }
 
+// One migrated PostgreSQL database for the whole run, copied by every test
+// store that starts migrated (helpers/harness.ts, PB_TEST_PG_TEMPLATE).
+const template = pgProblem ? undefined : pgTemplateName();
+if (template) await preparePgTemplate(template);
+const dropTemplate = async () => {
+  if (template) await dropPgTemplate(template).catch(() => {});
+};
+
 const baseEnv = {
   ...process.env,
   PB_TEST_STORES: pgProblem ? "sqlite" : "sqlite,postgres",
   PB_TEST_REDIS: redisProblem ? "0" : "1",
+  ...(template ? { PB_TEST_PG_TEMPLATE: template } : {}),
 };
 
 /**
@@ -152,6 +162,7 @@ if (tier === "slow" || tier === "all") {
   for (const file of soak) failed = (await run([file], 1, env)) !== 0 || failed;
   ran.push(...slow, ...soak);
 }
+await dropTemplate();
 console.log(`\nTier: ${tier}. Test files: ${ran.map((f) => relative(root, f)).join(", ")}`);
 console.log(`Duration: ${Math.round((Date.now() - started) / 1000)} s`);
 if (skipped.length > 0) console.log(`\nSKIPPED (servers not reachable):\n- ${skipped.join("\n- ")}`);

@@ -92,12 +92,30 @@ export async function driveHttp(
   servedBy: number,
 ): Promise<LoadResult> {
   if (options.warmup > 0) await oneRun(url, next, options.connections, options.warmup, false);
-  const rss = rssSampler(servedBy);
-  const cpuBefore = cpuSecondsOf(servedBy);
-  const run = await oneRun(url, next, options.connections, options.duration, true);
-  const cpu = cpuSecondsOf(servedBy) - cpuBefore;
-  const peakRssBytes = rss.stop();
-  const { result, latencies } = run!;
+  // A measurement in which no response arrived (a short --duration, a slow
+  // request on a loaded machine: autocannon does not count one still in
+  // flight when time is up) is measured again for twice as long, up to 64 s.
+  let duration = options.duration;
+  for (;;) {
+    const rss = rssSampler(servedBy);
+    const cpuBefore = cpuSecondsOf(servedBy);
+    const run = await oneRun(url, next, options.connections, duration, true);
+    const cpu = cpuSecondsOf(servedBy) - cpuBefore;
+    const peakRssBytes = rss.stop();
+    if (run!.latencies.length === 0 && duration < 64) {
+      duration = Math.min(64, duration * 2);
+      continue;
+    }
+    return loadResult(run!, cpu, peakRssBytes);
+  }
+}
+
+function loadResult(
+  run: { latencies: number[]; result: AutocannonResult },
+  cpu: number,
+  peakRssBytes: number,
+): LoadResult {
+  const { result, latencies } = run;
   const sorted = Float64Array.from(latencies).sort();
   const statusCodes = Object.fromEntries(
     Object.entries(result.statusCodeStats).map(([code, { count }]) => [code, Number(count)]),

@@ -16,6 +16,8 @@ export interface Database {
   customers: CustomersTable;
   inbound_receipts: InboundReceiptsTable;
   contact_counts: ContactCountsTable;
+  /** SQLite only (migration 0012): created_at bounds per block of 4,096 contact rowids. */
+  contact_seq_blocks: ContactSeqBlocksTable;
   imports: ImportsTable;
   import_chunks: ImportChunksTable;
   import_errors: ImportErrorsTable;
@@ -142,6 +144,12 @@ export interface InboundReceiptsTable {
  * Maintained contact counts: rows per account (PostgreSQL: up to 16 shards
  * per account, summed), written only by triggers on contacts (migration 0006).
  */
+export interface ContactSeqBlocksTable {
+  block: number;
+  min_created_at: number;
+  max_created_at: number;
+}
+
 export interface ContactCountsTable {
   organization_id: string;
   account_id: string;

@@ -30,7 +30,7 @@ for (const kind of storeKinds()) {
       );
 
     before(async () => {
-      t = await createTestStore(kind);
+      t = await createTestStore(kind, { migrated: true });
       await t.store.migrate();
       orgId = (await createOrganization(t.store.db, { name: "Bulk" })).id;
       otherOrgId = (await createOrganization(t.store.db, { name: "Other" })).id;

@@ -39,7 +39,7 @@ test("a relative DATA_DIR is resolved against the Phonebook directory, not the w
 for (const kind of storeKinds()) {
   describe(`phonebook key list, account remove, org delete, import/export account choice [${kind}]`, () => {
     test("key list shows keys and their state; revoke shows in it", async () => {
-      const ts = await createTestStore(kind);
+      const ts = await createTestStore(kind, { migrated: true });
       try {
         await ts.store.migrate();
         const t = await seedOrganization(ts.store.db, {
@@ -129,7 +129,7 @@ for (const kind of storeKinds()) {
     });
 
     test("import and export pick the only account; with several they list them", async () => {
-      const ts = await createTestStore(kind);
+      const ts = await createTestStore(kind, { migrated: true });
       try {
         await ts.store.migrate();
         const t = await seedOrganization(ts.store.db, {

@@ -73,7 +73,7 @@ if (storeKinds().includes("sqlite")) {
 
 if (storeKinds().includes("postgres") && existsSync("/usr/bin/pg_dump")) {
   test("phonebook backup on PostgreSQL runs pg_dump --format=custom; pg_restore reads the file", async () => {
-    const ts = await createTestStore("postgres");
+    const ts = await createTestStore("postgres", { migrated: true });
     const dir = mkdtempSync(join(tmpdir(), "phonebook-backup-"));
     try {
       await ts.store.migrate();

@@ -38,7 +38,7 @@ for (const kind of storeKinds()) {
     let pnid: string;
     let env: Record<string, string>;
     before(async () => {
-      ts = await createTestStore(kind);
+      ts = await createTestStore(kind, { migrated: true });
       await ts.store.migrate();
       const org = await createOrganization(ts.store.db, { name: "CLI Co" });
       pnid = `${700000000 + process.pid}`;

@@ -22,7 +22,7 @@ async function cli(argv: string[], env: Record<string, string>) {
 for (const kind of storeKinds()) {
   describe(`phonebook webhooks [${kind}]`, () => {
     test("list, deliveries, replay of a delivery and of a window", async () => {
-      const ts = await createTestStore(kind);
+      const ts = await createTestStore(kind, { migrated: true });
       try {
         await ts.store.migrate();
         const org = await seedOrganization(ts.store.db, {

@@ -17,7 +17,7 @@ for (const kind of storeKinds().filter((k) => k === "postgres")) {
     let orgId: string;
     let account: AccountRow;
     before(async () => {
-      ts = await createTestStore(kind);
+      ts = await createTestStore(kind, { migrated: true });
       await ts.store.migrate();
       orgId = (await createOrganization(ts.store.db, { name: "Race Co" })).id;
       account = await createAccount(ts.store.db, orgId, {

@@ -39,7 +39,7 @@ for (const kind of storeKinds()) {
     const phone = () => `+62812${String(++phoneSeq).padStart(7, "0")}`;
 
     before(async () => {
-      ts = await createTestStore(kind);
+      ts = await createTestStore(kind, { migrated: true });
       await ts.store.migrate();
       const org = await createOrganization(ts.store.db, { name: "Merge Co" });
       scope = { db: ts.store.db, organizationId: org.id };

@@ -63,7 +63,7 @@ for (const kind of storeKinds()) {
     let orgId: string;
     let accountNo = 0;
     before(async () => {
-      ts = await createTestStore(kind);
+      ts = await createTestStore(kind, { migrated: true });
       await ts.store.migrate();
       orgId = (await createOrganization(ts.store.db, { name: "Runner Co" })).id;
     });

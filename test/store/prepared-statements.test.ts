@@ -35,7 +35,7 @@ if (storeKinds().includes("postgres")) {
     let contactId: string;
     let accountId: string;
     before(async () => {
-      ts = await createTestStore("postgres");
+      ts = await createTestStore("postgres", { migrated: true });
       await ts.store.migrate();
       orgId = (await createOrganization(ts.store.db, { name: "Prepared Co" })).id;
       key = (await createApiKey(ts.store.db, orgId, {})).key;

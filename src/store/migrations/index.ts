@@ -19,6 +19,7 @@ import * as sqlite0007 from "./sqlite/0007_webhooks.ts";
 import * as sqlite0008 from "./sqlite/0008_merges.ts";
 import * as sqlite0011 from "./sqlite/0011_identity_history.ts";
 import * as sqlite0012 from "./sqlite/0012_default_country.ts";
+import * as sqlite0013 from "./sqlite/0013_search_seq_blocks.ts";
 
 /**
  * Ordered, immutable migrations per dialect. Add a file per change, named
@@ -35,6 +36,7 @@ const SQLITE: Record<string, Migration> = {
   "0008_merges": sqlite0008,
   "0011_identity_history": sqlite0011,
   "0012_default_country": sqlite0012,
+  "0013_search_seq_blocks": sqlite0013,
 };
 
 const POSTGRES: Record<string, Migration> = {

@@ -3,6 +3,7 @@ import {
   type Expression,
   type ExpressionBuilder,
   type Insertable,
+  type RawBuilder,
   type Selectable,
   type SqlBool,
   sql,
@@ -77,7 +78,12 @@ export const CONTACT_COLUMNS = [
   "updated_at",
 ] as const satisfies ReadonlyArray<keyof ContactRow>;
 
-/** Rows walked in order before the search falls back to its index (see docs/search.md). */
+/**
+ * Rows walked in order before the search falls back to its index (see
+ * docs/search.md): 2,000 on PostgreSQL, whose fallback fetches and sorts
+ * every match; 500 on SQLite, whose fallback reads only as many trigram hits
+ * as the page needs, so a longer walk would mostly be wasted on rarer terms.
+ */
 export const SEARCH_WALK_BUDGET = 2000;
 /**
  * Longer walks, tried when the first one found some matches but not a page:
@@ -91,6 +97,12 @@ export function widerWalkBudget(found: number, limit: number): number | undefine
   if (found <= 0) return undefined;
   const needed = (SEARCH_WALK_BUDGET * limit * 1.5) / found;
   return SEARCH_WIDER_WALKS.find((b) => b >= needed);
+}
+
+const SQLITE_SEARCH_WALK_BUDGET = 500;
+
+function searchWalkBudget(dialect: Dialect): number {
+  return dialect === "sqlite" ? SQLITE_SEARCH_WALK_BUDGET : SEARCH_WALK_BUDGET;
 }
 
 type ContactsEb = ExpressionBuilder<Database, "contacts">;
@@ -303,7 +315,7 @@ async function selectViews(
 
 interface ViewOptions {
   outer?: SubstringFilters | undefined;
-  /** Rows the search walk reads (SEARCH_WALK_BUDGET unless a wider walk). */
+  /** Rows the search walk reads (searchWalkBudget(dialect) unless a wider walk). */
   walkBudget?: number;
   hint?: PlanHint;
   window?: ViewWindow;
@@ -316,7 +328,7 @@ function viewsQuery(
   limit: number,
   options: ViewOptions = {},
 ) {
-  const { outer, hint = "ordered", window = {}, walkBudget = SEARCH_WALK_BUDGET } = options;
+  const { outer, hint = "ordered", window = {}, walkBudget = searchWalkBudget(dialect) } = options;
   // Ascending order reads the rows just before a position (then reversed below).
   const order = window.ascending ? "asc" : "desc";
   // The walked ids are a short list: an id lookup each, then a sort of those few rows.
@@ -345,9 +357,9 @@ function viewsQuery(
 }
 
 /**
- * The search walk: the first `walkBudget` rows in list order, reading only
- * what the substring tests need (cheaper than whole rows), and of those the
- * first `limit` that pass them.
+ * The search walk: the first `walkBudget` rows in list order (searchWalkBudget
+ * of the dialect unless a wider walk), reading only what the substring tests
+ * need (cheaper than whole rows), and of those the first `limit` that pass them.
  */
 function walkedIds(
   db: Executor,
@@ -419,7 +431,7 @@ function outerConditions(dialect: Dialect, outer: SubstringFilters) {
  * ascending = the page just before a position, see listContactViewsBefore).
  *
  * Substring filters (search, profile_name_contains, wa_id_contains) first walk
- * the ordered index for up to SEARCH_WALK_BUDGET rows and filter them: a
+ * the ordered index for up to searchWalkBudget rows and filter them: a
  * common term fills the page there, touching a few hundred rows. Only when the
  * page is not full does the query ask for every match (the search's trigram
  * index: FTS5 on SQLite, pg_trgm on PostgreSQL), which is fast exactly when
@@ -452,8 +464,14 @@ async function walkOrQuery(
     window,
   });
   if (walked.length >= limit) return walked;
-  // Some matches, not a page (a term in ~0.1–2 % of contacts): a longer walk fills the page for less
-  // than sorting every match of the organisation (thousands to tens of thousands of them).
+  // The walk did not fill the page: the matches are rare or lie further back.
+  if (dialect === "sqlite" && (indexedTermOf(filters)?.length ?? 0) >= 3) {
+    // The trigram hits in rowid order, only as many as the page needs (docs/search.md).
+    const hits = await rowidOrderedMatches(db, filters, bound, limit, window.ascending === true);
+    return viewsOfHits(db, filters.organizationId, hits);
+  }
+  // PostgreSQL: some matches, not a page (a term in ~0.1–2 % of contacts): a longer walk fills the
+  // page for less than fetching and sorting every match of the organisation.
   const wider = widerWalkBudget(walked.length, limit);
   if (wider !== undefined) {
     const more = await selectViews(db, dialect, (eb) => filterConditions(eb, plain, bound, dialect), limit, {
@@ -469,6 +487,136 @@ async function walkOrQuery(
     hint,
     window,
   });
+}
+
+/** Rowids per block of contact_seq_blocks (SQLite migration 0013): a row's block is `seq >> 12`. */
+const SEQ_BLOCK_BITS = 12;
+/** Trigram hits read per step of the rowid-ordered fallback: the first step, then larger ones. */
+const HIT_STEPS = [64, 256, 1024, 4096, 16_384];
+
+interface Hit {
+  seq: number;
+  created_at: number;
+  id: string;
+}
+
+/** List order (created_at desc, id desc), or its reverse. */
+function compareHits(ascending: boolean) {
+  const sign = ascending ? -1 : 1;
+  return (a: Hit, b: Hit) => sign * (b.created_at - a.created_at || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+}
+
+/**
+ * The first `limit` contacts in list order (or its reverse, `ascending`) that
+ * match the filters, on SQLite, for a filter set whose indexed term has 3+
+ * characters: the term's trigram hits are read in rowid order, newest rowids
+ * first (oldest first when ascending), a step at a time, each hit checked
+ * against every filter and the bound. Rowids follow creation time, but not
+ * exactly (backdated rows, merges that move `created_at`, clocks), so the read
+ * stops only when contact_seq_blocks proves it: once `limit` matches are in
+ * hand, every block holding a row that could come before the last of them
+ * lies inside the range already read. The cost follows the hits read, which
+ * is about the page for a term whose matches are clustered anywhere in time,
+ * not the number of matches. `any`: the first match found is enough (whether
+ * one exists).
+ */
+async function rowidOrderedMatches(
+  db: Executor,
+  filters: ContactFilters,
+  bound: Bound,
+  limit: number,
+  ascending: boolean,
+  any = false,
+): Promise<Hit[]> {
+  const term = indexedTermOf(filters)!;
+  const phrase = `"${term.replaceAll('"', '""')}"`;
+  // The rowids to read lie strictly between lo and hi.
+  let lo = -1;
+  let hi = Number.MAX_SAFE_INTEGER;
+  if (bound.after) {
+    // Older than `after`: only blocks holding a row that old.
+    const block = await blockEdge(db, "max", "min_created_at", "<=", bound.after.created_at);
+    if (block === null) return [];
+    hi = Math.min(hi, (block + 1) << SEQ_BLOCK_BITS);
+  }
+  if (bound.before) {
+    // Newer than `before`: only blocks holding a row that new.
+    const block = await blockEdge(db, "min", "max_created_at", ">=", bound.before.created_at);
+    if (block === null) return [];
+    lo = Math.max(lo, (block << SEQ_BLOCK_BITS) - 1);
+  }
+  const order = compareHits(ascending);
+  let matches: Hit[] = [];
+  for (let step = 0; lo + 1 < hi; step = Math.min(step + 1, HIT_STEPS.length - 1)) {
+    const size = HIT_STEPS[step]!;
+    const rows = await db
+      .selectFrom(
+        sql<{ r: number }>`(SELECT rowid AS r FROM contacts_fts WHERE contacts_fts MATCH ${phrase}
+            AND rowid > ${lo} AND rowid < ${hi} ORDER BY rowid ${sql.raw(ascending ? "ASC" : "DESC")}
+            LIMIT ${literalLimit(size)})`.as("h"),
+      )
+      .leftJoin("contacts", (join) =>
+        join
+          .onRef("contacts.seq", "=", "h.r")
+          .on((eb) =>
+            eb.and([
+              filterConditions(eb as unknown as ContactsEb, filters, bound, "sqlite", "rowid"),
+              substringCondition("sqlite", term),
+            ]),
+          ),
+      )
+      .select(["h.r", "contacts.created_at", "contacts.id"])
+      .orderBy("h.r", ascending ? "asc" : "desc")
+      .execute();
+    for (const row of rows) {
+      if (row.id !== null) matches.push({ seq: row.r, created_at: row.created_at!, id: row.id });
+    }
+    if (rows.length > 0) {
+      const edge = rows[rows.length - 1]!.r;
+      if (ascending) lo = edge;
+      else hi = edge;
+    }
+    if (rows.length < size || (any && matches.length > 0)) break;
+    if (matches.length < limit) continue;
+    matches.sort(order);
+    matches = matches.slice(0, limit);
+    // Where rows that could still come before the last match can lie; the rest need not be read.
+    const last = matches[limit - 1]!;
+    if (ascending) {
+      const block = await blockEdge(db, "max", "min_created_at", "<=", last.created_at);
+      hi = Math.min(hi, block === null ? 0 : (block + 1) << SEQ_BLOCK_BITS);
+    } else {
+      const block = await blockEdge(db, "min", "max_created_at", ">=", last.created_at);
+      lo = Math.max(lo, block === null ? hi : (block << SEQ_BLOCK_BITS) - 1);
+    }
+  }
+  return matches.sort(order).slice(0, limit);
+}
+
+/** The lowest (min) or highest (max) block of contact_seq_blocks with a row as new or as old as `at`. */
+async function blockEdge(
+  db: Executor,
+  pick: "min" | "max",
+  column: "min_created_at" | "max_created_at",
+  op: "<=" | ">=",
+  at: number,
+): Promise<number | null> {
+  const row = await db
+    .selectFrom("contact_seq_blocks")
+    .select((eb) => eb.fn[pick]<number | null>("block").as("block"))
+    .where(column, op, at)
+    .executeTakeFirst();
+  return row?.block ?? null;
+}
+
+/** The views of the hits, in list order (as selectViews returns them, whichever way the page was read). */
+async function viewsOfHits(db: Executor, organizationId: string, hits: Hit[]): Promise<ContactView[]> {
+  if (hits.length === 0) return [];
+  return findContactViews(
+    db,
+    organizationId,
+    hits.map((h) => h.id),
+  );
 }
 
 export async function listContactViews(
@@ -566,6 +714,7 @@ export async function maintainedContactCount(
   organizationId: string,
   accountId: string | undefined,
 ): Promise<number> {
+  const dialect = dialectOf(db);
   let query = db
     .selectFrom("contact_counts")
     .innerJoin("accounts", "accounts.id", "contact_counts.account_id")
@@ -575,15 +724,21 @@ export async function maintainedContactCount(
   if (accountId !== undefined) query = query.where("contact_counts.account_id", "=", accountId);
   // The triggers count every row; a merged-away contact stays as a tombstone
   // row (migration 0008) that lists leave out, so the total leaves it out too.
-  // Tombstones are few and indexed (contacts_merged_into).
+  // Tombstones are few and indexed (the partial index contacts_merged_into),
+  // which must drive: without statistics SQLite would rather walk the
+  // organisation's index (a whole organisation read per count), so the
+  // organisation and account terms are opaque to its planner (see PlanHint).
+  const col = (name: string) => opaque(dialect, "rowid", name, false);
   let tombstones = db
     .selectFrom("contacts")
-    .innerJoin("accounts", "accounts.id", "contacts.account_id")
+    .innerJoin("accounts", (join) =>
+      join.on((eb) => eb("accounts.id", "=", col("contacts.account_id") as RawBuilder<string>)),
+    )
     .select((eb) => eb.fn.countAll<number | string>().as("n"))
     .where("contacts.merged_into", "is not", null)
-    .where("contacts.organization_id", "=", organizationId)
+    .where(col("contacts.organization_id"), "=", organizationId)
     .where("accounts.organization_id", "=", organizationId);
-  if (accountId !== undefined) tombstones = tombstones.where("contacts.account_id", "=", accountId);
+  if (accountId !== undefined) tombstones = tombstones.where(col("contacts.account_id"), "=", accountId);
   const row = await query.executeTakeFirst();
   const gone = await tombstones.executeTakeFirst();
   return Number(row?.n ?? 0) - Number(gone?.n ?? 0);
@@ -592,6 +747,11 @@ export async function maintainedContactCount(
 /** Whether any contact matching the filters lies beyond the bound (a page exists there). */
 export async function contactsExist(db: Executor, filters: ContactFilters, bound: Bound): Promise<boolean> {
   const dialect = dialectOf(db);
+  if (dialect === "sqlite" && (indexedTermOf(filters)?.length ?? 0) >= 3) {
+    // Any trigram hit that passes every filter, read from the side of the bound.
+    const hits = await rowidOrderedMatches(db, filters, bound, 1, bound.after !== undefined, true);
+    return hits.length > 0;
+  }
   const row = await db
     .selectFrom("contacts")
     .select("contacts.id")
@@ -710,7 +870,12 @@ export async function findContactViews(
   return selectViews(
     db,
     dialect,
-    (eb) => eb.and([eb("contacts.organization_id", "=", organizationId), eb("contacts.id", "in", ids)]),
+    // The id index drives: with a plain organisation term SQLite (no statistics) walks the organisation.
+    (eb) =>
+      eb.and([
+        eb(opaque(dialect, "rowid", "contacts.organization_id", false), "=", organizationId),
+        eb("contacts.id", "in", ids),
+      ]),
     ids.length,
     { hint: "unordered" },
   );

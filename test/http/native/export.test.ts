@@ -223,7 +223,7 @@ for (const kind of storeKinds()) {
 for (const kind of storeKinds()) {
   describe(`export of many contacts, real server [${kind}]`, () => {
     test("the server keeps answering other requests while an export streams", async () => {
-      const testStore = await createTestStore(kind);
+      const testStore = await createTestStore(kind, { migrated: true });
       await testStore.store.migrate();
       const { orgId, account, auth } = await seedOrganization(testStore.store.db, {
         name: "Big Export Co",
