@@ -28,6 +28,9 @@ export const EVENT_TYPES = [
   "contact.unmerged",
   "label.added",
   "label.removed",
+  "label.created",
+  "label.updated",
+  "label.deleted",
   "import.completed",
   "webhook_subscription.disabled",
 ] as const;
@@ -139,17 +142,27 @@ export async function emitEvents(scope: EventScope, inputs: readonly EventInput[
 
 const VIEW_CHUNK = 1000;
 
-/** Reads the contacts the events name (as they are now) and records the events. */
+/**
+ * Reads the contacts the events name (as they are now) and records the
+ * events, a thousand at a time: a change that tells many contacts (a label
+ * deleted from 100,000 of them) holds one chunk of contact views in memory,
+ * not all of them.
+ */
 async function writeEvents(scope: EventScope, inputs: readonly EventInput[]): Promise<void> {
+  for (let i = 0; i < inputs.length; i += VIEW_CHUNK) {
+    await writeEventChunk(scope, inputs.slice(i, i + VIEW_CHUNK));
+  }
+}
+
+async function writeEventChunk(scope: EventScope, inputs: readonly EventInput[]): Promise<void> {
   const wanted = [
     ...new Set(
       inputs.flatMap((i) => (i.contact === undefined && i.contactId !== undefined ? [i.contactId] : [])),
     ),
   ];
   const views = new Map<string, ContactView>();
-  for (let i = 0; i < wanted.length; i += VIEW_CHUNK) {
-    const chunk = wanted.slice(i, i + VIEW_CHUNK);
-    for (const view of await findContactViews(scope.db, scope.dialect, scope.organizationId, chunk)) {
+  if (wanted.length > 0) {
+    for (const view of await findContactViews(scope.db, scope.dialect, scope.organizationId, wanted)) {
       views.set(view.id, view);
     }
   }
