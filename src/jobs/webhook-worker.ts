@@ -9,6 +9,7 @@ import type { Store, Tx } from "../store/store.ts";
 import { Idle } from "./idle.ts";
 import type { RunnerLog } from "./import-runner.ts";
 import { type SendResult, sendWebhook } from "./webhook-http.ts";
+import { DeliveryListener } from "./webhook-listener.ts";
 
 export interface WebhookWorkerOptions {
   /** How often an idle worker looks for due deliveries (ms). */
@@ -33,6 +34,22 @@ export interface WebhookWorkerOptions {
   maxRetryAfterMs?: number;
   log?: RunnerLog;
   random?: () => number;
+  /**
+   * PostgreSQL: LISTEN for new deliveries on this connection string, so a
+   * write in any process starts its delivery at once (default: no listener,
+   * poll only). See jobs/webhook-listener.ts.
+   */
+  listenUrl?: string | undefined;
+  /** Called with each first-attempt success's lag (ms from the event's commit to the recorded 2xx). */
+  onDelivered?: (lagMs: number) => void;
+}
+
+interface Finished {
+  delivery: repo.ClaimedDelivery;
+  startedAt: number;
+  result: SendResult;
+  resolve: () => void;
+  reject: (error: unknown) => void;
 }
 
 const quiet: RunnerLog = { info() {}, warn() {}, error() {} };
@@ -76,6 +93,13 @@ export class WebhookWorker {
   private readonly inFlight = new Set<Promise<void>>();
   private lastSweep = 0;
   private unlisten: (() => void) | undefined;
+  private readonly listenUrl: string | undefined;
+  private listener: DeliveryListener | undefined;
+  /** Attempts sent and waiting to be recorded by the next flush. */
+  private finished: Finished[] = [];
+  private flushQueued = false;
+  private flushing: Promise<void> = Promise.resolve();
+  private readonly onDelivered: ((lagMs: number) => void) | undefined;
 
   constructor(
     private readonly store: Store,
@@ -93,13 +117,21 @@ export class WebhookWorker {
     this.maxRetryAfterMs = options.maxRetryAfterMs ?? DAY;
     this.log = options.log ?? quiet;
     this.random = options.random ?? Math.random;
+    this.listenUrl = options.listenUrl;
+    this.onDelivered = options.onDelivered;
   }
 
   start(): void {
     if (this.loop) return;
     this.stopping = false;
-    // A committed write with events wakes the worker at once (this process's writes; others are polled).
+    // A committed write that queued deliveries wakes the worker at once: this
+    // process's writes through the commit hook, other processes' through
+    // PostgreSQL NOTIFY (when a listener runs); anything else at the next poll.
     this.unlisten = onEventsCommitted(() => this.notify());
+    if (this.listenUrl && this.store.dialect === "postgres") {
+      this.listener = new DeliveryListener(this.listenUrl, this.store, () => this.notify(), this.log);
+      this.listener.start();
+    }
     this.loop = this.run();
   }
 
@@ -107,6 +139,8 @@ export class WebhookWorker {
   async stop(): Promise<void> {
     this.unlisten?.();
     this.unlisten = undefined;
+    await this.listener?.stop();
+    this.listener = undefined;
     this.stopping = true;
     this.idle.wake();
     await this.loop;
@@ -116,6 +150,11 @@ export class WebhookWorker {
   /** There may be new work: look now instead of at the next poll. */
   notify(): void {
     this.idle.wake();
+  }
+
+  /** Whether the PostgreSQL listener is connected and its notifications arrive (tests, metrics). */
+  get listening(): boolean {
+    return this.listener?.healthy ?? false;
   }
 
   private async run(): Promise<void> {
@@ -134,9 +173,12 @@ export class WebhookWorker {
         await new Promise((resolve) => setImmediate(resolve));
         continue;
       }
+      // Otherwise sleep until the poll, a new delivery, or a flush of finished
+      // attempts (which frees slots and may release the next event of a chain).
       await this.idle.sleep(this.pollMs);
     }
     await Promise.allSettled([...this.inFlight]);
+    await this.flushing;
   }
 
   private async sweep(): Promise<void> {
@@ -155,23 +197,35 @@ export class WebhookWorker {
   /** Claims up to `limit` due deliveries and starts sending them; returns how many. */
   async claimAndStart(limit: number): Promise<number> {
     const at = now();
-    const ids = await this.store.transaction((tx) =>
-      repo.claimDeliveries(tx, this.store.dialect, this.id, at, at + this.leaseMs, limit),
+    // Claim and read in one transaction: the rows come back with what sending needs.
+    const claimed = await this.store.transaction(async (tx) =>
+      repo.loadClaimed(
+        tx,
+        await repo.claimDeliveries(tx, this.store.dialect, this.id, at, at + this.leaseMs, limit),
+      ),
     );
-    if (ids.length === 0) return 0;
-    const claimed = await repo.loadClaimed(this.store.db, ids);
+    // One body per event, whatever the number of its endpoints in this claim.
+    const bodies = new Map<string, string>();
     for (const delivery of claimed) {
-      const task = this.deliver(delivery).catch((error: unknown) => {
+      let body = bodies.get(delivery.event_id);
+      if (body === undefined) {
+        body = eventBody({
+          id: delivery.event_id,
+          type: delivery.event_type,
+          seq: delivery.event_seq,
+          created_at: delivery.event_created_at,
+          data: delivery.event_data,
+        });
+        bodies.set(delivery.event_id, body);
+      }
+      const task = this.deliver(delivery, body).catch((error: unknown) => {
         this.log.error(
           { err: error, delivery_id: delivery.id },
           "webhook worker: could not record an attempt",
         );
       });
       this.inFlight.add(task);
-      void task.finally(() => {
-        this.inFlight.delete(task);
-        this.idle.wake();
-      });
+      void task.finally(() => this.inFlight.delete(task));
     }
     return claimed.length;
   }
@@ -181,18 +235,12 @@ export class WebhookWorker {
     for (;;) {
       const n = await this.claimAndStart(this.concurrency);
       if (n === 0 && this.inFlight.size === 0) return;
-      await Promise.race([...this.inFlight]);
+      if (this.inFlight.size > 0) await Promise.race([...this.inFlight]);
     }
   }
 
-  private async deliver(delivery: repo.ClaimedDelivery): Promise<void> {
-    const body = eventBody({
-      id: delivery.event_id,
-      type: delivery.event_type,
-      seq: delivery.event_seq,
-      created_at: delivery.event_created_at,
-      data: delivery.event_data,
-    });
+  /** Sends one delivery; resolves when its attempt is recorded. */
+  private async deliver(delivery: repo.ClaimedDelivery, body: string): Promise<void> {
     const startedAt = now();
     const secrets = [delivery.secret];
     if (
@@ -207,7 +255,74 @@ export class WebhookWorker {
       timeoutMs: this.timeoutMs,
       allowPrivate: this.allowPrivate,
     });
-    await this.store.transaction((tx) => this.record(tx, delivery, startedAt, result));
+    await new Promise<void>((resolve, reject) => {
+      this.finished.push({ delivery, startedAt, result, resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
+  /**
+   * Attempts that end close together are recorded together, in one
+   * transaction: successes with set-based statements, the others one by one
+   * (retries, stops, disabling). At a few deliveries a second each flush holds
+   * one; under load, hundreds.
+   */
+  private scheduleFlush(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    this.flushing = this.flushing.then(async () => {
+      await new Promise((resolve) => setImmediate(resolve));
+      this.flushQueued = false;
+      const batch = this.finished.splice(0);
+      if (batch.length === 0) return;
+      try {
+        await this.store.transaction((tx) => this.recordAll(tx, batch));
+        for (const f of batch) f.resolve();
+      } catch (error) {
+        for (const f of batch) f.reject(error);
+      }
+      // Slots are free and chains may have moved on: look for work now.
+      this.idle.wake();
+    });
+  }
+
+  private async recordAll(tx: Tx, batch: Finished[]): Promise<void> {
+    const at = now();
+    const succeeded: Finished[] = [];
+    for (const f of batch) {
+      if (judge(f.result) === "succeeded") succeeded.push(f);
+      else await this.record(tx, f.delivery, f.startedAt, f.result);
+    }
+    if (succeeded.length === 0) return;
+    const recorded = await repo.completeHeldDeliveries(
+      tx,
+      this.id,
+      at,
+      succeeded.map((f) => ({
+        id: f.delivery.id,
+        statusCode: f.result.statusCode!,
+        attempt: {
+          delivery_id: f.delivery.id,
+          attempt: f.delivery.attempts + 1,
+          started_at: f.startedAt,
+          duration_ms: f.result.durationMs,
+          status_code: f.result.statusCode,
+          error: null,
+          response_body: f.result.responseBody,
+        },
+      })),
+    );
+    for (const f of succeeded) {
+      if (!recorded.has(f.delivery.id)) {
+        this.log.warn(
+          { delivery_id: f.delivery.id },
+          "webhook worker: lease lost; the attempt is not recorded",
+        );
+      } else if (f.delivery.attempts === 0) {
+        this.onDelivered?.(at - f.delivery.created_at);
+      }
+    }
+    await repo.clearFailing(tx, [...new Set(succeeded.map((f) => f.delivery.subscription_id))]);
   }
 
   private retryDelay(attempt: number, retryAfterMs: number | null): number {

@@ -372,6 +372,11 @@ export interface TransactionHooks {
 const transactionHooks = new WeakMap<object, TransactionHooks>();
 
 /** The hooks of a transaction opened by `Store.transaction`; undefined for the root handle. */
+/** Whether a handle (root or transaction) is on PostgreSQL. */
+export function isPostgres(db: Executor): boolean {
+  return db.getExecutor().adapter instanceof PostgresAdapter;
+}
+
 export function hooksOf(db: Executor): TransactionHooks | undefined {
   return transactionHooks.get(db);
 }
