@@ -48,9 +48,10 @@ interface Finished {
   delivery: repo.ClaimedDelivery;
   startedAt: number;
   result: SendResult;
-  resolve: () => void;
-  reject: (error: unknown) => void;
 }
+
+/** How long a finished attempt may wait for others to be recorded with it (ms). */
+const RECORD_DELAY_MS = 5;
 
 const quiet: RunnerLog = { info() {}, warn() {}, error() {} };
 const DAY = 24 * 60 * 60 * 1000;
@@ -90,15 +91,15 @@ export class WebhookWorker {
   private loop: Promise<void> | undefined;
   private stopping = false;
   private readonly idle = new Idle();
-  private readonly inFlight = new Set<Promise<void>>();
+  /** Attempts being sent (a slot each until recorded). */
+  private readonly sending = new Set<Promise<void>>();
   private lastSweep = 0;
   private unlisten: (() => void) | undefined;
   private readonly listenUrl: string | undefined;
   private listener: DeliveryListener | undefined;
-  /** Attempts sent and waiting to be recorded by the next flush. */
+  /** Attempts sent and waiting to be recorded by the next step (still holding their slot). */
   private finished: Finished[] = [];
-  private flushQueued = false;
-  private flushing: Promise<void> = Promise.resolve();
+  private recordTimer: NodeJS.Timeout | undefined;
   private readonly onDelivered: ((lagMs: number) => void) | undefined;
 
   constructor(
@@ -160,25 +161,28 @@ export class WebhookWorker {
   private async run(): Promise<void> {
     while (!this.stopping) {
       let claimed = 0;
+      let free = 0;
       try {
         await this.sweep();
-        const free = this.concurrency - this.inFlight.size;
-        if (free > 0) claimed = await this.claimAndStart(free);
+        ({ claimed, free } = await this.cycle(true));
       } catch (error) {
         this.log.error({ err: error }, "webhook worker: unexpected failure");
       }
       if (this.stopping) break;
-      // Claimed a full set: look again at once (after a turn of the event loop).
-      if (claimed > 0 && this.inFlight.size < this.concurrency) {
+      // Claimed a full set with slots left: look again at once (after a turn of the event loop).
+      if (claimed > 0 && free > claimed) {
         await new Promise((resolve) => setImmediate(resolve));
         continue;
       }
-      // Otherwise sleep until the poll, a new delivery, or a flush of finished
-      // attempts (which frees slots and may release the next event of a chain).
+      // Otherwise sleep until the poll, a new delivery, or attempts to record
+      // (which free slots and may release the next event of a chain).
       await this.idle.sleep(this.pollMs);
     }
-    await Promise.allSettled([...this.inFlight]);
-    await this.flushing;
+    await Promise.allSettled([...this.sending]);
+    // Record what was sent before stopping, claim nothing more.
+    await this.cycle(false).catch((error: unknown) => {
+      this.log.error({ err: error }, "webhook worker: could not record the last attempts");
+    });
   }
 
   private async sweep(): Promise<void> {
@@ -194,16 +198,38 @@ export class WebhookWorker {
     if (removed > 0) this.log.info({ removed }, "webhook worker: removed events past their retention");
   }
 
-  /** Claims up to `limit` due deliveries and starts sending them; returns how many. */
-  async claimAndStart(limit: number): Promise<number> {
+  /**
+   * One step of the worker, in one transaction: records the attempts that
+   * ended since the last step (successes with set-based statements, the
+   * others one by one: retries, stops, disabling), then claims due
+   * deliveries for the slots free and starts sending them. Attempts that end
+   * close together are thus recorded together, and with the next claim: at a
+   * thousand deliveries a second, a transaction per delivery would queue
+   * behind the API's own writes (SQLite has one writer).
+   */
+  private async cycle(claim: boolean): Promise<{ claimed: number; free: number }> {
+    const batch = this.finished.splice(0);
+    const free = claim ? this.concurrency - this.sending.size : 0;
+    if (batch.length === 0 && free === 0) return { claimed: 0, free };
     const at = now();
-    // Claim and read in one transaction: the rows come back with what sending needs.
-    const claimed = await this.store.transaction(async (tx) =>
-      repo.loadClaimed(
-        tx,
-        await repo.claimDeliveries(tx, this.store.dialect, this.id, at, at + this.leaseMs, limit),
-      ),
-    );
+    let claimed: repo.ClaimedDelivery[];
+    try {
+      claimed = await this.store.transaction(async (tx) => {
+        if (batch.length > 0) await this.recordAll(tx, batch);
+        if (free === 0) return [];
+        const ids = await repo.claimDeliveries(tx, this.store.dialect, this.id, at, at + this.leaseMs, free);
+        return repo.loadClaimed(tx, ids);
+      });
+    } catch (error) {
+      // Kept for the next step (the leases hold meanwhile).
+      this.finished.unshift(...batch);
+      throw error;
+    }
+    this.launch(claimed);
+    return { claimed: claimed.length, free };
+  }
+
+  private launch(claimed: repo.ClaimedDelivery[]): void {
     // One body per event, whatever the number of its endpoints in this claim.
     const bodies = new Map<string, string>();
     for (const delivery of claimed) {
@@ -218,72 +244,56 @@ export class WebhookWorker {
         });
         bodies.set(delivery.event_id, body);
       }
-      const task = this.deliver(delivery, body).catch((error: unknown) => {
-        this.log.error(
-          { err: error, delivery_id: delivery.id },
-          "webhook worker: could not record an attempt",
-        );
-      });
-      this.inFlight.add(task);
-      void task.finally(() => this.inFlight.delete(task));
+      const task = this.send(delivery, body);
+      this.sending.add(task);
+      void task.finally(() => this.sending.delete(task));
     }
-    return claimed.length;
   }
 
   /** Tests and the CLI: runs until nothing is due (deliveries waiting for a retry are left). */
   async drain(): Promise<void> {
     for (;;) {
-      const n = await this.claimAndStart(this.concurrency);
-      if (n === 0 && this.inFlight.size === 0) return;
-      if (this.inFlight.size > 0) await Promise.race([...this.inFlight]);
+      const { claimed } = await this.cycle(true);
+      if (claimed === 0 && this.sending.size === 0 && this.finished.length === 0) return;
+      if (this.sending.size > 0 && this.finished.length === 0) await Promise.race([...this.sending]);
     }
   }
 
-  /** Sends one delivery; resolves when its attempt is recorded. */
-  private async deliver(delivery: repo.ClaimedDelivery, body: string): Promise<void> {
+  /** Sends one delivery; its result waits in `finished` for the next step to record it. Never rejects. */
+  private async send(delivery: repo.ClaimedDelivery, body: string): Promise<void> {
     const startedAt = now();
-    const secrets = [delivery.secret];
-    if (
-      delivery.previous_secret !== null &&
-      delivery.previous_secret_expires_at !== null &&
-      delivery.previous_secret_expires_at > startedAt
-    ) {
-      secrets.push(delivery.previous_secret);
-    }
-    const headers = signatureHeaders(secrets, delivery.event_id, Math.floor(startedAt / 1000), body);
-    const result = await sendWebhook(delivery.url, { ...headers }, body, {
-      timeoutMs: this.timeoutMs,
-      allowPrivate: this.allowPrivate,
-    });
-    await new Promise<void>((resolve, reject) => {
-      this.finished.push({ delivery, startedAt, result, resolve, reject });
-      this.scheduleFlush();
-    });
-  }
-
-  /**
-   * Attempts that end close together are recorded together, in one
-   * transaction: successes with set-based statements, the others one by one
-   * (retries, stops, disabling). At a few deliveries a second each flush holds
-   * one; under load, hundreds.
-   */
-  private scheduleFlush(): void {
-    if (this.flushQueued) return;
-    this.flushQueued = true;
-    this.flushing = this.flushing.then(async () => {
-      await new Promise((resolve) => setImmediate(resolve));
-      this.flushQueued = false;
-      const batch = this.finished.splice(0);
-      if (batch.length === 0) return;
-      try {
-        await this.store.transaction((tx) => this.recordAll(tx, batch));
-        for (const f of batch) f.resolve();
-      } catch (error) {
-        for (const f of batch) f.reject(error);
+    let result: SendResult;
+    try {
+      const secrets = [delivery.secret];
+      if (
+        delivery.previous_secret !== null &&
+        delivery.previous_secret_expires_at !== null &&
+        delivery.previous_secret_expires_at > startedAt
+      ) {
+        secrets.push(delivery.previous_secret);
       }
-      // Slots are free and chains may have moved on: look for work now.
-      this.idle.wake();
-    });
+      const headers = signatureHeaders(secrets, delivery.event_id, Math.floor(startedAt / 1000), body);
+      result = await sendWebhook(delivery.url, { ...headers }, body, {
+        timeoutMs: this.timeoutMs,
+        allowPrivate: this.allowPrivate,
+      });
+    } catch (error) {
+      result = {
+        statusCode: null,
+        error: `error: ${(error as Error).message}`.slice(0, 300),
+        durationMs: now() - startedAt,
+        responseBody: null,
+        retryAfterMs: null,
+      };
+    }
+    this.finished.push({ delivery, startedAt, result });
+    // Results that arrive within a few ms are recorded by one step.
+    if (this.recordTimer === undefined) {
+      this.recordTimer = setTimeout(() => {
+        this.recordTimer = undefined;
+        this.idle.wake();
+      }, RECORD_DELAY_MS);
+    }
   }
 
   private async recordAll(tx: Tx, batch: Finished[]): Promise<void> {

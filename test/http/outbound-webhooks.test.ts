@@ -345,7 +345,7 @@ for (const kind of storeKinds()) {
         assert.deepEqual(
           seqs,
           [...seqs].sort((x, y) => x - y),
-          `events of ${c.id} in order`,
+          `events of ${c.id} in order: ${JSON.stringify(r.received.map((q) => [q.json.sequence, q.json.type, q.json.data.contact.id.slice(-4), q.json.data.contact.email]))}`,
         );
       }
       assert.equal(failed, 2);

@@ -200,6 +200,12 @@ export interface ClaimedDelivery extends DeliveryRow {
  * an earlier one of its chain is pending (retrying, or in flight under
  * another lease). On PostgreSQL, concurrent workers skip each other's rows
  * (FOR UPDATE SKIP LOCKED); on SQLite the transaction is the only writer.
+ *
+ * Ordered by `next_attempt_at` alone, the order of the partial index of
+ * pending deliveries, so a claim reads that index from its start and stops
+ * after `limit` heads. (A second sort key made SQLite sort every delivery of
+ * a tie — all deliveries one transaction queued — on each claim.) Order
+ * within a chain is kept by the NOT EXISTS, not by the sort.
  */
 export async function claimDeliveries(
   db: Executor,
@@ -221,7 +227,7 @@ export async function claimDeliveries(
         WHERE p.subscription_id = d.subscription_id AND p.ordering_key = d.ordering_key
           AND p.status = 'pending' AND p.event_seq < d.event_seq
       )
-    ORDER BY d.next_attempt_at, d.event_seq
+    ORDER BY d.next_attempt_at
     LIMIT ${limit}
     ${lock}`.execute(db);
   const ids = due.rows.map((r) => r.id);
