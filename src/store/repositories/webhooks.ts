@@ -455,20 +455,27 @@ export async function queueFigures(
   db: Executor,
   at: number,
 ): Promise<{ pending: number; oldestDueAt: number | null }> {
-  const count = await db
-    .selectFrom("webhook_deliveries")
-    .select((eb) => eb.fn.countAll<number | string>().as("n"))
-    .where("status", "=", "pending")
-    .executeTakeFirstOrThrow();
-  const oldest = await db
-    .selectFrom("webhook_deliveries as d")
-    .innerJoin("webhook_subscriptions as s", "s.id", "d.subscription_id")
-    .select("d.next_attempt_at")
-    .where("d.status", "=", "pending")
-    .where("d.next_attempt_at", "<=", at)
-    .where("s.enabled", "=", 1)
-    .orderBy("d.next_attempt_at")
-    .limit(1)
-    .executeTakeFirst();
+  const q = queueFigureQueries(db, at);
+  const count = await q.pending.executeTakeFirstOrThrow();
+  const oldest = await q.oldestDue.executeTakeFirst();
   return { pending: Number(count.n), oldestDueAt: oldest?.next_attempt_at ?? null };
+}
+
+/** The two statements of queueFigures (tests read their plans). */
+export function queueFigureQueries(db: Executor, at: number) {
+  return {
+    pending: db
+      .selectFrom("webhook_deliveries")
+      .select((eb) => eb.fn.countAll<number | string>().as("n"))
+      .where("status", "=", "pending"),
+    oldestDue: db
+      .selectFrom("webhook_deliveries as d")
+      .innerJoin("webhook_subscriptions as s", "s.id", "d.subscription_id")
+      .select("d.next_attempt_at")
+      .where("d.status", "=", "pending")
+      .where("d.next_attempt_at", "<=", at)
+      .where("s.enabled", "=", 1)
+      .orderBy("d.next_attempt_at")
+      .limit(1),
+  };
 }
