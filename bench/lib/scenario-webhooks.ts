@@ -19,9 +19,10 @@
 import { performance } from "node:perf_hooks";
 import { driveHttp, type LoadResult } from "./drive.ts";
 import type { BenchContext, HttpPlan, Json, Scenario } from "./scenarios.ts";
-import { startReceiver } from "./servers.ts";
+import { cpuSecondsOf, startReceiver } from "./servers.ts";
 
-const UPDATES_PER_SECOND = 1000;
+/** The issue's load; PB_BENCH_WEBHOOK_RATE lowers it where the machine cannot serve it at all. */
+const UPDATES_PER_SECOND = Number(process.env.PB_BENCH_WEBHOOK_RATE ?? 1000);
 const TICK_MS = 100;
 const PER_TICK = (UPDATES_PER_SECOND * TICK_MS) / 1000;
 const MAX_BATCHES_IN_FLIGHT = 3;
@@ -177,21 +178,37 @@ export const WEBHOOK_SCENARIOS: Scenario[] = [
           phases.push(phase);
         }
 
-        // Capacity: a backlog of 20,000 events, written as fast as the API takes it.
+        // Capacity: a backlog of 20,000 events, written as fast as the API takes it. First with
+        // the endpoint disabled (the same writes, nothing delivered), then enabled: the server's
+        // CPU time of the second minus the first is what delivering cost, per event.
+        await api("PATCH", `/v1/webhook_subscriptions/${subscription.id}`, { enabled: false });
+        const writeBurst = async () => {
+          let events = 0;
+          for (let i = 0; i < BURST_BATCHES; i++) {
+            const res = await batch(BURST_SIZE, 0);
+            events += (res.data as Json[]).filter((r) => r.status === "updated").length;
+          }
+          return events;
+        };
+        const offCpu0 = cpuSecondsOf(server.pid);
+        const offStart = performance.now();
+        const offEvents = await writeBurst();
+        const offSeconds = (performance.now() - offStart) / 1000;
+        const offCpu = cpuSecondsOf(server.pid) - offCpu0;
+        await api("PATCH", `/v1/webhook_subscriptions/${subscription.id}`, { enabled: true });
         await receiver.take();
+        const onCpu0 = cpuSecondsOf(server.pid);
         const burstStart = performance.now();
-        let burstEvents = 0;
-        for (let i = 0; i < BURST_BATCHES; i++) {
-          const res = await batch(BURST_SIZE, 0);
-          burstEvents += (res.data as Json[]).filter((r) => r.status === "updated").length;
-        }
+        const burstEvents = await writeBurst();
         const written = (performance.now() - burstStart) / 1000;
         const got = await receivedAll(expected + burstEvents);
         const burstSeconds = (performance.now() - burstStart) / 1000;
+        const onCpu = cpuSecondsOf(server.pid) - onCpu0;
         const delivered = got.distinct - expected;
         if (got.distinct < expected + burstEvents) {
           throw new Error(`${expected + burstEvents - got.distinct} events not delivered in 2 minutes`);
         }
+        const deliveryCpuMicros = ((onCpu - offCpu * (burstEvents / offEvents)) * 1e6) / delivered;
 
         const off = phases.filter((p) => !p.on);
         const on = phases.filter((p) => p.on);
@@ -216,7 +233,9 @@ export const WEBHOOK_SCENARIOS: Scenario[] = [
           "",
           `get with webhooks on: ${Math.round(getRatio * 100)} % of off; list: ${Math.round(listRatio * 100)} % (mean req/s of the two phases each). ` +
             `Capacity: ${burstEvents.toLocaleString("en-US")} events written in ${written.toFixed(1)} s, all delivered ${burstSeconds.toFixed(1)} s after the first write: ` +
-            `**${Math.round(burstEventsPerSecond).toLocaleString("en-US")} events/s**. Duplicates received: ${got.duplicates}; update requests failed: ${failedRequests}.`,
+            `**${Math.round(burstEventsPerSecond).toLocaleString("en-US")} events/s**. The same writes with the endpoint disabled took ${offSeconds.toFixed(1)} s and ${offCpu.toFixed(1)} s of server CPU; ` +
+            `with delivery ${onCpu.toFixed(1)} s: delivering cost **${Math.round(deliveryCpuMicros)} µs of server CPU per event** ` +
+            `(${Math.round(1e6 / deliveryCpuMicros).toLocaleString("en-US")} events/s per core of delivery work). Duplicates received: ${got.duplicates}; update requests failed: ${failedRequests}.`,
         ];
         console.error(`  webhook_delivery: ${details.at(-1)}`);
         return {
@@ -228,6 +247,7 @@ export const WEBHOOK_SCENARIOS: Scenario[] = [
             lagP50Ms,
             burstEventsPerSecond,
             burstEvents,
+            deliveryCpuMicros,
             minUpdatesPerSecond: Math.min(...phases.map((p) => p.updatesPerSecond)),
           },
           details,
