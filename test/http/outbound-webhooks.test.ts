@@ -456,10 +456,15 @@ for (const kind of storeKinds()) {
         .map((q) => q.json.data.contact.phone_number);
       assert.ok(plainCreated.includes("+628111000010"), "batch created");
       assert.ok(!plainCreated.includes("+628111000011"), "no per-contact import events by default");
-      const importCreated = r.received
-        .filter((q) => q.path === "/imports" && q.json.type === "contact.created")
-        .map((q) => q.json.data.contact.phone_number);
-      assert.ok(importCreated.includes("+628111000011") && importCreated.includes("+628111000012"));
+      // The import's contact events are not ordered against import.completed (another ordering key).
+      const importCreated = () =>
+        r.received
+          .filter((q) => q.path === "/imports" && q.json.type === "contact.created")
+          .map((q) => q.json.data.contact.phone_number);
+      await r.waitFor(
+        () => importCreated().includes("+628111000011") && importCreated().includes("+628111000012"),
+        "the import's contact.created events",
+      );
       const completed = r.received.find((q) => q.json.type === "import.completed")!.json;
       assert.equal(completed.data.import.created, 2);
       // The import.completed comes after the import's contact events (sequence order).
