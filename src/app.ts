@@ -221,6 +221,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
           retentionMs: config.webhooks.eventsRetentionDays * 24 * 60 * 60 * 1000,
           pollMs: config.webhooks.pollMs,
           listenUrl: config.databaseUrl === undefined ? undefined : config.webhooks.listenUrl,
+          notifyUrl: config.databaseUrl,
           ...(metrics && { onDelivered: (lagMs: number) => metrics.webhookLag.observe(lagMs / 1000) }),
           ...options.webhooks,
         });

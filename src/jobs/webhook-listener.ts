@@ -1,8 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { sql } from "kysely";
 import pg from "pg";
 import { DELIVERIES_CHANNEL } from "../store/repositories/webhooks.ts";
-import type { Store } from "../store/store.ts";
 import type { RunnerLog } from "./import-runner.ts";
 
 export interface ListenerTimings {
@@ -23,8 +21,8 @@ export interface ListenerTimings {
  * its next poll.
  *
  * It is only an accelerator: the worker keeps polling. After connecting, and
- * then every minute, the listener NOTIFYs a probe of its own through the pool
- * and waits for it to come back. When it does not (PgBouncer in transaction
+ * then every minute, the listener NOTIFYs a probe of its own (on a short-lived
+ * connection to DATABASE_URL, the writers' way) and waits for it to come back. When it does not (PgBouncer in transaction
  * mode accepts LISTEN but never forwards notifications to an idle client),
  * or when the connection fails or drops, the listener closes, logs it once,
  * and tries again later with a growing backoff (up to 5 minutes); meanwhile
@@ -46,7 +44,8 @@ export class DeliveryListener {
 
   constructor(
     private readonly url: string,
-    private readonly store: Store,
+    /** Where writers send their NOTIFY (DATABASE_URL): the probe takes the same way. */
+    private readonly notifyUrl: string,
     private readonly onNotify: () => void,
     private readonly log: RunnerLog,
     timings: ListenerTimings = {},
@@ -143,10 +142,17 @@ export class DeliveryListener {
         resolve(true);
       });
     });
+    // Sent on a connection of its own to the writers' DATABASE_URL (through the same pooler,
+    // if any), not through the pool: a probe must not wait behind, or hold, a request's connection.
+    const sender = new pg.Client({ connectionString: this.notifyUrl, connectionTimeoutMillis: 5000 });
+    sender.on("error", () => {});
     try {
-      await sql`SELECT pg_notify(${DELIVERIES_CHANNEL}, ${token})`.execute(this.store.db);
+      await sender.connect();
+      await sender.query("SELECT pg_notify($1, $2)", [DELIVERIES_CHANNEL, token]);
     } catch {
       // The store itself is unreachable: judge by whether the probe still arrives.
+    } finally {
+      await sender.end().catch(() => {});
     }
     const ok = await arrived;
     this.probes.delete(token);

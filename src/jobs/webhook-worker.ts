@@ -40,6 +40,8 @@ export interface WebhookWorkerOptions {
    * poll only). See jobs/webhook-listener.ts.
    */
   listenUrl?: string | undefined;
+  /** PostgreSQL: where writers NOTIFY (DATABASE_URL); the listener's probe goes that way (default listenUrl). */
+  notifyUrl?: string | undefined;
   /** Called with each first-attempt success's lag (ms from the event's commit to the recorded 2xx). */
   onDelivered?: (lagMs: number) => void;
 }
@@ -96,6 +98,7 @@ export class WebhookWorker {
   private lastSweep = 0;
   private unlisten: (() => void) | undefined;
   private readonly listenUrl: string | undefined;
+  private readonly notifyUrl: string | undefined;
   private listener: DeliveryListener | undefined;
   /** Attempts sent and waiting to be recorded by the next step (still holding their slot). */
   private finished: Finished[] = [];
@@ -119,6 +122,7 @@ export class WebhookWorker {
     this.log = options.log ?? quiet;
     this.random = options.random ?? Math.random;
     this.listenUrl = options.listenUrl;
+    this.notifyUrl = options.notifyUrl;
     this.onDelivered = options.onDelivered;
   }
 
@@ -130,7 +134,12 @@ export class WebhookWorker {
     // PostgreSQL NOTIFY (when a listener runs); anything else at the next poll.
     this.unlisten = onEventsCommitted(() => this.notify());
     if (this.listenUrl && this.store.dialect === "postgres") {
-      this.listener = new DeliveryListener(this.listenUrl, this.store, () => this.notify(), this.log);
+      this.listener = new DeliveryListener(
+        this.listenUrl,
+        this.notifyUrl ?? this.listenUrl,
+        () => this.notify(),
+        this.log,
+      );
       this.listener.start();
     }
     this.loop = this.run();
