@@ -225,8 +225,11 @@ async function runScenario(
     const start = performance.now();
     let rows = 0;
     let errors = 0;
+    let extra: { figures?: Record<string, number>; details?: string[] } = {};
     try {
-      rows = (await scenario.run(ctx, targets.phonebook.url)).rows;
+      const outcome = await scenario.run(ctx, targets.phonebook.url, { pid: targets.phonebook.pid });
+      rows = outcome.rows;
+      extra = { figures: outcome.figures, details: outcome.details };
     } catch (error) {
       errors = 1;
       log(`  ${scenario.id} failed: ${(error as Error).message}`);
@@ -250,6 +253,8 @@ async function runScenario(
       peakRssBytes,
       ...(floorRowsPerSecond === undefined ? {} : { floorRowsPerSecond }),
       errors,
+      ...(extra.figures && { figures: extra.figures }),
+      ...(extra.details && { details: extra.details }),
     };
     return result;
   }
@@ -360,6 +365,7 @@ async function main(): Promise<number> {
 
     const ctx: BenchContext = {
       importRows: Math.min(options.contacts, 1_000_000),
+      loadOptions: { connections: options.connections, duration: options.duration, warmup: options.warmup },
       metaAppSecret,
       store,
       cursors: new CursorCodec(cursorSecret),

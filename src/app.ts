@@ -237,6 +237,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
           retryScheduleMs: config.webhooks.retryScheduleMs,
           allowPrivate: config.webhooks.allowPrivate,
           retentionMs: config.webhooks.eventsRetentionDays * 24 * 60 * 60 * 1000,
+          pollMs: config.webhooks.pollMs,
+          listenUrl: config.databaseUrl === undefined ? undefined : config.webhooks.listenUrl,
+          notifyUrl: config.databaseUrl,
+          ...(metrics && { onDelivered: (lagMs: number) => metrics.webhookLag.observe(lagMs / 1000) }),
           ...options.webhooks,
         });
   app.decorate("webhookWorker", webhookWorker);

@@ -105,6 +105,13 @@ export interface WebhooksConfig {
   readonly eventsRetentionDays: number;
   /** WEBHOOKS_WORKER=false: this process records events but delivers none (another process does). */
   readonly worker: boolean;
+  /** WEBHOOKS_POLL_MS: how often an idle worker looks for due deliveries (default 200 ms). */
+  readonly pollMs: number;
+  /**
+   * PostgreSQL: the connection the worker LISTENs on for new deliveries
+   * (WEBHOOKS_LISTEN_URL, default DATABASE_URL); undefined when WEBHOOKS_LISTEN=false.
+   */
+  readonly listenUrl: string | undefined;
   /**
    * WEBHOOKS_LEASE_MS: how long a worker's claim on a delivery lasts; a worker
    * that dies releases its deliveries after this (default twice the timeout + 30 s).
@@ -267,6 +274,15 @@ function parseWebhooks(env: Env): WebhooksConfig {
     eventsRetentionDays: parseWholeNumber(env, "EVENTS_RETENTION_DAYS", 30, 1, 3650, "days"),
     worker: parseBoolean(env, "WEBHOOKS_WORKER", true),
     leaseMs,
+    pollMs: parseWholeNumber(env, "WEBHOOKS_POLL_MS", 200, 10, 600_000, "milliseconds"),
+    listenUrl: parseBoolean(env, "WEBHOOKS_LISTEN", true)
+      ? (parseUrl(
+          env,
+          "WEBHOOKS_LISTEN_URL",
+          ["postgres:", "postgresql:"],
+          "postgres://user@host:5432/database",
+        ) ?? optional(env, "DATABASE_URL"))
+      : undefined,
   });
 }
 

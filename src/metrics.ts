@@ -6,6 +6,7 @@ import { constantTimeEqual } from "./domain/auth.ts";
 import { ApiError } from "./errors.ts";
 import { bucketOf } from "./http/auth.ts";
 import { newId } from "./ids.ts";
+import { queueFigures } from "./store/repositories/webhooks.ts";
 import type { PoolStats, QueryEvent, Store } from "./store/store.ts";
 
 /**
@@ -62,6 +63,12 @@ export class Metrics {
     labelNames: ["outcome", "status"] as const,
     registers: [this.registry],
   });
+  readonly webhookLag = new Histogram({
+    name: "phonebook_webhook_delivery_lag_seconds",
+    help: "Outbound webhooks delivered by this process at their first attempt: time from the event's commit to the recorded 2xx",
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
   readonly importRows = new Counter({
     name: "phonebook_import_rows_total",
     help: "Import rows committed by this process's runner (rate() gives rows/s)",
@@ -85,6 +92,39 @@ export class Metrics {
           .groupBy("status")
           .execute();
         for (const row of rows) this.set({ status: row.status }, Number(row.count));
+      },
+    });
+    // The outbound webhook queue, read at scrape from the partial index of pending deliveries.
+    let figures: Promise<{ pending: number; oldestDueAt: number | null; at: number }> | undefined;
+    const queue = () => {
+      // One read serves both gauges of a scrape.
+      figures ??= (async () => {
+        const at = Date.now();
+        try {
+          return { ...(await queueFigures(store.db, at)), at };
+        } finally {
+          setImmediate(() => {
+            figures = undefined;
+          });
+        }
+      })();
+      return figures;
+    };
+    new Gauge({
+      name: "phonebook_webhook_queue_depth",
+      help: "Outbound webhook deliveries pending (due now, waiting for a retry, or held behind an earlier event of their contact)",
+      registers: [registry],
+      async collect() {
+        this.set((await queue()).pending);
+      },
+    });
+    new Gauge({
+      name: "phonebook_webhook_queue_lag_seconds",
+      help: "Age of the oldest delivery that is due and not yet delivered (0 when none): how far the workers are behind",
+      registers: [registry],
+      async collect() {
+        const { oldestDueAt, at } = await queue();
+        this.set(oldestDueAt === null ? 0 : Math.max(0, (at - oldestDueAt) / 1000));
       },
     });
     const pool = store.poolStats;

@@ -1,9 +1,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { CompiledQuery } from "kysely";
 import { ConfigError, loadConfig } from "../src/config.ts";
 import { signMetaPayload } from "../src/http/webhooks/meta-delivery.ts";
+import { queueFigureQueries } from "../src/store/repositories/webhooks.ts";
 import { assertError } from "./helpers/assertions.ts";
 import { storeKinds } from "./helpers/env.ts";
+import { eventually } from "./helpers/eventually.ts";
 import {
   createHarness,
   createTestStore,
@@ -14,6 +17,7 @@ import {
 import { waitForImport } from "./helpers/imports.ts";
 import { messagesDelivery } from "./helpers/meta-delivery.ts";
 import { startServerProcess } from "./helpers/server-process.ts";
+import { Receiver } from "./helpers/webhook-receiver.ts";
 
 const TOKEN = "metrics-token-0123456789";
 const META = { META_APP_SECRET: "meta-app-secret-for-metrics", META_VERIFY_TOKEN: "verify-me" };
@@ -249,6 +253,120 @@ for (const kind of storeKinds()) {
       assert.equal((sample(text, "phonebook_import_rows_total") ?? 0) - before, 12);
       assert.equal(sample(text, "phonebook_import_jobs", { status: "completed" }), 1);
       assert.equal(sample(text, "phonebook_import_jobs", { status: "failed" }), 0);
+    });
+  });
+}
+
+for (const kind of storeKinds()) {
+  describe(`outbound webhook queue metrics [${kind}]`, () => {
+    const env = { METRICS_TOKEN: TOKEN, WEBHOOKS_ALLOW_HTTP: "true", WEBHOOKS_ALLOW_PRIVATE: "true" };
+    const scrapeOf = (h: Harness) => async () => {
+      const res = await h.inject({
+        method: "GET",
+        url: "/metrics",
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      assert.equal(res.statusCode, 200, res.body);
+      return res.body;
+    };
+
+    test("queue depth and lag read from the index of pending deliveries; a disabled endpoint's are not lag", async () => {
+      // No worker: deliveries stay pending and due.
+      const h = await createHarness(kind, env, { webhooks: false });
+      try {
+        const scrape = scrapeOf(h);
+        const t = await h.tenant("Queue Co");
+        const pnid = (await h.account(t.orgId)).phoneNumberId;
+        let text = await scrape();
+        assert.equal(sample(text, "phonebook_webhook_queue_depth"), 0);
+        assert.equal(sample(text, "phonebook_webhook_queue_lag_seconds"), 0);
+        const sub = await h.inject({
+          method: "POST",
+          url: "/v1/webhook_subscriptions",
+          headers: t.auth,
+          payload: { url: "http://127.0.0.1:9/hook", events: ["contact.created"] },
+        });
+        assert.equal(sub.statusCode, 201, sub.body);
+        const started = Date.now();
+        for (let i = 0; i < 3; i++) {
+          const res = await h.inject({
+            method: "POST",
+            url: `/v1/${pnid}/contacts`,
+            headers: t.auth,
+            payload: { phone_number: `+62811555000${i}` },
+          });
+          assert.equal(res.statusCode, 201, res.body);
+        }
+        text = await eventually(
+          scrape,
+          (body) => (sample(body, "phonebook_webhook_queue_lag_seconds") ?? 0) >= 0.05,
+          "a lag that grows while nothing delivers",
+        );
+        assert.equal(sample(text, "phonebook_webhook_queue_depth"), 3);
+        const lag = sample(text, "phonebook_webhook_queue_lag_seconds")!;
+        assert.ok(
+          lag <= (Date.now() - started) / 1000 + 0.001,
+          `lag ${lag} s is the oldest due delivery's age`,
+        );
+        // A disabled endpoint's deliveries wait for it: still queued, no longer lag.
+        const off = await h.inject({
+          method: "PATCH",
+          url: `/v1/webhook_subscriptions/${sub.json().data.id}`,
+          headers: t.auth,
+          payload: { enabled: false },
+        });
+        assert.equal(off.statusCode, 200, off.body);
+        text = await scrape();
+        assert.equal(sample(text, "phonebook_webhook_queue_depth"), 3);
+        assert.equal(sample(text, "phonebook_webhook_queue_lag_seconds"), 0);
+        if (kind === "sqlite") {
+          // Cheap on a big outbox: both statements search the partial index of pending deliveries.
+          const queries = queueFigureQueries(h.store.db, Date.now());
+          for (const query of [queries.pending, queries.oldestDue]) {
+            const compiled = query.compile();
+            const plan = await h.store.db.executeQuery<{ detail: string }>(
+              CompiledQuery.raw(`EXPLAIN QUERY PLAN ${compiled.sql}`, [...compiled.parameters]),
+            );
+            const details = plan.rows.map((r) => r.detail).join("; ");
+            assert.match(details, /INDEX webhook_deliveries_due/, details);
+            assert.doesNotMatch(details, /SCAN d\b|SCAN webhook_deliveries\b(?! USING)/, details);
+          }
+        }
+      } finally {
+        await h.close();
+      }
+    });
+
+    test("delivery lag histogram: first attempts delivered by this process", async () => {
+      const receiver = await new Receiver().start();
+      const h = await createHarness(kind, env, { webhooks: { pollMs: 20 } });
+      try {
+        const t = await h.tenant("Lag Co");
+        const pnid = (await h.account(t.orgId)).phoneNumberId;
+        await h.inject({
+          method: "POST",
+          url: "/v1/webhook_subscriptions",
+          headers: t.auth,
+          payload: { url: `${receiver.url}/hook`, events: ["contact.created"] },
+        });
+        await h.inject({
+          method: "POST",
+          url: `/v1/${pnid}/contacts`,
+          headers: t.auth,
+          payload: { phone_number: "+628115550010" },
+        });
+        await receiver.waitFor(() => receiver.received.length === 1, "the delivery");
+        const text = await eventually(
+          scrapeOf(h),
+          (body) => (sample(body, "phonebook_webhook_delivery_lag_seconds_count") ?? 0) >= 1,
+          "the delivery's lag observed",
+        );
+        assert.equal(sample(text, "phonebook_webhook_queue_depth"), 0);
+        assert.ok((sample(text, "phonebook_webhook_delivery_lag_seconds_sum") ?? -1) >= 0);
+      } finally {
+        await h.close();
+        await receiver.close();
+      }
     });
   });
 }

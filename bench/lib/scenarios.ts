@@ -38,6 +38,8 @@ export interface BenchContext {
   freshPhone(): string;
   /** Rows of the import scenario's CSV (the seeded count, at most 1,000,000). */
   importRows: number;
+  /** The run's load options (--connections, --duration, --warmup), for scenarios that drive load themselves. */
+  loadOptions: { connections: number; duration: number; warmup: number };
   /** The server's META_APP_SECRET, to sign webhook deliveries. */
   metaAppSecret: string;
 }
@@ -70,7 +72,11 @@ export interface BulkScenario {
   id: string;
   title: string;
   /** Runs the operation against the server at `url`; returns the rows it moved. */
-  run(ctx: BenchContext, url: string): Promise<{ rows: number }>;
+  run(
+    ctx: BenchContext,
+    url: string,
+    server: { pid: number },
+  ): Promise<{ rows: number; figures?: Record<string, number>; details?: string[] }>;
   /**
    * The floor of the operation: the same rows moved by the store alone, in
    * the harness process; returns the rows and the seconds spent in the store.

@@ -131,6 +131,26 @@ export async function startCeiling(mode: ServerMode): Promise<CeilingTarget> {
   };
 }
 
+/** The webhook receiver of the webhook_delivery scenario, in a child process of its own. */
+export interface ReceiverTarget extends Target {
+  /** Lags (ms) of the events received since the last call, and the distinct events received so far. */
+  take(): Promise<{ lags: number[]; distinct: number; duplicates: number }>;
+}
+
+export async function startReceiver(): Promise<ReceiverTarget> {
+  const { child, url } = await forkChild("receiver", { ...process.env });
+  return {
+    url,
+    pid: child.pid!,
+    stop: () => stopChild(child),
+    take: () =>
+      new Promise((resolve) => {
+        child.once("message", (message) => resolve(message as Awaited<ReturnType<ReceiverTarget["take"]>>));
+        child.send({ cmd: "take" });
+      }),
+  };
+}
+
 /** Resident set size of a process now, in bytes (Linux /proc; 0 where unavailable). */
 export function rssOf(pid: number): number {
   if (pid === process.pid) return process.memoryUsage.rss();

@@ -10318,7 +10318,7 @@ export interface paths {
                     subscription?: string;
                     /** @description Deliveries of this event */
                     event?: string;
-                    /** @description "*" (every type) or one of: contact.created, contact.updated, contact.deleted, contact.opted_out, contact.opted_in, contact.merged, contact.unmerged, label.added, label.removed, import.completed, webhook_subscription.disabled */
+                    /** @description "*" (every type) or one of: contact.created, contact.updated, contact.deleted, contact.opted_out, contact.opted_in, contact.merged, contact.unmerged, label.added, label.removed, label.created, label.updated, label.deleted, import.completed, webhook_subscription.disabled */
                     event_type?: string;
                     status?: "pending" | "succeeded" | "failed" | "canceled";
                     /** @description 1–100, default 25 */

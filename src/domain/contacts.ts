@@ -7,6 +7,7 @@ import {
   listAccounts,
 } from "../store/repositories/accounts.ts";
 import * as repo from "../store/repositories/contacts.ts";
+import { touchContacts } from "../store/repositories/labels.ts";
 import { survivorIdOf } from "../store/repositories/merges.ts";
 import type { ContactSource } from "../store/schema.ts";
 import type { Executor } from "../store/store.ts";
@@ -478,9 +479,18 @@ export async function updateContact(
   const changes = diffContact(current, input, now());
   await applyChanges(scope, current, changes);
   const labelIds = await requireLabels(scope, input.label_ids);
-  await repo.attachLabels(scope.db, current.id, labelIds, now());
+  const at = now();
+  const added = await repo.attachLabels(scope.db, current.id, labelIds, at);
+  if (added.length > 0) {
+    // A label change is a change of the contact (docs/labels.md), told as label.added.
+    if (changes.changed.length === 0) await touchContacts(scope.db, [current.id], at);
+    await emitEvents(
+      scope,
+      added.map((labelId) => ({ type: "label.added" as const, contactId: current.id, labelId })),
+    );
+  }
   const contact =
-    changes.changed.length === 0 && labelIds.length === 0 ? current : await getContact(scope, current.id);
+    changes.changed.length === 0 && added.length === 0 ? current : await getContact(scope, current.id);
   return { contact, changed: changes.changed };
 }
 

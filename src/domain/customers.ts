@@ -6,6 +6,8 @@ import * as repo from "../store/repositories/customers.ts";
 import type { Executor } from "../store/store.ts";
 import { now } from "./clock.ts";
 import { hasControlCharacters, requireName } from "./contact-fields.ts";
+import type { Scope } from "./contacts.ts";
+import { emitEvents, updateEvents } from "./events.ts";
 import { type Bound, type KeysetPage, walkKeyset } from "./pagination.ts";
 
 export type { CustomerRow } from "../store/repositories/customers.ts";
@@ -147,11 +149,19 @@ export async function updateCustomer(
   return { ...current, ...patch };
 }
 
-/** Deletes a customer; its contacts stay, unlinked (their `updated_at` moves). */
-export async function deleteCustomer(db: Executor, organizationId: string, id: string): Promise<void> {
+/**
+ * Deletes a customer; its contacts stay, unlinked: each is changed
+ * (`updated_at` moves) and gets a `contact.updated` naming `customer_id`.
+ */
+export async function deleteCustomer(scope: Scope, id: string): Promise<void> {
+  const { db, organizationId } = scope;
   const current = await getCustomer(db, organizationId, id);
-  await contactsRepo.unlinkCustomer(db, current.id, now());
+  const unlinked = await contactsRepo.unlinkCustomer(db, current.id, now());
   if (!(await repo.deleteCustomerRow(db, organizationId, current.id))) throw notFound("customer", "id");
+  await emitEvents(
+    scope,
+    unlinked.flatMap((contactId) => updateEvents(contactId, ["customer_id"], undefined)),
+  );
 }
 
 export async function listCustomers(

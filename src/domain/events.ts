@@ -28,6 +28,9 @@ export const EVENT_TYPES = [
   "contact.unmerged",
   "label.added",
   "label.removed",
+  "label.created",
+  "label.updated",
+  "label.deleted",
   "import.completed",
   "webhook_subscription.disabled",
 ] as const;
@@ -112,7 +115,7 @@ export async function emitEvents(scope: EventScope, inputs: readonly EventInput[
   if (inputs.length === 0) return;
   const hooks = hooksOf(scope.db);
   if (!hooks) {
-    await writeEvents(scope, inputs);
+    if ((await writeEvents(scope, inputs)) > 0) for (const listener of committedListeners) listener();
     return;
   }
   let byOrganization = pendingByTransaction.get(scope.db);
@@ -120,12 +123,14 @@ export async function emitEvents(scope: EventScope, inputs: readonly EventInput[
     const created = new Map<string, Pending>();
     byOrganization = created;
     pendingByTransaction.set(scope.db, created);
+    let deliveries = 0;
     hooks.beforeCommit.push(async () => {
       pendingByTransaction.delete(scope.db);
-      for (const pending of created.values()) await writeEvents(pending.scope, pending.inputs);
+      for (const pending of created.values()) deliveries += await writeEvents(pending.scope, pending.inputs);
     });
     hooks.afterCommit.push(() => {
-      for (const listener of committedListeners) listener();
+      // Only a commit that queued deliveries wakes the worker (most writes have no endpoint to tell).
+      if (deliveries > 0) for (const listener of committedListeners) listener();
     });
   }
   let pending = byOrganization.get(scope.organizationId);
@@ -138,8 +143,22 @@ export async function emitEvents(scope: EventScope, inputs: readonly EventInput[
 
 const VIEW_CHUNK = 1000;
 
-/** Reads the contacts the events name (as they are now) and records the events. */
-async function writeEvents(scope: EventScope, inputs: readonly EventInput[]): Promise<void> {
+/**
+ * Reads the contacts the events name (as they are now) and records the
+ * events, a thousand at a time: a change that tells many contacts (a label
+ * deleted from 100,000 of them) holds one chunk of contact views in memory,
+ * not all of them.
+ */
+async function writeEvents(scope: EventScope, inputs: readonly EventInput[]): Promise<number> {
+  let deliveries = 0;
+  for (let i = 0; i < inputs.length; i += VIEW_CHUNK) {
+    deliveries += await writeEventChunk(scope, inputs.slice(i, i + VIEW_CHUNK));
+  }
+  return deliveries;
+}
+
+/** Writes a chunk of events; returns the number of deliveries queued. */
+async function writeEventChunk(scope: EventScope, inputs: readonly EventInput[]): Promise<number> {
   const wanted = [
     ...new Set(
       inputs.flatMap((i) => (i.contact === undefined && i.contactId !== undefined ? [i.contactId] : [])),
@@ -167,7 +186,7 @@ async function writeEvents(scope: EventScope, inputs: readonly EventInput[]): Pr
     }
     resolved.push({ ...input, contact: view, data });
   }
-  await recordEvents(scope.db, scope.organizationId, resolved);
+  return (await writeRecords(scope.db, scope.organizationId, resolved)).deliveries;
 }
 
 function wants(subscription: { events: string }, type: EventType): boolean {
@@ -186,7 +205,16 @@ export async function recordEvents(
   organizationId: string,
   inputs: readonly EventInput[],
 ): Promise<repo.EventRow[]> {
-  if (inputs.length === 0) return [];
+  return (await writeRecords(db, organizationId, inputs)).events;
+}
+
+async function writeRecords(
+  db: Executor,
+  organizationId: string,
+  inputs: readonly EventInput[],
+): Promise<{ events: repo.EventRow[]; deliveries: number }> {
+  const none = { events: [], deliveries: 0 };
+  if (inputs.length === 0) return none;
   const subscriptions = await repo.enabledSubscriptions(db, organizationId);
   const planned: Array<{ input: EventInput; targets: string[] }> = [];
   for (const input of inputs) {
@@ -201,7 +229,7 @@ export async function recordEvents(
     if (input.origin === "import" && targets.length === 0) continue;
     planned.push({ input, targets });
   }
-  if (planned.length === 0) return [];
+  if (planned.length === 0) return none;
   const last = await repo.takeSequence(db, organizationId, planned.length);
   const at = now();
   const events: repo.EventRow[] = [];
@@ -228,7 +256,7 @@ export async function recordEvents(
   });
   await repo.insertEvents(db, events);
   await repo.insertDeliveries(db, deliveries);
-  return events;
+  return { events, deliveries: deliveries.length };
 }
 
 export function newDelivery(

@@ -96,7 +96,13 @@ export async function createLabel(
     }
     throw error;
   }
+  await emitEvents(scope, [{ type: "label.created", data: { label: labelRef(row) } }]);
   return row;
+}
+
+/** A label as events name it (as on a contact). */
+function labelRef(label: repo.LabelRow): { id: string; name: string; color: string } {
+  return { id: label.id, name: label.name, color: label.color };
 }
 
 export async function getLabel(scope: Scope, id: string, param = "id"): Promise<repo.LabelRow> {
@@ -167,12 +173,44 @@ export async function updateLabel(
     if (uniqueViolation(error)) throw labelExists(undefined);
     throw error;
   }
-  return { ...current, ...patch };
+  const updated = { ...current, ...patch };
+  // One event for the label, not one per contact carrying it: the contacts
+  // themselves did not change (docs/webhooks.md).
+  const changed = (["name", "color"] as const).filter((f) => patch[f] !== undefined);
+  await emitEvents(scope, [
+    {
+      type: "label.updated",
+      changedFields: [...changed],
+      data: {
+        label: labelRef(updated),
+        previous_attributes: Object.fromEntries(changed.map((f) => [f, current[f]])),
+      },
+    },
+  ]);
+  return updated;
 }
 
-/** Deletes a label; the store's cascade detaches it from every contact. */
+/**
+ * Deletes a label. Every contact that carried it loses it: each is changed
+ * (`updated_at` moves, as for a detach) and told with a `label.removed`
+ * (`label_deleted: true`), then the label's own `label.deleted` follows.
+ */
 export async function deleteLabel(scope: Scope, id: string): Promise<void> {
+  const label = await getLabel(scope, id);
+  const carriers = await repo.contactsCarrying(scope.db, id);
+  await repo.touchContactsCarrying(scope.db, id, now());
   if (!(await repo.deleteLabel(scope.db, scope.organizationId, id))) throw notFound("label", "id");
+  const ref = labelRef(label);
+  await emitEvents(scope, [
+    ...carriers.map(
+      (contactId): EventInput => ({
+        type: "label.removed",
+        contactId,
+        data: { label: ref, label_deleted: true },
+      }),
+    ),
+    { type: "label.deleted", data: { label: ref } },
+  ]);
 }
 
 export async function listLabels(
@@ -263,7 +301,7 @@ function labelEvents(
   label: repo.LabelRow,
   operation: "attach" | "detach",
 ): EventInput[] {
-  const ref = { id: label.id, name: label.name, color: label.color };
+  const ref = labelRef(label);
   return contactIds.map((contactId) => ({
     type: operation === "attach" ? "label.added" : "label.removed",
     contactId,
@@ -317,19 +355,24 @@ export async function resolveLabelRefs(
     const missing = keys.filter((k) => !known.has(k));
     if (missing.length > 0) {
       const at = now();
-      await repo.insertLabelsIfAbsent(
-        scope.db,
-        missing.map((key) => ({
-          id: newId("lbl"),
-          organization_id: scope.organizationId,
-          name: names.get(key)!,
-          name_lower: key,
-          color: DEFAULT_LABEL_COLOR,
-          created_at: at,
-          updated_at: at,
-        })),
-      );
+      const fresh = missing.map((key) => ({
+        id: newId("lbl"),
+        organization_id: scope.organizationId,
+        name: names.get(key)!,
+        name_lower: key,
+        color: DEFAULT_LABEL_COLOR,
+        created_at: at,
+        updated_at: at,
+      }));
+      await repo.insertLabelsIfAbsent(scope.db, fresh);
       rows = await repo.findLabelsByNames(scope.db, scope.organizationId, keys);
+      const createdIds = new Set(fresh.map((r) => r.id));
+      await emitEvents(
+        scope,
+        rows
+          .filter((r) => createdIds.has(r.id))
+          .map((r): EventInput => ({ type: "label.created", data: { label: labelRef(r) } })),
+      );
     }
     const byKey = new Map(rows.map((r) => [r.name_lower, r.id]));
     for (const ref of new Set(refs)) {

@@ -13,7 +13,7 @@ import {
 } from "./contact-fields.ts";
 import type { ContactView, Scope } from "./contacts.ts";
 import { getContact } from "./contacts.ts";
-import { emitEvents } from "./events.ts";
+import { emitEvents, updateEvents } from "./events.ts";
 
 /**
  * Merging duplicate contacts (docs/merge.md). One survivor keeps its id; the
@@ -469,6 +469,7 @@ export async function undoMerge(
   );
   // An opt-out the survivor received after the merge may have come from any
   // of the numbers: every restored contact keeps it (the safe side).
+  const optedOut: string[] = [];
   if (kept.includes("marketing_opt_out") && survivor.marketing_opt_out === 1) {
     for (const id of restored) {
       const row = rows.get(id);
@@ -477,6 +478,7 @@ export async function undoMerge(
           marketing_opt_out: 1,
           marketing_opt_out_at: survivor.marketing_opt_out_at,
         });
+        optedOut.push(id);
       }
     }
   }
@@ -487,6 +489,11 @@ export async function undoMerge(
     mergeId: merge.id,
     at,
   });
+  // A restored contact that keeps the survivor's later opt-out changed: it is told as such.
+  await emitEvents(
+    scope,
+    optedOut.flatMap((id) => updateEvents(id, ["marketing_opt_out"], true)),
+  );
   const contact = await getContact(scope, survivor.id);
   return { merge: { ...merge, undone_at: at }, contact, restored, kept };
 }

@@ -9,6 +9,7 @@ import type { Store, Tx } from "../store/store.ts";
 import { Idle } from "./idle.ts";
 import type { RunnerLog } from "./import-runner.ts";
 import { type SendResult, sendWebhook } from "./webhook-http.ts";
+import { DeliveryListener } from "./webhook-listener.ts";
 
 export interface WebhookWorkerOptions {
   /** How often an idle worker looks for due deliveries (ms). */
@@ -33,7 +34,26 @@ export interface WebhookWorkerOptions {
   maxRetryAfterMs?: number;
   log?: RunnerLog;
   random?: () => number;
+  /**
+   * PostgreSQL: LISTEN for new deliveries on this connection string, so a
+   * write in any process starts its delivery at once (default: no listener,
+   * poll only). See jobs/webhook-listener.ts.
+   */
+  listenUrl?: string | undefined;
+  /** PostgreSQL: where writers NOTIFY (DATABASE_URL); the listener's probe goes that way (default listenUrl). */
+  notifyUrl?: string | undefined;
+  /** Called with each first-attempt success's lag (ms from the event's commit to the recorded 2xx). */
+  onDelivered?: (lagMs: number) => void;
 }
+
+interface Finished {
+  delivery: repo.ClaimedDelivery;
+  startedAt: number;
+  result: SendResult;
+}
+
+/** How long a finished attempt may wait for others to be recorded with it (ms). */
+const RECORD_DELAY_MS = 5;
 
 const quiet: RunnerLog = { info() {}, warn() {}, error() {} };
 const DAY = 24 * 60 * 60 * 1000;
@@ -73,9 +93,17 @@ export class WebhookWorker {
   private loop: Promise<void> | undefined;
   private stopping = false;
   private readonly idle = new Idle();
-  private readonly inFlight = new Set<Promise<void>>();
+  /** Attempts being sent (a slot each until recorded). */
+  private readonly sending = new Set<Promise<void>>();
   private lastSweep = 0;
   private unlisten: (() => void) | undefined;
+  private readonly listenUrl: string | undefined;
+  private readonly notifyUrl: string | undefined;
+  private listener: DeliveryListener | undefined;
+  /** Attempts sent and waiting to be recorded by the next step (still holding their slot). */
+  private finished: Finished[] = [];
+  private recordTimer: NodeJS.Timeout | undefined;
+  private readonly onDelivered: ((lagMs: number) => void) | undefined;
 
   constructor(
     private readonly store: Store,
@@ -93,13 +121,27 @@ export class WebhookWorker {
     this.maxRetryAfterMs = options.maxRetryAfterMs ?? DAY;
     this.log = options.log ?? quiet;
     this.random = options.random ?? Math.random;
+    this.listenUrl = options.listenUrl;
+    this.notifyUrl = options.notifyUrl;
+    this.onDelivered = options.onDelivered;
   }
 
   start(): void {
     if (this.loop) return;
     this.stopping = false;
-    // A committed write with events wakes the worker at once (this process's writes; others are polled).
+    // A committed write that queued deliveries wakes the worker at once: this
+    // process's writes through the commit hook, other processes' through
+    // PostgreSQL NOTIFY (when a listener runs); anything else at the next poll.
     this.unlisten = onEventsCommitted(() => this.notify());
+    if (this.listenUrl && this.store.dialect === "postgres") {
+      this.listener = new DeliveryListener(
+        this.listenUrl,
+        this.notifyUrl ?? this.listenUrl,
+        () => this.notify(),
+        this.log,
+      );
+      this.listener.start();
+    }
     this.loop = this.run();
   }
 
@@ -107,6 +149,8 @@ export class WebhookWorker {
   async stop(): Promise<void> {
     this.unlisten?.();
     this.unlisten = undefined;
+    await this.listener?.stop();
+    this.listener = undefined;
     this.stopping = true;
     this.idle.wake();
     await this.loop;
@@ -118,25 +162,36 @@ export class WebhookWorker {
     this.idle.wake();
   }
 
+  /** Whether the PostgreSQL listener is connected and its notifications arrive (tests, metrics). */
+  get listening(): boolean {
+    return this.listener?.healthy ?? false;
+  }
+
   private async run(): Promise<void> {
     while (!this.stopping) {
       let claimed = 0;
+      let free = 0;
       try {
         await this.sweep();
-        const free = this.concurrency - this.inFlight.size;
-        if (free > 0) claimed = await this.claimAndStart(free);
+        ({ claimed, free } = await this.cycle(true));
       } catch (error) {
         this.log.error({ err: error }, "webhook worker: unexpected failure");
       }
       if (this.stopping) break;
-      // Claimed a full set: look again at once (after a turn of the event loop).
-      if (claimed > 0 && this.inFlight.size < this.concurrency) {
+      // Claimed a full set with slots left: look again at once (after a turn of the event loop).
+      if (claimed > 0 && free > claimed) {
         await new Promise((resolve) => setImmediate(resolve));
         continue;
       }
+      // Otherwise sleep until the poll, a new delivery, or attempts to record
+      // (which free slots and may release the next event of a chain).
       await this.idle.sleep(this.pollMs);
     }
-    await Promise.allSettled([...this.inFlight]);
+    await Promise.allSettled([...this.sending]);
+    // Record what was sent before stopping, claim nothing more.
+    await this.cycle(false).catch((error: unknown) => {
+      this.log.error({ err: error }, "webhook worker: could not record the last attempts");
+    });
   }
 
   private async sweep(): Promise<void> {
@@ -152,62 +207,141 @@ export class WebhookWorker {
     if (removed > 0) this.log.info({ removed }, "webhook worker: removed events past their retention");
   }
 
-  /** Claims up to `limit` due deliveries and starts sending them; returns how many. */
-  async claimAndStart(limit: number): Promise<number> {
+  /**
+   * One step of the worker, in one transaction: records the attempts that
+   * ended since the last step (successes with set-based statements, the
+   * others one by one: retries, stops, disabling), then claims due
+   * deliveries for the slots free and starts sending them. Attempts that end
+   * close together are thus recorded together, and with the next claim: at a
+   * thousand deliveries a second, a transaction per delivery would queue
+   * behind the API's own writes (SQLite has one writer).
+   */
+  private async cycle(claim: boolean): Promise<{ claimed: number; free: number }> {
+    const batch = this.finished.splice(0);
+    const free = claim ? this.concurrency - this.sending.size : 0;
+    if (batch.length === 0 && free === 0) return { claimed: 0, free };
     const at = now();
-    const ids = await this.store.transaction((tx) =>
-      repo.claimDeliveries(tx, this.id, at, at + this.leaseMs, limit),
-    );
-    if (ids.length === 0) return 0;
-    const claimed = await repo.loadClaimed(this.store.db, ids);
-    for (const delivery of claimed) {
-      const task = this.deliver(delivery).catch((error: unknown) => {
-        this.log.error(
-          { err: error, delivery_id: delivery.id },
-          "webhook worker: could not record an attempt",
-        );
+    let claimed: repo.ClaimedDelivery[];
+    try {
+      claimed = await this.store.transaction(async (tx) => {
+        if (batch.length > 0) await this.recordAll(tx, batch);
+        if (free === 0) return [];
+        const ids = await repo.claimDeliveries(tx, this.id, at, at + this.leaseMs, free);
+        return repo.loadClaimed(tx, ids);
       });
-      this.inFlight.add(task);
-      void task.finally(() => {
-        this.inFlight.delete(task);
-        this.idle.wake();
-      });
+    } catch (error) {
+      // Kept for the next step (the leases hold meanwhile).
+      this.finished.unshift(...batch);
+      throw error;
     }
-    return claimed.length;
+    this.launch(claimed);
+    return { claimed: claimed.length, free };
+  }
+
+  private launch(claimed: repo.ClaimedDelivery[]): void {
+    // One body per event, whatever the number of its endpoints in this claim.
+    const bodies = new Map<string, string>();
+    for (const delivery of claimed) {
+      let body = bodies.get(delivery.event_id);
+      if (body === undefined) {
+        body = eventBody({
+          id: delivery.event_id,
+          type: delivery.event_type,
+          seq: delivery.event_seq,
+          created_at: delivery.event_created_at,
+          data: delivery.event_data,
+        });
+        bodies.set(delivery.event_id, body);
+      }
+      const task = this.send(delivery, body);
+      this.sending.add(task);
+      void task.finally(() => this.sending.delete(task));
+    }
   }
 
   /** Tests and the CLI: runs until nothing is due (deliveries waiting for a retry are left). */
   async drain(): Promise<void> {
     for (;;) {
-      const n = await this.claimAndStart(this.concurrency);
-      if (n === 0 && this.inFlight.size === 0) return;
-      await Promise.race([...this.inFlight]);
+      const { claimed } = await this.cycle(true);
+      if (claimed === 0 && this.sending.size === 0 && this.finished.length === 0) return;
+      if (this.sending.size > 0 && this.finished.length === 0) await Promise.race([...this.sending]);
     }
   }
 
-  private async deliver(delivery: repo.ClaimedDelivery): Promise<void> {
-    const body = eventBody({
-      id: delivery.event_id,
-      type: delivery.event_type,
-      seq: delivery.event_seq,
-      created_at: delivery.event_created_at,
-      data: delivery.event_data,
-    });
+  /** Sends one delivery; its result waits in `finished` for the next step to record it. Never rejects. */
+  private async send(delivery: repo.ClaimedDelivery, body: string): Promise<void> {
     const startedAt = now();
-    const secrets = [delivery.secret];
-    if (
-      delivery.previous_secret !== null &&
-      delivery.previous_secret_expires_at !== null &&
-      delivery.previous_secret_expires_at > startedAt
-    ) {
-      secrets.push(delivery.previous_secret);
+    let result: SendResult;
+    try {
+      const secrets = [delivery.secret];
+      if (
+        delivery.previous_secret !== null &&
+        delivery.previous_secret_expires_at !== null &&
+        delivery.previous_secret_expires_at > startedAt
+      ) {
+        secrets.push(delivery.previous_secret);
+      }
+      const headers = signatureHeaders(secrets, delivery.event_id, Math.floor(startedAt / 1000), body);
+      result = await sendWebhook(delivery.url, { ...headers }, body, {
+        timeoutMs: this.timeoutMs,
+        allowPrivate: this.allowPrivate,
+      });
+    } catch (error) {
+      result = {
+        statusCode: null,
+        error: `error: ${(error as Error).message}`.slice(0, 300),
+        durationMs: now() - startedAt,
+        responseBody: null,
+        retryAfterMs: null,
+      };
     }
-    const headers = signatureHeaders(secrets, delivery.event_id, Math.floor(startedAt / 1000), body);
-    const result = await sendWebhook(delivery.url, { ...headers }, body, {
-      timeoutMs: this.timeoutMs,
-      allowPrivate: this.allowPrivate,
-    });
-    await this.store.transaction((tx) => this.record(tx, delivery, startedAt, result));
+    this.finished.push({ delivery, startedAt, result });
+    // Results that arrive within a few ms are recorded by one step.
+    if (this.recordTimer === undefined) {
+      this.recordTimer = setTimeout(() => {
+        this.recordTimer = undefined;
+        this.idle.wake();
+      }, RECORD_DELAY_MS);
+    }
+  }
+
+  private async recordAll(tx: Tx, batch: Finished[]): Promise<void> {
+    const at = now();
+    const succeeded: Finished[] = [];
+    for (const f of batch) {
+      if (judge(f.result) === "succeeded") succeeded.push(f);
+      else await this.record(tx, f.delivery, f.startedAt, f.result);
+    }
+    if (succeeded.length === 0) return;
+    const recorded = await repo.completeHeldDeliveries(
+      tx,
+      this.id,
+      at,
+      succeeded.map((f) => ({
+        id: f.delivery.id,
+        statusCode: f.result.statusCode!,
+        attempt: {
+          delivery_id: f.delivery.id,
+          attempt: f.delivery.attempts + 1,
+          started_at: f.startedAt,
+          duration_ms: f.result.durationMs,
+          status_code: f.result.statusCode,
+          error: null,
+          response_body: f.result.responseBody,
+        },
+      })),
+    );
+    for (const f of succeeded) {
+      if (!recorded.has(f.delivery.id)) {
+        this.log.warn(
+          { delivery_id: f.delivery.id },
+          "webhook worker: lease lost; the attempt is not recorded",
+        );
+      } else if (f.delivery.attempts === 0) {
+        this.onDelivered?.(at - f.delivery.created_at);
+      }
+    }
+    await repo.clearFailing(tx, [...new Set(succeeded.map((f) => f.delivery.subscription_id))]);
   }
 
   private retryDelay(attempt: number, retryAfterMs: number | null): number {

@@ -10,7 +10,7 @@ import {
   updateCustomer,
 } from "../../domain/customers.ts";
 import { ApiError } from "../../errors.ts";
-import { principalOf } from "../auth.ts";
+import { principalOf, scopeOf } from "../auth.ts";
 import { Limit } from "../schemas.ts";
 import { runWrite } from "../write-transaction.ts";
 import { PLATFORM_DEFAULT_LIMIT } from "./contacts.ts";
@@ -158,9 +158,8 @@ export const platformCustomerRoutes: FastifyPluginAsyncTypebox = async (app) => 
       },
     },
     async (request, reply) => {
-      const organizationId = orgOf(request);
       await runWrite(request, reply, async (tx) => {
-        await deleteCustomer(tx, organizationId, request.params.id);
+        await deleteCustomer(scopeOf(request, tx), request.params.id);
         return { status: 204, body: null };
       });
       return reply.send(null);

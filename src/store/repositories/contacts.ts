@@ -797,16 +797,18 @@ export async function findNewestContactIdBy(
 }
 
 /** Unlinks every contact from a customer, bumping `updated_at` so that syncs see the change. */
-export async function unlinkCustomer(db: Executor, customerId: string, at: number): Promise<number> {
-  const result = await db
+/** Unlinks a customer from its contacts; returns the live ones (merged-away tombstones are unlinked too, silently). */
+export async function unlinkCustomer(db: Executor, customerId: string, at: number): Promise<string[]> {
+  const rows = await db
     .updateTable("contacts")
     .set((eb) => ({
       customer_id: null,
       updated_at: sql<number>`CASE WHEN ${eb.ref("updated_at")} >= ${at} THEN ${eb.ref("updated_at")} + 1 ELSE ${at} END`,
     }))
     .where("customer_id", "=", customerId)
-    .executeTakeFirst();
-  return Number(result.numUpdatedRows);
+    .returning(["id", "merged_into"])
+    .execute();
+  return rows.filter((r) => r.merged_into === null).map((r) => r.id);
 }
 
 /** Stand-ins a compiled template is built with; each run swaps in the real values. */
@@ -952,18 +954,21 @@ export async function deleteContactRow(db: Executor, organizationId: string, id:
   return Number(result.numDeletedRows) > 0;
 }
 
+/** Attaches labels to a contact; returns those it did not carry yet. */
 export async function attachLabels(
   db: Executor,
   contactId: string,
   labelIds: string[],
   at: number,
-): Promise<void> {
-  if (labelIds.length === 0) return;
-  await db
+): Promise<string[]> {
+  if (labelIds.length === 0) return [];
+  const rows = await db
     .insertInto("contact_labels")
     .values(labelIds.map((label_id) => ({ contact_id: contactId, label_id, created_at: at })))
     .onConflict((oc) => oc.doNothing())
+    .returning("label_id")
     .execute();
+  return rows.map((r) => r.label_id);
 }
 
 export async function contactHasLabels(db: Executor, contactId: string): Promise<boolean> {

@@ -164,3 +164,24 @@ export async function touchContacts(db: Executor, contactIds: string[], at: numb
     .where("id", "in", contactIds)
     .execute();
 }
+
+/** The contacts that carry a label. */
+export async function contactsCarrying(db: Executor, labelId: string): Promise<string[]> {
+  const rows = await db
+    .selectFrom("contact_labels")
+    .select("contact_id")
+    .where("label_id", "=", labelId)
+    .execute();
+  return rows.map((r) => r.contact_id);
+}
+
+/** touchContacts for every contact carrying a label, in one statement (a label may be on many). */
+export async function touchContactsCarrying(db: Executor, labelId: string, at: number): Promise<void> {
+  await db
+    .updateTable("contacts")
+    .set({ updated_at: sql<number>`CASE WHEN updated_at < ${at} THEN ${at} ELSE updated_at + 1 END` })
+    .where("id", "in", (eb) =>
+      eb.selectFrom("contact_labels").select("contact_id").where("label_id", "=", labelId),
+    )
+    .execute();
+}

@@ -168,12 +168,19 @@ export async function deleteSubscription(db: Executor, organizationId: string, i
 
 // ------------------------------------------------------------ deliveries
 
+/**
+ * Inserts deliveries. On PostgreSQL, pending ones also wake the workers of
+ * every process (NOTIFY, delivered when the transaction commits).
+ */
 export async function insertDeliveries(db: Executor, rows: DeliveryRow[]): Promise<void> {
   for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
     await db
       .insertInto("webhook_deliveries")
       .values(rows.slice(i, i + INSERT_CHUNK))
       .execute();
+  }
+  if (dialectOf(db) === "postgres" && rows.some((r) => r.status === "pending")) {
+    await sql`SELECT pg_notify(${DELIVERIES_CHANNEL}, '')`.execute(db);
   }
 }
 
@@ -193,6 +200,12 @@ export interface ClaimedDelivery extends DeliveryRow {
  * an earlier one of its chain is pending (retrying, or in flight under
  * another lease). On PostgreSQL, concurrent workers skip each other's rows
  * (FOR UPDATE SKIP LOCKED); on SQLite the transaction is the only writer.
+ *
+ * Ordered by `next_attempt_at` alone, the order of the partial index of
+ * pending deliveries, so a claim reads that index from its start and stops
+ * after `limit` heads. (A second sort key made SQLite sort every delivery of
+ * a tie — all deliveries one transaction queued — on each claim.) Order
+ * within a chain is kept by the NOT EXISTS, not by the sort.
  */
 export async function claimDeliveries(
   db: Executor,
@@ -214,7 +227,7 @@ export async function claimDeliveries(
         WHERE p.subscription_id = d.subscription_id AND p.ordering_key = d.ordering_key
           AND p.status = 'pending' AND p.event_seq < d.event_seq
       )
-    ORDER BY d.next_attempt_at, d.event_seq
+    ORDER BY d.next_attempt_at
     LIMIT ${limit}
     ${lock}`.execute(db);
   const ids = due.rows.map((r) => r.id);
@@ -226,6 +239,73 @@ export async function claimDeliveries(
     .execute();
   return ids;
 }
+
+/**
+ * Records successful attempts of deliveries this owner holds, in a few
+ * set-based statements (one UPDATE per status code, one multi-row INSERT of
+ * attempts): at a thousand deliveries a second, a transaction per delivery
+ * would queue behind the API's own writes. Returns the ids recorded (a
+ * delivery whose lease was lost meanwhile is not).
+ */
+export async function completeHeldDeliveries(
+  db: Executor,
+  owner: string,
+  at: number,
+  done: Array<{ id: string; statusCode: number; attempt: AttemptRow }>,
+): Promise<Set<string>> {
+  const recorded = new Set<string>();
+  const byStatus = new Map<number, string[]>();
+  for (const d of done) {
+    const ids = byStatus.get(d.statusCode) ?? [];
+    ids.push(d.id);
+    byStatus.set(d.statusCode, ids);
+  }
+  for (const [statusCode, ids] of byStatus) {
+    for (let i = 0; i < ids.length; i += INSERT_CHUNK) {
+      const rows = await db
+        .updateTable("webhook_deliveries")
+        .set((eb) => ({
+          status: "succeeded",
+          attempts: eb("attempts", "+", 1),
+          lease_owner: null,
+          lease_until: null,
+          last_status_code: statusCode,
+          last_error: null,
+          updated_at: at,
+          completed_at: at,
+        }))
+        .where("id", "in", ids.slice(i, i + INSERT_CHUNK))
+        .where("lease_owner", "=", owner)
+        .where("status", "=", "pending")
+        .returning("id")
+        .execute();
+      for (const row of rows) recorded.add(row.id);
+    }
+  }
+  const attempts = done.filter((d) => recorded.has(d.id)).map((d) => d.attempt);
+  for (let i = 0; i < attempts.length; i += INSERT_CHUNK / 2) {
+    await db
+      .insertInto("webhook_attempts")
+      .values(attempts.slice(i, i + INSERT_CHUNK / 2))
+      .onConflict((oc) => oc.columns(["delivery_id", "attempt"]).doNothing())
+      .execute();
+  }
+  return recorded;
+}
+
+/** An endpoint that answered 2xx is no longer failing. */
+export async function clearFailing(db: Executor, subscriptionIds: string[]): Promise<void> {
+  if (subscriptionIds.length === 0) return;
+  await db
+    .updateTable("webhook_subscriptions")
+    .set({ failing_since: null })
+    .where("id", "in", subscriptionIds)
+    .where("failing_since", "is not", null)
+    .execute();
+}
+
+/** The LISTEN/NOTIFY channel of new deliveries. */
+export const DELIVERIES_CHANNEL = "phonebook_webhook_deliveries";
 
 export async function loadClaimed(db: Executor, ids: string[]): Promise<ClaimedDelivery[]> {
   if (ids.length === 0) return [];
@@ -360,4 +440,42 @@ export async function deleteOlderThan(db: Executor, before: number, batch: numbe
       .execute();
   }
   return events.length + old.length;
+}
+
+// --------------------------------------------------------------- metrics
+
+/**
+ * The queue as /metrics shows it, cheap on a big outbox: both read the partial
+ * index of pending deliveries (webhook_deliveries_due), never the table of
+ * delivered ones. `pending` counts index entries (cost grows with the backlog,
+ * not with the 30 days kept); `oldestDueAt` walks that index in order and stops
+ * at the first delivery of an enabled endpoint.
+ */
+export async function queueFigures(
+  db: Executor,
+  at: number,
+): Promise<{ pending: number; oldestDueAt: number | null }> {
+  const q = queueFigureQueries(db, at);
+  const count = await q.pending.executeTakeFirstOrThrow();
+  const oldest = await q.oldestDue.executeTakeFirst();
+  return { pending: Number(count.n), oldestDueAt: oldest?.next_attempt_at ?? null };
+}
+
+/** The two statements of queueFigures (tests read their plans). */
+export function queueFigureQueries(db: Executor, at: number) {
+  return {
+    pending: db
+      .selectFrom("webhook_deliveries")
+      .select((eb) => eb.fn.countAll<number | string>().as("n"))
+      .where("status", "=", "pending"),
+    oldestDue: db
+      .selectFrom("webhook_deliveries as d")
+      .innerJoin("webhook_subscriptions as s", "s.id", "d.subscription_id")
+      .select("d.next_attempt_at")
+      .where("d.status", "=", "pending")
+      .where("d.next_attempt_at", "<=", at)
+      .where("s.enabled", "=", 1)
+      .orderBy("d.next_attempt_at")
+      .limit(1),
+  };
 }
