@@ -140,7 +140,15 @@ export async function emitEvents(scope: EventScope, inputs: readonly EventInput[
 const VIEW_CHUNK = 1000;
 
 /** Reads the contacts the events name (as they are now) and records the events. */
-async function writeEvents(scope: EventScope, inputs: readonly EventInput[]): Promise<void> {
+async function writeEvents(scope: EventScope, all: readonly EventInput[]): Promise<void> {
+  const subscriptions = await repo.enabledSubscriptions(scope.db, scope.organizationId);
+  // An import's per-contact events nobody asked for are never recorded: drop
+  // them before reading their contacts (an import batch would otherwise read
+  // every contact it wrote, only to throw the views away).
+  const inputs = all.filter(
+    (input) => input.origin !== "import" || targetsOf(subscriptions, input).length > 0,
+  );
+  if (inputs.length === 0) return;
   const wanted = [
     ...new Set(
       inputs.flatMap((i) => (i.contact === undefined && i.contactId !== undefined ? [i.contactId] : [])),
@@ -168,7 +176,20 @@ async function writeEvents(scope: EventScope, inputs: readonly EventInput[]): Pr
     }
     resolved.push({ ...input, contact: view, data });
   }
-  await recordEvents(scope.db, scope.organizationId, resolved);
+  await recordEvents(scope.db, scope.organizationId, resolved, subscriptions);
+}
+
+type Subscriptions = Awaited<ReturnType<typeof repo.enabledSubscriptions>>;
+
+/** The enabled endpoints an event goes to. */
+function targetsOf(subscriptions: Subscriptions, input: EventInput): string[] {
+  return subscriptions
+    .filter((s) =>
+      input.subscriptionId !== undefined
+        ? s.id === input.subscriptionId
+        : wants(s, input.type) && (input.origin !== "import" || s.include_import_contacts === 1),
+    )
+    .map((s) => s.id);
 }
 
 function wants(subscription: { events: string }, type: EventType): boolean {
@@ -186,18 +207,13 @@ export async function recordEvents(
   db: Executor,
   organizationId: string,
   inputs: readonly EventInput[],
+  enabled?: Subscriptions,
 ): Promise<repo.EventRow[]> {
   if (inputs.length === 0) return [];
-  const subscriptions = await repo.enabledSubscriptions(db, organizationId);
+  const subscriptions = enabled ?? (await repo.enabledSubscriptions(db, organizationId));
   const planned: Array<{ input: EventInput; targets: string[] }> = [];
   for (const input of inputs) {
-    const targets = subscriptions
-      .filter((s) =>
-        input.subscriptionId !== undefined
-          ? s.id === input.subscriptionId
-          : wants(s, input.type) && (input.origin !== "import" || s.include_import_contacts === 1),
-      )
-      .map((s) => s.id);
+    const targets = targetsOf(subscriptions, input);
     // An import's per-contact events exist only for endpoints that asked for them.
     if (input.origin === "import" && targets.length === 0) continue;
     planned.push({ input, targets });

@@ -687,10 +687,18 @@ export async function findContactViews(
   ids: string[],
 ): Promise<ContactView[]> {
   if (ids.length === 0) return [];
+  // The organisation term is opaque on SQLite: without statistics, from a few
+  // hundred ids up the planner preferred walking the whole organisation in
+  // (organization_id, updated_at) over looking the ids up (an import batch's
+  // events at 1M contacts: 4 s per 500 ids instead of milliseconds).
   return selectViews(
     db,
     dialect,
-    (eb) => eb.and([eb("contacts.organization_id", "=", organizationId), eb("contacts.id", "in", ids)]),
+    (eb) =>
+      eb.and([
+        eb(opaque(dialect, "rowid", "contacts.organization_id", false), "=", organizationId),
+        eb("contacts.id", "in", ids),
+      ]),
     ids.length,
     { hint: "unordered" },
   );
