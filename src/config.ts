@@ -81,6 +81,14 @@ export interface Config {
    * endpoint or OTEL_TRACES_EXPORTER says otherwise. Off, the SDK is never loaded.
    */
   readonly tracing: TracingConfig | undefined;
+  /**
+   * HEAP_GROWTH_PERCENT (default 50; 0 = V8's own rule): how far V8 lets the
+   * heap grow past what survived its last full collection. V8's own rule lets
+   * a busy process grow it up to 4×: a 1M-contact export, whose garbage is
+   * partly promoted, took the server from ~180 to ~340 MB; at 50 % the peak
+   * stayed near 200 MB (docs/benchmarks.md). Set by `serve`, for the process.
+   */
+  readonly heapGrowthPercent: number;
 }
 
 export interface TracingConfig {
@@ -397,6 +405,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     webhooks: parseWebhooks(env),
     databasePreparedStatements: parseBoolean(env, "DATABASE_PREPARED_STATEMENTS", true),
     tracing: parseTracing(env),
+    heapGrowthPercent: parseWholeNumber(env, "HEAP_GROWTH_PERCENT", 50, 0, 1000, "percent"),
     ...overrides,
   };
   return Object.freeze(config);

@@ -1,3 +1,4 @@
+import v8 from "node:v8";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "./app.ts";
 import { type Config, describeStore } from "./config.ts";
@@ -16,6 +17,7 @@ export async function startServer(
   config: Config,
   io: { print: (line: string) => void; json: boolean } = { print: console.log, json: false },
 ): Promise<RunningServer> {
+  limitHeapGrowth(config.heapGrowthPercent);
   const app = await buildApp(config);
   const first = await bootstrapIfEmpty(app.services.store);
   if (first) {
@@ -89,4 +91,18 @@ export async function startServer(
   process.once("SIGTERM", onSignal);
   process.once("SIGINT", onSignal);
   return { app, url, stop };
+}
+
+/**
+ * How far V8 lets the heap grow past what its last full collection kept
+ * (HEAP_GROWTH_PERCENT, see Config). V8 reads this flag whenever it sets the
+ * next collection's limit, so setting it at start is enough. A heap flag the
+ * operator passed (`--heap-growing-percent` in NODE_OPTIONS or on the
+ * command line) wins.
+ */
+export function limitHeapGrowth(percent: number): void {
+  if (percent <= 0) return;
+  const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)];
+  if (given.some((arg) => /^--heap[-_]growing[-_]percent/.test(arg))) return;
+  v8.setFlagsFromString(`--heap-growing-percent=${percent}`);
 }

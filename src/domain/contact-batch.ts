@@ -24,7 +24,13 @@ export const BATCH_MAX = 1000;
 export type BatchMode = "create" | "upsert";
 
 /** One input of a batch: a contact input, or an error found while reading it (wrong types, bad CSV row). */
-export type BatchItem = { input: ContactInput } | { error: ApiError };
+export type BatchItem =
+  | {
+      input: ContactInput;
+      /** The input already passed `normalizeInput` and `requireIdentity` (an import's parser thread). */
+      normalized?: boolean;
+    }
+  | { error: ApiError };
 
 export interface BatchResult {
   status: "created" | "updated" | "unchanged" | "error";
@@ -90,8 +96,8 @@ export async function writeContactBatch(
       return;
     }
     try {
-      const input = normalizeInput(item.input, account.default_country);
-      requireIdentity(input);
+      const input = item.normalized ? item.input : normalizeInput(item.input, account.default_country);
+      if (!item.normalized) requireIdentity(input);
       prepared.push({ index, input });
     } catch (error) {
       if (!isApiError(error)) throw error;

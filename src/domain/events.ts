@@ -147,18 +147,29 @@ const VIEW_CHUNK = 1000;
  * Reads the contacts the events name (as they are now) and records the
  * events, a thousand at a time: a change that tells many contacts (a label
  * deleted from 100,000 of them) holds one chunk of contact views in memory,
- * not all of them.
+ * not all of them. Returns the number of deliveries queued.
  */
-async function writeEvents(scope: EventScope, inputs: readonly EventInput[]): Promise<number> {
+async function writeEvents(scope: EventScope, all: readonly EventInput[]): Promise<number> {
+  const subscriptions = await repo.enabledSubscriptions(scope.db, scope.organizationId);
+  // An import's per-contact events nobody asked for are never recorded: drop
+  // them before reading their contacts (an import batch would otherwise read
+  // every contact it wrote, only to throw the views away).
+  const inputs = all.filter(
+    (input) => input.origin !== "import" || targetsOf(subscriptions, input).length > 0,
+  );
   let deliveries = 0;
   for (let i = 0; i < inputs.length; i += VIEW_CHUNK) {
-    deliveries += await writeEventChunk(scope, inputs.slice(i, i + VIEW_CHUNK));
+    deliveries += await writeEventChunk(scope, inputs.slice(i, i + VIEW_CHUNK), subscriptions);
   }
   return deliveries;
 }
 
 /** Writes a chunk of events; returns the number of deliveries queued. */
-async function writeEventChunk(scope: EventScope, inputs: readonly EventInput[]): Promise<number> {
+async function writeEventChunk(
+  scope: EventScope,
+  inputs: readonly EventInput[],
+  subscriptions: Subscriptions,
+): Promise<number> {
   const wanted = [
     ...new Set(
       inputs.flatMap((i) => (i.contact === undefined && i.contactId !== undefined ? [i.contactId] : [])),
@@ -186,7 +197,20 @@ async function writeEventChunk(scope: EventScope, inputs: readonly EventInput[])
     }
     resolved.push({ ...input, contact: view, data });
   }
-  return (await writeRecords(scope.db, scope.organizationId, resolved)).deliveries;
+  return (await writeRecords(scope.db, scope.organizationId, resolved, subscriptions)).deliveries;
+}
+
+type Subscriptions = Awaited<ReturnType<typeof repo.enabledSubscriptions>>;
+
+/** The enabled endpoints an event goes to. */
+function targetsOf(subscriptions: Subscriptions, input: EventInput): string[] {
+  return subscriptions
+    .filter((s) =>
+      input.subscriptionId !== undefined
+        ? s.id === input.subscriptionId
+        : wants(s, input.type) && (input.origin !== "import" || s.include_import_contacts === 1),
+    )
+    .map((s) => s.id);
 }
 
 function wants(subscription: { events: string }, type: EventType): boolean {
@@ -212,19 +236,14 @@ async function writeRecords(
   db: Executor,
   organizationId: string,
   inputs: readonly EventInput[],
+  enabled?: Subscriptions,
 ): Promise<{ events: repo.EventRow[]; deliveries: number }> {
   const none = { events: [], deliveries: 0 };
   if (inputs.length === 0) return none;
-  const subscriptions = await repo.enabledSubscriptions(db, organizationId);
+  const subscriptions = enabled ?? (await repo.enabledSubscriptions(db, organizationId));
   const planned: Array<{ input: EventInput; targets: string[] }> = [];
   for (const input of inputs) {
-    const targets = subscriptions
-      .filter((s) =>
-        input.subscriptionId !== undefined
-          ? s.id === input.subscriptionId
-          : wants(s, input.type) && (input.origin !== "import" || s.include_import_contacts === 1),
-      )
-      .map((s) => s.id);
+    const targets = targetsOf(subscriptions, input);
     // An import's per-contact events exist only for endpoints that asked for them.
     if (input.origin === "import" && targets.length === 0) continue;
     planned.push({ input, targets });

@@ -32,7 +32,8 @@ export interface ImportRowInput {
   row: number;
   /** Physical line of the file where the row starts (1-based). */
   line: number;
-  read: { input: ContactInput; labelRefs: string[] } | { problem: RowProblem };
+  /** `normalized`: the input already passed the field rules (`normalizeInput`, `requireIdentity`). */
+  read: { input: ContactInput; labelRefs: string[]; normalized?: boolean } | { problem: RowProblem };
 }
 
 export interface Upload {
@@ -230,7 +231,10 @@ export async function applyImportBatch(
       if (found && "error" in found) return { error: found.error as ApiError };
       if (found) labelIds.push(found.id);
     }
-    return { input: { ...r.input, ...(labelIds.length > 0 ? { label_ids: labelIds } : {}) } };
+    return {
+      input: { ...r.input, ...(labelIds.length > 0 ? { label_ids: [...new Set(labelIds)] } : {}) },
+      ...(r.normalized ? { normalized: true } : {}),
+    };
   });
   const results = await writeContactBatch(scope, account, items, {
     mode: row.mode,

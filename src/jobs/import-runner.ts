@@ -1,13 +1,22 @@
 import { randomBytes } from "node:crypto";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { now } from "../domain/clock.ts";
-import { failureOf, finishImport, type ImportRow, LeaseLost, storedFile } from "../domain/imports.ts";
+import {
+  applyImportBatch,
+  failureOf,
+  finishImport,
+  type ImportRow,
+  type ImportRowInput,
+  LeaseLost,
+  storedFile,
+} from "../domain/imports.ts";
 import { isApiError } from "../errors.ts";
 import { findAccount } from "../store/repositories/accounts.ts";
 import * as repo from "../store/repositories/imports.ts";
 import type { Store } from "../store/store.ts";
 import { Idle } from "./idle.ts";
-import { commitImportBatch, type ImportRecord, readRecords } from "./import-records.ts";
+import { parseHere, parseInWorker } from "./import-parse.ts";
+import { IMPORT_FIELDS } from "./import-records.ts";
 
 export interface RunnerLog {
   info(obj: object, msg?: string): void;
@@ -29,6 +38,11 @@ export interface ImportRunnerOptions {
   log?: RunnerLog;
   /** Called after each committed batch with its number of rows (metrics: rows/s). */
   onRowsCommitted?: (rows: number) => void;
+  /**
+   * Where the file is parsed and its rows checked: in a worker thread (the
+   * default: parsing overlaps the writes) or in this thread.
+   */
+  parser?: "worker" | "here";
   /** Tests: called inside each batch's transaction after its writes, before the commit. */
   beforeCommit?: (importId: string, batchNumber: number) => void | Promise<void>;
 }
@@ -140,39 +154,37 @@ export class ImportRunner {
     }
     const lease = { owner: this.id, durationMs: this.leaseMs };
     let processed = row.processed_rows;
-    let skip = processed;
     let batches = 0;
-    let batch: ImportRecord[] = [];
-    const commit = async () => {
-      const records = batch;
-      batch = [];
+    const commit = async (rows: ImportRowInput[]) => {
       const number = ++batches;
       await this.store.transaction(async (tx) => {
-        await commitImportBatch(tx, row, account, records, processed, lease);
+        await applyImportBatch(tx, row, account, rows, processed, lease, IMPORT_FIELDS);
         await this.options.beforeCommit?.(row.id, number);
       });
-      processed += records.length;
-      this.options.onRowsCommitted?.(records.length);
+      processed += rows.length;
+      this.options.onRowsCommitted?.(rows.length);
       // better-sqlite3 answers synchronously, so without this the whole import
       // runs in microtasks and the server answers no request until it ends.
       await nextTurn();
     };
+    const parse = this.options.parser === "here" ? parseHere : parseInWorker;
     try {
-      for await (const record of readRecords(storedFile(this.store.db, row), row.format)) {
-        if (skip > 0) {
-          skip--;
-          continue;
-        }
-        batch.push(record);
-        if (batch.length < this.batchSize) continue;
-        await commit();
+      // Resuming: the rows already committed are read again and skipped.
+      const source = storedFile(this.store.db, row);
+      for await (const rows of parse(
+        source,
+        row.format,
+        this.batchSize,
+        processed,
+        account.default_country,
+      )) {
+        await commit(rows);
         if (maxBatches !== undefined && batches >= maxBatches) return "paused";
         if (this.stopping) {
           await this.release(row);
           return "paused";
         }
       }
-      if (batch.length > 0) await commit();
       await this.finish(row, { status: "completed" });
       this.log.info({ import_id: row.id, processed_rows: processed }, "import completed");
       return "finished";

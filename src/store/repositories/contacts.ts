@@ -869,10 +869,13 @@ export async function findContactViews(
 ): Promise<ContactView[]> {
   const dialect = dialectOf(db);
   if (ids.length === 0) return [];
+  // The organisation term is opaque on SQLite: without statistics, from a few
+  // hundred ids up the planner preferred walking the whole organisation in
+  // (organization_id, updated_at) over looking the ids up (an import batch's
+  // events at 1M contacts: 4 s per 500 ids instead of milliseconds).
   return selectViews(
     db,
     dialect,
-    // The id index drives: with a plain organisation term SQLite (no statistics) walks the organisation.
     (eb) =>
       eb.and([
         eb(opaque(dialect, "rowid", "contacts.organization_id", false), "=", organizationId),
