@@ -14,6 +14,7 @@ import { dashboardRoutes } from "./http/dashboard.ts";
 import { toApiError } from "./http/errors.ts";
 import { renderGraphError } from "./http/graph/errors.ts";
 import { graphRoutes } from "./http/graph/routes.ts";
+import { eventBody } from "./http/native/event-representation.ts";
 import { nativeRoutes } from "./http/native/routes.ts";
 import { NATIVE_FIELDS } from "./http/native/wire.ts";
 import { renderPlatformError } from "./http/platform/errors.ts";
@@ -230,7 +231,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const webhookWorker =
     jobs === false || options.webhooks === false || !config.webhooks.worker
       ? null
-      : new WebhookWorker(store, {
+      : new WebhookWorker(store, eventBody, {
           log: app.log,
           timeoutMs: config.webhooks.timeoutMs,
           leaseMs: config.webhooks.leaseMs,

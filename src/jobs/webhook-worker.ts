@@ -3,7 +3,6 @@ import { DEFAULT_RETRY_SCHEDULE_MS } from "../config.ts";
 import { now } from "../domain/clock.ts";
 import { newDelivery, onEventsCommitted, recordEvents } from "../domain/events.ts";
 import { signatureHeaders } from "../domain/webhook-signing.ts";
-import { eventBody } from "../http/native/event-representation.ts";
 import * as repo from "../store/repositories/webhooks.ts";
 import type { Store, Tx } from "../store/store.ts";
 import { Idle } from "./idle.ts";
@@ -59,6 +58,9 @@ const quiet: RunnerLog = { info() {}, warn() {}, error() {} };
 const DAY = 24 * 60 * 60 * 1000;
 const SWEEP_MS = 10 * 60 * 1000;
 
+/** An event as the worker hands it to its renderer. */
+export type EventToSend = Pick<repo.EventRow, "id" | "type" | "seq" | "created_at" | "data">;
+
 export type AttemptOutcome = "succeeded" | "retry" | "failed";
 
 /** How a receiver's answer is judged (spec §7): 2xx success; 4xx except 408/429 stops; the rest is retried. */
@@ -105,8 +107,14 @@ export class WebhookWorker {
   private recordTimer: NodeJS.Timeout | undefined;
   private readonly onDelivered: ((lagMs: number) => void) | undefined;
 
+  /**
+   * `eventBody` renders an event as the bytes sent (the same on every
+   * attempt): the caller gives the wire representation (the native one,
+   * http/native/event-representation.ts), so the job depends on no surface.
+   */
   constructor(
     private readonly store: Store,
+    private readonly eventBody: (event: EventToSend) => string,
     options: WebhookWorkerOptions = {},
   ) {
     this.pollMs = options.pollMs ?? 200;
@@ -244,7 +252,7 @@ export class WebhookWorker {
     for (const delivery of claimed) {
       let body = bodies.get(delivery.event_id);
       if (body === undefined) {
-        body = eventBody({
+        body = this.eventBody({
           id: delivery.event_id,
           type: delivery.event_type,
           seq: delivery.event_seq,

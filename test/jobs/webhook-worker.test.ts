@@ -5,6 +5,7 @@ import { after, before, describe, test } from "node:test";
 import { loadConfig } from "../../src/config.ts";
 import { generateSecret } from "../../src/domain/webhook-signing.ts";
 import { isForbiddenAddress, validateTargetUrl } from "../../src/domain/webhook-targets.ts";
+import { eventBody } from "../../src/http/native/event-representation.ts";
 import { signMetaPayload } from "../../src/http/webhooks/meta-delivery.ts";
 import { newId } from "../../src/ids.ts";
 import { WebhookWorker } from "../../src/jobs/webhook-worker.ts";
@@ -153,7 +154,7 @@ for (const kind of storeKinds()) {
       // As if DNS had answered a public address at creation and a private one now.
       const byName = await endpoint(`http://localhost:${r.port}/rebound`);
       const byAddress = await endpoint(`http://127.0.0.1:${r.port}/literal`);
-      const worker = new WebhookWorker(h.store, { retryScheduleMs: [0], allowPrivate: false });
+      const worker = new WebhookWorker(h.store, eventBody, { retryScheduleMs: [0], allowPrivate: false });
       await h.inject({
         method: "POST",
         url: "/v1/contacts",
@@ -174,7 +175,7 @@ for (const kind of storeKinds()) {
       r.respond = () => ({ status: 500 });
       const id = await endpoint(`${r.url}/failing`);
       const watcher = await endpoint(`${r.url}/watcher`, ["webhook_subscription.disabled"]);
-      const worker = new WebhookWorker(h.store, {
+      const worker = new WebhookWorker(h.store, eventBody, {
         retryScheduleMs: [0, 0, 0],
         jitter: 0,
         allowPrivate: true,
@@ -218,8 +219,8 @@ for (const kind of storeKinds()) {
     test("two workers share the work: each event delivered exactly once when the receiver answers 2xx", async () => {
       r.respond = () => ({ status: 200 });
       const id = await endpoint(`${r.url}/shared`, ["contact.created", "contact.updated"]);
-      const w1 = new WebhookWorker(h.store, { allowPrivate: true, pollMs: 10, concurrency: 8 });
-      const w2 = new WebhookWorker(h.store, { allowPrivate: true, pollMs: 10, concurrency: 8 });
+      const w1 = new WebhookWorker(h.store, eventBody, { allowPrivate: true, pollMs: 10, concurrency: 8 });
+      const w2 = new WebhookWorker(h.store, eventBody, { allowPrivate: true, pollMs: 10, concurrency: 8 });
       w1.start();
       w2.start();
       try {
@@ -261,7 +262,7 @@ for (const kind of storeKinds()) {
     test("a huge response is read up to 64 KiB and 1 KiB kept", async () => {
       r.respond = () => ({ status: 200, body: "y".repeat(2 * 1024 * 1024) });
       const id = await endpoint(`${r.url}/huge`, ["contact.created"]);
-      const worker = new WebhookWorker(h.store, { allowPrivate: true });
+      const worker = new WebhookWorker(h.store, eventBody, { allowPrivate: true });
       await h.inject({
         method: "POST",
         url: "/v1/contacts",
@@ -278,7 +279,7 @@ for (const kind of storeKinds()) {
 
     test("Meta ingestion emits: created (inbound), opted_out, identity change as contact.updated; platform surface too", async () => {
       const id = await endpoint(`${r.url}/meta`);
-      const worker = new WebhookWorker(h.store, { allowPrivate: true });
+      const worker = new WebhookWorker(h.store, eventBody, { allowPrivate: true });
       const send = async (raw: string) => {
         const res = await h.inject({
           method: "POST",

@@ -1,5 +1,6 @@
 import type { ContactView } from "../../domain/contacts.ts";
 import type { EventRow } from "../../domain/webhooks.ts";
+import type { EventToSend } from "../../jobs/webhook-worker.ts";
 import { contactOut } from "./representation.ts";
 import { NATIVE_FIELDS } from "./wire.ts";
 
@@ -40,6 +41,6 @@ export function nativeEventOut(row: Pick<EventRow, "id" | "type" | "seq" | "crea
 }
 
 /** The body sent for an event: the same bytes on every attempt. */
-export function eventBody(row: Pick<EventRow, "id" | "type" | "seq" | "created_at" | "data">): string {
+export function eventBody(row: EventToSend): string {
   return JSON.stringify(nativeEventOut(row));
 }
