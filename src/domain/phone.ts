@@ -22,7 +22,7 @@ export type PhoneReading = { phone: string } | { error: "invalid" | "ambiguous" 
  * parentheses) are removed. A leading `+` or `00` is an international number.
  *
  * Without a default country, digits without `+` are an international number
- * too (`628111222333`), because WhatsApp's own ids for a number (`wa_id`) are
+ * too (`628111222333`), because WhatsApp's own ids for a person's number are
  * E.164 without the plus.
  *
  * With a default country (an account's `default_country`, ISO 3166-1
