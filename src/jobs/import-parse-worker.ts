@@ -41,7 +41,7 @@ async function* pieces(): AsyncGenerator<Uint8Array> {
 }
 
 try {
-  for await (const rows of parseHere(pieces(), job.format, job.batchSize, job.skip, job.phoneCountry)) {
+  for await (const rows of parseHere(pieces(), job)) {
     while (outstanding >= AHEAD) {
       await new Promise<void>((resolve) => {
         ackWaiter = resolve;

@@ -53,10 +53,7 @@ export function rowInputOf(
  */
 export async function* parseHere(
   source: AsyncIterable<Uint8Array>,
-  format: ImportFormat,
-  batchSize: number,
-  skip: number,
-  phoneCountry: string | null = null,
+  { format, batchSize, skip, phoneCountry = null }: ParseJob,
 ): AsyncGenerator<ImportRowInput[]> {
   let batch: ImportRowInput[] = [];
   let skipping = skip;
@@ -74,11 +71,12 @@ export async function* parseHere(
   if (batch.length > 0) yield batch;
 }
 
+/** What to parse: the file's format, rows per batch, rows to skip (resuming), the country of local phones. */
 export interface ParseJob {
   format: ImportFormat;
   batchSize: number;
   skip: number;
-  phoneCountry: string | null;
+  phoneCountry?: string | null;
 }
 
 /** Messages from the worker. */
@@ -112,12 +110,8 @@ function startWorker(job: ParseJob): Worker {
  */
 export async function* parseInWorker(
   source: AsyncIterable<Uint8Array>,
-  format: ImportFormat,
-  batchSize: number,
-  skip: number,
-  phoneCountry: string | null = null,
+  job: ParseJob,
 ): AsyncGenerator<ImportRowInput[]> {
-  const job: ParseJob = { format, batchSize, skip, phoneCountry };
   const worker = startWorker(job);
   const pieces = source[Symbol.asyncIterator]();
   const inbox: FromWorker[] = [];

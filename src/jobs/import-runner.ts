@@ -171,13 +171,13 @@ export class ImportRunner {
     try {
       // Resuming: the rows already committed are read again and skipped.
       const source = storedFile(this.store.db, row);
-      for await (const rows of parse(
-        source,
-        row.format,
-        this.batchSize,
-        processed,
-        account.default_country,
-      )) {
+      const job = {
+        format: row.format,
+        batchSize: this.batchSize,
+        skip: processed,
+        phoneCountry: account.default_country,
+      };
+      for await (const rows of parse(source, job)) {
         await commit(rows);
         if (maxBatches !== undefined && batches >= maxBatches) return "paused";
         if (this.stopping) {

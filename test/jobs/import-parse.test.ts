@@ -46,8 +46,8 @@ describe("import parsing in a worker thread", () => {
         [128, 0],
         [100, 250],
       ] as const) {
-        const here = await collect(parseHere(piecesOf(text, 4096), format, batchSize, skip));
-        const worker = await collect(parseInWorker(piecesOf(text, 4096), format, batchSize, skip));
+        const here = await collect(parseHere(piecesOf(text, 4096), { format, batchSize, skip }));
+        const worker = await collect(parseInWorker(piecesOf(text, 4096), { format, batchSize, skip }));
         assert.ok(here.length > 1);
         assert.deepEqual(worker, here, `batch ${batchSize}, skip ${skip}`);
         const rows = here.flat() as Array<{ read: { normalized?: boolean; problem?: unknown } }>;
@@ -66,7 +66,7 @@ describe("import parsing in a worker thread", () => {
         yield piece;
       }
     }
-    for await (const batch of parseInWorker(counted(), "csv", 50, 0)) {
+    for await (const batch of parseInWorker(counted(), { format: "csv", batchSize: 50, skip: 0 })) {
       assert.equal(batch.length, 50);
       break;
     }
@@ -76,7 +76,13 @@ describe("import parsing in a worker thread", () => {
 
   test("a header the reader refuses is the reader's error, not a crash", async () => {
     await assert.rejects(
-      collect(parseInWorker(piecesOf("name,email\nA,a@example.com\n", 64), "csv", 10, 0)),
+      collect(
+        parseInWorker(piecesOf("name,email\nA,a@example.com\n", 64), {
+          format: "csv",
+          batchSize: 10,
+          skip: 0,
+        }),
+      ),
       (error: Error & { code?: string }) => error.code === "missing_required_field",
     );
   });
