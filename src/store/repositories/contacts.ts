@@ -134,6 +134,18 @@ function opaque(dialect: Dialect, hint: PlanHint, column: string, forOrder: bool
   return hide ? sql`+${sql.ref(column)}` : sql.ref(column);
 }
 
+/**
+ * `contacts.organization_id` for a statement whose ids drive (`id IN (…)`):
+ * hidden from SQLite's planner (unary `+`), which has no statistics and
+ * otherwise walks the organisation's whole index — from two ids up, at 1M
+ * contacts hundreds of milliseconds — instead of looking the ids up.
+ */
+export function organizationOfIds(db: Executor) {
+  return dialectOf(db) === "sqlite"
+    ? sql<string>`+contacts.organization_id`
+    : sql.ref<string>("contacts.organization_id");
+}
+
 function filterConditions(
   eb: ContactsEb,
   f: ContactFilters,

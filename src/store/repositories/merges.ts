@@ -1,7 +1,7 @@
 import { type Insertable, type Selectable, sql } from "kysely";
 import type { DuplicatePairsTable, MergesTable } from "../schema.ts";
 import { dialectOf, type Executor } from "../store.ts";
-import { CONTACT_COLUMNS, type ContactRow, type Keyset } from "./contacts.ts";
+import { CONTACT_COLUMNS, type ContactRow, type Keyset, organizationOfIds } from "./contacts.ts";
 
 export type MergeRow = Selectable<MergesTable>;
 export type DuplicatePairRow = Selectable<DuplicatePairsTable>;
@@ -31,7 +31,7 @@ export async function lockContacts(
   let query = db
     .selectFrom("contacts")
     .select(STATE_COLUMNS)
-    .where("organization_id", "=", organizationId)
+    .where(organizationOfIds(db), "=", organizationId)
     .where("id", "in", ids)
     .orderBy("id");
   if (dialect === "postgres") query = query.forUpdate();
@@ -250,7 +250,7 @@ export async function survivorsOf(
     const rows = await db
       .selectFrom("contacts")
       .select(["id", "merged_into"])
-      .where("organization_id", "=", organizationId)
+      .where(organizationOfIds(db), "=", organizationId)
       .where("id", "in", ids.slice(i, i + 500))
       .where("merged_into", "is not", null)
       .execute();
