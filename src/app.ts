@@ -219,12 +219,15 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   registerMetrics(app, config, metrics);
   // Imports run in the background from start (resuming any a crash interrupted) until close.
   const jobs = options.jobs ?? true;
+  // SQLite's trigram index merged into one segment after bulk writes (docs/search.md).
+  const searchIndex = jobs === false ? null : new SearchIndexMaintainer(store, { log: app.log });
   const importRunner =
     jobs === false
       ? null
       : new ImportRunner(store, {
           log: app.log,
           ...(metrics && { onRowsCommitted: (rows: number) => metrics.importRows.inc(rows) }),
+          onImportFinished: () => searchIndex?.notify(),
           ...(typeof jobs === "object" ? jobs : {}),
         });
   app.decorate("importRunner", importRunner);
@@ -245,8 +248,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
           ...options.webhooks,
         });
   app.decorate("webhookWorker", webhookWorker);
-  // SQLite's trigram index merged into one segment after bulk writes (docs/search.md).
-  const searchIndex = jobs === false ? null : new SearchIndexMaintainer(store, { log: app.log });
   app.addHook("onReady", async () => {
     importRunner?.start();
     webhookWorker?.start();

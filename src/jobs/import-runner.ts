@@ -38,6 +38,8 @@ export interface ImportRunnerOptions {
   log?: RunnerLog;
   /** Called after each committed batch with its number of rows (metrics: rows/s). */
   onRowsCommitted?: (rows: number) => void;
+  /** Called after an import ended (completed or failed): its bulk writes are done. */
+  onImportFinished?: () => void;
   /**
    * Where the file is parsed and its rows checked: in a worker thread (the
    * default: parsing overlaps the writes) or in this thread.
@@ -219,6 +221,7 @@ export class ImportRunner {
     outcome: { status: "completed" } | { status: "failed"; failure: string },
   ): Promise<void> {
     await this.store.transaction((tx) => finishImport(tx, row.id, this.id, outcome));
+    this.options.onImportFinished?.();
   }
 }
 

@@ -101,4 +101,61 @@ describe("search-index maintainer [sqlite]", () => {
       await maintainer.stop();
     }
   });
+
+  test("an update that leaves the search text alone leaves the index alone; one that changes it is searchable", async () => {
+    const maintainer = new SearchIndexMaintainer(t.store, { pagesPerStep: 64 });
+    assert.equal(await maintainer.mergeAll(), true);
+    assert.equal(await segments(), 1);
+    const [target] = await search("kusumawardani");
+    assert.ok(target);
+    // An upsert sets every column, search_text included, to what it already is (a metadata change).
+    await t.store.transaction((tx) =>
+      sql`UPDATE contacts SET metadata = '{"n":1}', search_text = search_text WHERE id = ${target}`.execute(
+        tx,
+      ),
+    );
+    assert.equal(await segments(), 1, "no index entries rewritten (SQLite migration 0014)");
+    await t.store.transaction((tx) =>
+      sql`UPDATE contacts SET search_text = search_text || ' zyxwvutsrq' WHERE id = ${target}`.execute(tx),
+    );
+    assert.equal(await segments(), 2, "the changed text's entries were written");
+    assert.deepEqual(await search("zyxwvutsrq"), [target]);
+  });
+
+  test("notify() (an import ended) merges at once, whatever the interval", async () => {
+    const maintainer = new SearchIndexMaintainer(t.store, {
+      intervalMs: 24 * 60 * 60 * 1000,
+      pagesPerStep: 64,
+    });
+    maintainer.start();
+    try {
+      await eventually(segments, (n) => n === 1, "one segment after start");
+      const accountId = (
+        await createAccount(t.store.db, orgId, {
+          phone_number_id: "720000000003",
+          phone_number: "+6281100000303",
+        })
+      ).id;
+      for (let batch = 0; batch < 3; batch++) {
+        await t.store.transaction((tx) =>
+          bulkInsertContacts(
+            { db: tx, organizationId: orgId },
+            [
+              {
+                accountId,
+                at: Date.UTC(2026, 1, 1) + batch,
+                input: { phone_number: `+62817${10_000_000 + batch}` },
+              },
+            ],
+            "import",
+          ),
+        );
+      }
+      assert.ok((await segments()) > 1);
+      maintainer.notify();
+      await eventually(segments, (n) => n === 1, "one segment after notify()");
+    } finally {
+      await maintainer.stop();
+    }
+  });
 });

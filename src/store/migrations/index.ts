@@ -20,6 +20,7 @@ import * as sqlite0008 from "./sqlite/0008_merges.ts";
 import * as sqlite0011 from "./sqlite/0011_identity_history.ts";
 import * as sqlite0012 from "./sqlite/0012_default_country.ts";
 import * as sqlite0013 from "./sqlite/0013_search_seq_blocks.ts";
+import * as sqlite0014 from "./sqlite/0014_fts_update_when_changed.ts";
 
 /**
  * Ordered, immutable migrations per dialect. Add a file per change, named
@@ -37,6 +38,7 @@ const SQLITE: Record<string, Migration> = {
   "0011_identity_history": sqlite0011,
   "0012_default_country": sqlite0012,
   "0013_search_seq_blocks": sqlite0013,
+  "0014_fts_update_when_changed": sqlite0014,
 };
 
 const POSTGRES: Record<string, Migration> = {
