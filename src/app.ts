@@ -30,12 +30,15 @@ import { whatsappWebhookRoutes } from "./http/webhooks/whatsapp.ts";
 import { newId } from "./ids.ts";
 import { ImportRunner, type ImportRunnerOptions } from "./jobs/import-runner.ts";
 import { SearchIndexMaintainer } from "./jobs/search-index.ts";
+import { startThread } from "./jobs/threads.ts";
+import { type ThreadWorkerOptions, WebhookThread, type WebhookThreadData } from "./jobs/webhook-thread.ts";
 import { WebhookWorker, type WebhookWorkerOptions } from "./jobs/webhook-worker.ts";
 import { lazyChildLogger, loggerOptions } from "./logger.ts";
 import { Metrics, metricsEnabled, registerMetrics } from "./metrics.ts";
 import { MemoryRateLimiter, type RateLimiter } from "./rate-limit/rate-limiter.ts";
 import { RedisRateLimiter } from "./rate-limit/redis.ts";
 import { getOrInitSetting } from "./store/repositories/settings.ts";
+import { hasDeliveryWork } from "./store/repositories/webhooks.ts";
 import { createStore, type Store } from "./store/store.ts";
 
 /** What every surface's routes are given: the wired dependencies of one app. */
@@ -64,6 +67,8 @@ export interface WriteOptions {
 declare module "fastify" {
   interface FastifyInstance {
     services: Services;
+    /** The app's webhook delivery worker; null when the app was built without jobs. */
+    webhookWorker: DeliveryWorker | null;
   }
 }
 
@@ -231,22 +236,44 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
           ...(typeof jobs === "object" ? jobs : {}),
         });
   app.decorate("importRunner", importRunner);
-  const webhookWorker =
+  const webhookOptions = {
+    timeoutMs: config.webhooks.timeoutMs,
+    leaseMs: config.webhooks.leaseMs,
+    retryScheduleMs: config.webhooks.retryScheduleMs,
+    allowPrivate: config.webhooks.allowPrivate,
+    retentionMs: config.webhooks.eventsRetentionDays * 24 * 60 * 60 * 1000,
+    pollMs: config.webhooks.pollMs,
+    concurrency: config.webhooks.concurrency,
+  };
+  const onDelivered = metrics && ((lagMs: number) => metrics.webhookLag.observe(lagMs / 1000));
+  const sqliteFile = store.sqliteFile;
+  const webhookWorker: DeliveryWorker | null =
     jobs === false || options.webhooks === false || !config.webhooks.worker
       ? null
-      : new WebhookWorker(store, eventBody, {
-          log: app.log,
-          timeoutMs: config.webhooks.timeoutMs,
-          leaseMs: config.webhooks.leaseMs,
-          retryScheduleMs: config.webhooks.retryScheduleMs,
-          allowPrivate: config.webhooks.allowPrivate,
-          retentionMs: config.webhooks.eventsRetentionDays * 24 * 60 * 60 * 1000,
-          pollMs: config.webhooks.pollMs,
-          listenUrl: config.databaseUrl === undefined ? undefined : config.webhooks.listenUrl,
-          notifyUrl: config.databaseUrl,
-          ...(metrics && { onDelivered: (lagMs: number) => metrics.webhookLag.observe(lagMs / 1000) }),
-          ...options.webhooks,
-        });
+      : config.webhooks.thread && sqliteFile !== undefined
+        ? // SQLite: delivery in a thread of its own (jobs/webhook-thread.ts).
+          new WebhookThread(
+            () =>
+              startThread(import.meta.url, "webhook-thread", {
+                sqliteFile,
+                options: { ...webhookOptions, ...threadOptionsOf(options.webhooks) },
+                observeLag: onDelivered !== undefined,
+              } satisfies WebhookThreadData),
+            {
+              log: app.log,
+              onDelivered,
+              stopTimeoutMs: config.webhooks.timeoutMs + 5000,
+              hasWork: () => hasDeliveryWork(store.db, now() - webhookOptions.retentionMs),
+            },
+          )
+        : new WebhookWorker(store, eventBody, {
+            log: app.log,
+            ...webhookOptions,
+            listenUrl: config.databaseUrl === undefined ? undefined : config.webhooks.listenUrl,
+            notifyUrl: config.databaseUrl,
+            ...(onDelivered && { onDelivered }),
+            ...options.webhooks,
+          });
   app.decorate("webhookWorker", webhookWorker);
   app.addHook("onReady", async () => {
     importRunner?.start();
@@ -393,4 +420,27 @@ function addErrorCodeKeyword<T extends { addKeyword(keyword: string): unknown }>
   ajv.addKeyword("x-error-message");
   ajv.addKeyword("x-shown-as");
   return ajv;
+}
+
+/** What the app needs of a delivery worker, in this thread or its own (jobs/webhook-thread.ts). */
+export interface DeliveryWorker {
+  start(): void;
+  stop(): Promise<void>;
+  /** There may be new work: look now instead of at the next poll. */
+  notify(): void;
+  readonly listening: boolean;
+}
+
+/** The options a test gives the worker that can cross to a thread (no functions). */
+function threadOptionsOf(options: WebhookWorkerOptions | false | undefined): ThreadWorkerOptions {
+  if (!options) return {};
+  const {
+    log: _log,
+    random: _random,
+    onDelivered: _onDelivered,
+    listenUrl: _l,
+    notifyUrl: _n,
+    ...rest
+  } = options;
+  return rest;
 }

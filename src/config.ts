@@ -115,6 +115,10 @@ export interface WebhooksConfig {
   readonly worker: boolean;
   /** WEBHOOKS_POLL_MS: how often an idle worker looks for due deliveries (default 200 ms). */
   readonly pollMs: number;
+  /** WEBHOOKS_THREAD=false: on SQLite, deliver in the API's thread instead of a worker thread of its own. */
+  readonly thread: boolean;
+  /** WEBHOOKS_CONCURRENCY: attempts in flight at once per process, over all endpoints (default 64). */
+  readonly concurrency: number;
   /**
    * PostgreSQL: the connection the worker LISTENs on for new deliveries
    * (WEBHOOKS_LISTEN_URL, default DATABASE_URL); undefined when WEBHOOKS_LISTEN=false.
@@ -283,6 +287,8 @@ function parseWebhooks(env: Env): WebhooksConfig {
     worker: parseBoolean(env, "WEBHOOKS_WORKER", true),
     leaseMs,
     pollMs: parseWholeNumber(env, "WEBHOOKS_POLL_MS", 200, 10, 600_000, "milliseconds"),
+    thread: parseBoolean(env, "WEBHOOKS_THREAD", true),
+    concurrency: parseWholeNumber(env, "WEBHOOKS_CONCURRENCY", 64, 1, 1024, "attempts"),
     listenUrl: parseBoolean(env, "WEBHOOKS_LISTEN", true)
       ? (parseUrl(
           env,

@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import autocannon, { type AutocannonResult } from "autocannon";
-import { cpuSecondsOf, rssSampler } from "./servers.ts";
+import { cpuSecondsOf, mainThreadCpuSecondsOf, rssSampler } from "./servers.ts";
 
 /** One HTTP request of a scenario. */
 export interface RequestSpec {
@@ -35,6 +35,8 @@ export interface LoadResult {
    * itself for the floor; in-process servers share it with autocannon).
    */
   cpuMicrosPerRequest: number;
+  /** The server's main thread only (without worker threads), when measured. */
+  mainThreadCpuMicrosPerRequest?: number;
   /** The first failure's message (floor only: HTTP failures are counted by status). */
   firstError?: string;
 }
@@ -99,14 +101,19 @@ export async function driveHttp(
   for (;;) {
     const rss = rssSampler(servedBy);
     const cpuBefore = cpuSecondsOf(servedBy);
+    const mainBefore = mainThreadCpuSecondsOf(servedBy);
     const run = await oneRun(url, next, options.connections, duration, true);
     const cpu = cpuSecondsOf(servedBy) - cpuBefore;
+    const mainCpu = mainThreadCpuSecondsOf(servedBy) - mainBefore;
     const peakRssBytes = rss.stop();
     if (run!.latencies.length === 0 && duration < 64) {
       duration = Math.min(64, duration * 2);
       continue;
     }
-    return loadResult(run!, cpu, peakRssBytes);
+    return {
+      ...loadResult(run!, cpu, peakRssBytes),
+      mainThreadCpuMicrosPerRequest: (mainCpu * 1e6) / run!.latencies.length,
+    };
   }
 }
 

@@ -19,7 +19,7 @@
 import { performance } from "node:perf_hooks";
 import { driveHttp, type LoadResult } from "./drive.ts";
 import type { BenchContext, HttpPlan, Json, Scenario } from "./scenarios.ts";
-import { cpuSecondsOf, startReceiver } from "./servers.ts";
+import { cpuSecondsOf, mainThreadCpuSecondsOf, startReceiver } from "./servers.ts";
 
 /** The issue's load; PB_BENCH_WEBHOOK_RATE lowers it where the machine cannot serve it at all. */
 const UPDATES_PER_SECOND = Number(process.env.PB_BENCH_WEBHOOK_RATE ?? 1000);
@@ -191,24 +191,29 @@ export const WEBHOOK_SCENARIOS: Scenario[] = [
           return events;
         };
         const offCpu0 = cpuSecondsOf(server.pid);
+        const offMain0 = mainThreadCpuSecondsOf(server.pid);
         const offStart = performance.now();
         const offEvents = await writeBurst();
         const offSeconds = (performance.now() - offStart) / 1000;
         const offCpu = cpuSecondsOf(server.pid) - offCpu0;
+        const offMain = mainThreadCpuSecondsOf(server.pid) - offMain0;
         await api("PATCH", `/v1/webhook_subscriptions/${subscription.id}`, { enabled: true });
         await receiver.take();
         const onCpu0 = cpuSecondsOf(server.pid);
+        const onMain0 = mainThreadCpuSecondsOf(server.pid);
         const burstStart = performance.now();
         const burstEvents = await writeBurst();
         const written = (performance.now() - burstStart) / 1000;
         const got = await receivedAll(expected + burstEvents);
         const burstSeconds = (performance.now() - burstStart) / 1000;
         const onCpu = cpuSecondsOf(server.pid) - onCpu0;
+        const onMain = mainThreadCpuSecondsOf(server.pid) - onMain0;
         const delivered = got.distinct - expected;
         if (got.distinct < expected + burstEvents) {
           throw new Error(`${expected + burstEvents - got.distinct} events not delivered in 2 minutes`);
         }
         const deliveryCpuMicros = ((onCpu - offCpu * (burstEvents / offEvents)) * 1e6) / delivered;
+        const deliveryMainCpuMicros = ((onMain - offMain * (burstEvents / offEvents)) * 1e6) / delivered;
 
         const off = phases.filter((p) => !p.on);
         const on = phases.filter((p) => p.on);
@@ -220,6 +225,9 @@ export const WEBHOOK_SCENARIOS: Scenario[] = [
         const burstEventsPerSecond = delivered / burstSeconds;
         const fmt = (r: LoadResult) =>
           `${Math.round(r.rps).toLocaleString("en-US")} req/s, p99 ${r.p99.toFixed(2)} ms, ${Math.round(r.cpuMicrosPerRequest)} µs CPU/req` +
+          (r.mainThreadCpuMicrosPerRequest === undefined
+            ? ""
+            : ` (API thread ${Math.round(r.mainThreadCpuMicrosPerRequest)})`) +
           (r.errors > 0 ? `, ${r.errors} errors ${JSON.stringify(r.statusCodes)}` : "");
         const details = [
           `**Webhook delivery** (${UPDATES_PER_SECOND.toLocaleString("en-US")} contact updates/s as batch upserts of ${PER_TICK} every ${TICK_MS} ms, ${duration} s of get then ${duration} s of list per phase, ${load.connections} connections; "off" = the endpoint disabled: the same events written, none delivered):`,
@@ -234,7 +242,7 @@ export const WEBHOOK_SCENARIOS: Scenario[] = [
           `get with webhooks on: ${Math.round(getRatio * 100)} % of off; list: ${Math.round(listRatio * 100)} % (mean req/s of the two phases each). ` +
             `Capacity: ${burstEvents.toLocaleString("en-US")} events written in ${written.toFixed(1)} s, all delivered ${burstSeconds.toFixed(1)} s after the first write: ` +
             `**${Math.round(burstEventsPerSecond).toLocaleString("en-US")} events/s**. The same writes with the endpoint disabled took ${offSeconds.toFixed(1)} s and ${offCpu.toFixed(1)} s of server CPU; ` +
-            `with delivery ${onCpu.toFixed(1)} s: delivering cost **${Math.round(deliveryCpuMicros)} µs of server CPU per event** ` +
+            `with delivery ${onCpu.toFixed(1)} s: delivering cost **${Math.round(deliveryCpuMicros)} µs of server CPU per event**, ${Math.round(deliveryMainCpuMicros)} µs of it in the API thread ` +
             `(${Math.round(1e6 / deliveryCpuMicros).toLocaleString("en-US")} events/s per core of delivery work). Duplicates received: ${got.duplicates}; update requests failed: ${failedRequests}.`,
         ];
         console.error(`  webhook_delivery: ${details.at(-1)}`);
@@ -248,6 +256,7 @@ export const WEBHOOK_SCENARIOS: Scenario[] = [
             burstEventsPerSecond,
             burstEvents,
             deliveryCpuMicros,
+            deliveryMainCpuMicros,
             minUpdatesPerSecond: Math.min(...phases.map((p) => p.updatesPerSecond)),
           },
           details,

@@ -185,6 +185,20 @@ const USER_HZ = 100;
  * shared, loaded machine, CPU per request is steadier than requests per
  * second: it does not count the time the process waited for a core.
  */
+/**
+ * CPU seconds of a process's main thread only (its JavaScript event loop:
+ * the thread that answers requests), without its worker threads.
+ */
+export function mainThreadCpuSecondsOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 export function cpuSecondsOf(pid: number): number {
   if (pid === process.pid) {
     const { user, system } = process.cpuUsage();

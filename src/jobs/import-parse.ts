@@ -1,9 +1,10 @@
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import { normalizeInput, requireIdentity } from "../domain/contacts.ts";
 import type { ImportRowInput } from "../domain/imports.ts";
 import { ApiError, type ErrorCode, isApiError } from "../errors.ts";
 import type { ImportFormat } from "../store/schema.ts";
 import { readRecords, recordInput } from "./import-records.ts";
+import { startThread } from "./threads.ts";
 
 /**
  * An import file read as batches of rows ready for the store: the CSV or
@@ -88,19 +89,9 @@ export type FromWorker =
 /** Messages to the worker. */
 export type ToWorker = { type: "chunk"; data: Uint8Array } | { type: "end" } | { type: "ack" };
 
-/**
- * The worker thread. Compiled (dist/): its module next to this one. Under tsx
- * (tests, `npm run dev`) a worker does not inherit the TypeScript loader, so
- * it registers tsx's loader first and then imports the `.ts` module.
- */
+/** The worker thread (import-parse-worker.ts). */
 function startWorker(job: ParseJob): Worker {
-  if (!import.meta.url.endsWith(".ts")) {
-    return new Worker(new URL("./import-parse-worker.js", import.meta.url), { workerData: job });
-  }
-  const url = new URL("./import-parse-worker.ts", import.meta.url).href;
-  const tsx = import.meta.resolve("tsx/esm/api");
-  const boot = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(url)}); });`;
-  return new Worker(boot, { eval: true, workerData: job });
+  return startThread(import.meta.url, "import-parse-worker", job);
 }
 
 /**

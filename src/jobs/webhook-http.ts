@@ -1,8 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
-import http from "node:http";
-import https from "node:https";
 import type { LookupFunction } from "node:net";
 import ipaddr from "ipaddr.js";
+import { Agent, request } from "undici";
 import { isForbiddenAddress } from "../domain/webhook-targets.ts";
 
 /** Most of a response body read (the rest is not waited for). */
@@ -50,21 +49,27 @@ const guardedLookup: LookupFunction = (hostname, options, callback) => {
   });
 };
 
-/** Keep-alive agents: one per (scheme, policy), shared by every delivery of a process. */
-const agents = new Map<string, http.Agent>();
-function agentFor(protocol: string, allowPrivate: boolean): http.Agent {
-  const key = `${protocol}${allowPrivate}`;
-  let agent = agents.get(key);
-  if (!agent) {
-    const options = {
-      keepAlive: true,
-      maxSockets: 64,
-      ...(allowPrivate ? {} : { lookup: guardedLookup }),
-    };
-    agent = protocol === "https:" ? new https.Agent(options) : new http.Agent(options);
-    agents.set(key, agent);
+/** Connections kept to one origin (scheme, host, port); more attempts to it wait for one. */
+export const CONNECTIONS_PER_ORIGIN = 64;
+
+/**
+ * Keep-alive pools (undici): one per policy, shared by every delivery of a
+ * process. undici's client costs ~40 % less CPU per request than
+ * `http.request` (measured: 37 vs 61 µs per signed delivery, docs/webhooks.md).
+ */
+const dispatchers = new Map<boolean, Agent>();
+function dispatcherFor(allowPrivate: boolean): Agent {
+  let dispatcher = dispatchers.get(allowPrivate);
+  if (!dispatcher) {
+    dispatcher = new Agent({
+      connections: CONNECTIONS_PER_ORIGIN,
+      keepAliveTimeout: 4_000,
+      // The guard runs on the address each new socket connects to.
+      connect: allowPrivate ? {} : { lookup: guardedLookup },
+    });
+    dispatchers.set(allowPrivate, dispatcher);
   }
-  return agent;
+  return dispatcher;
 }
 
 export function parseRetryAfter(value: string | string[] | undefined, at: number): number | null {
@@ -81,7 +86,7 @@ function text(buffer: Buffer): string {
 }
 
 /** POSTs one signed event. Never throws: every failure is a result. Redirects are not followed. */
-export function sendWebhook(
+export async function sendWebhook(
   url: string,
   headers: Record<string, string>,
   body: string,
@@ -100,77 +105,75 @@ export function sendWebhook(
   try {
     target = new URL(url);
   } catch {
-    return Promise.resolve(result({ error: "invalid url" }));
+    return result({ error: "invalid url" });
   }
+  if (target.protocol !== "http:" && target.protocol !== "https:") return result({ error: "invalid url" });
   const host = target.hostname.replace(/^\[|\]$/g, "");
   if (!options.allowPrivate && ipaddr.isValid(host) && isForbiddenAddress(host)) {
-    return Promise.resolve(result({ error: "target refused: a private, loopback or link-local address" }));
+    return result({ error: "target refused: a private, loopback or link-local address" });
   }
-  const client = target.protocol === "https:" ? https : http;
-  return new Promise((resolve) => {
-    let settled = false;
-    const finish = (value: SendResult) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      resolve(value);
-    };
-    const request = client.request(
-      target,
-      {
-        method: "POST",
-        agent: agentFor(target.protocol, options.allowPrivate),
-        headers: {
-          ...headers,
-          "content-type": "application/json",
-          "content-length": Buffer.byteLength(body),
-          "user-agent": "Phonebook-Webhooks/1",
-        },
+  // One deadline for the whole attempt: connecting, the answer and its body.
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), options.timeoutMs);
+  const timedOut = () => result({ error: `timeout after ${options.timeoutMs} ms` });
+  try {
+    const response = await request(target, {
+      method: "POST",
+      dispatcher: dispatcherFor(options.allowPrivate),
+      signal: deadline.signal,
+      headers: {
+        ...headers,
+        "content-type": "application/json",
+        "user-agent": "Phonebook-Webhooks/1",
       },
-      (response) => {
-        const status = response.statusCode ?? 0;
-        const chunks: Buffer[] = [];
-        let size = 0;
-        const done = (truncated: boolean) => {
-          const buffer = Buffer.concat(chunks);
-          const redirect = status >= 300 && status < 400;
-          finish(
-            result({
-              statusCode: status,
-              error: redirect
-                ? `redirect not followed${response.headers.location ? ` (Location: ${String(response.headers.location).slice(0, 200)})` : ""}`
-                : null,
-              responseBody: buffer.length > 0 ? text(buffer) : null,
-              retryAfterMs: parseRetryAfter(response.headers["retry-after"], Date.now()),
-            }),
-          );
-          if (truncated) response.destroy();
-        };
-        response.on("data", (chunk: Buffer) => {
-          if (settled) return;
-          size += chunk.length;
-          if (size <= RESPONSE_READ_MAX) chunks.push(chunk);
-          if (size >= RESPONSE_READ_MAX) done(true);
-        });
-        response.on("end", () => done(false));
-        response.on("error", () => done(false));
-        response.on("aborted", () => done(false));
-      },
-    );
-    const timer = setTimeout(() => {
-      finish(result({ error: `timeout after ${options.timeoutMs} ms` }));
-      request.destroy();
-    }, options.timeoutMs);
-    request.on("error", (error: Error & { code?: string }) => {
-      const refused = error instanceof ForbiddenTarget;
-      finish(
-        result({
-          error: refused
-            ? `target refused: ${error.message}`
-            : `${error.code ?? "error"}: ${error.message}`.slice(0, 300),
-        }),
-      );
+      body,
     });
-    request.end(body);
-  });
+    const status = response.statusCode;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of response.body as AsyncIterable<Buffer>) {
+        if (size + chunk.length >= RESPONSE_READ_MAX) {
+          chunks.push(chunk.subarray(0, RESPONSE_READ_MAX - size));
+          size = RESPONSE_READ_MAX;
+          break; // the rest is not waited for (leaving the loop destroys the body)
+        }
+        chunks.push(chunk);
+        size += chunk.length;
+      }
+    } catch {
+      // The body broke off (closed, or the deadline): what was read is kept.
+      if (deadline.signal.aborted) return timedOut();
+    }
+    const buffer = Buffer.concat(chunks);
+    const redirect = status >= 300 && status < 400;
+    const location = response.headers.location;
+    return result({
+      statusCode: status,
+      error: redirect
+        ? `redirect not followed${location ? ` (Location: ${String(location).slice(0, 200)})` : ""}`
+        : null,
+      responseBody: buffer.length > 0 ? text(buffer) : null,
+      retryAfterMs: parseRetryAfter(response.headers["retry-after"], Date.now()),
+    });
+  } catch (error) {
+    if (deadline.signal.aborted) return timedOut();
+    const cause = causeOf(error);
+    if (cause instanceof ForbiddenTarget) return result({ error: `target refused: ${cause.message}` });
+    return result({ error: `${cause.code ?? "error"}: ${cause.message}`.slice(0, 300) });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The error that explains a failed request (undici wraps some in `cause`). */
+function causeOf(error: unknown): Error & { code?: string } {
+  let current = error;
+  for (let depth = 0; depth < 3; depth++) {
+    if (current instanceof ForbiddenTarget) return current;
+    const next = (current as { cause?: unknown } | null)?.cause;
+    if (!(next instanceof Error)) break;
+    current = next;
+  }
+  return current instanceof Error ? current : new Error(String(error));
 }

@@ -120,7 +120,7 @@ export class WebhookWorker {
     this.pollMs = options.pollMs ?? 200;
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.leaseMs = options.leaseMs ?? this.timeoutMs * 2 + 30_000;
-    this.concurrency = options.concurrency ?? 32;
+    this.concurrency = options.concurrency ?? 64;
     this.schedule = options.retryScheduleMs ?? DEFAULT_RETRY_SCHEDULE_MS;
     this.jitter = options.jitter ?? 0.2;
     this.allowPrivate = options.allowPrivate ?? false;
@@ -462,12 +462,5 @@ export class WebhookWorker {
       ]);
     }
     this.log.warn({ subscription_id: subscription.id, reason }, "webhook endpoint disabled");
-  }
-}
-
-declare module "fastify" {
-  interface FastifyInstance {
-    /** The app's webhook delivery worker; null when the app was built without jobs. */
-    webhookWorker: WebhookWorker | null;
   }
 }

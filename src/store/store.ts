@@ -56,6 +56,12 @@ export interface Store {
   observeQueries(observer: QueryObserver): () => void;
   /** PostgreSQL: the connection pool's use now; undefined on SQLite (one connection). */
   readonly poolStats: (() => PoolStats) | undefined;
+  /**
+   * SQLite: the database file, so another thread can open a connection of its
+   * own (the webhook thread, jobs/webhook-thread.ts); undefined on PostgreSQL
+   * and for an in-memory database.
+   */
+  readonly sqliteFile: string | undefined;
 }
 
 /** One statement the store ran, with how long it took. */
@@ -121,9 +127,10 @@ export function createSqliteStore(filename: string): Store {
     dialect: withImmediateTransactions(new SqliteDialect({ database: withStatementCache(connection) })),
     log: queryLog.log,
   });
-  return finishStore("sqlite", db, queryLog, undefined, async () => {
+  const store = finishStore("sqlite", db, queryLog, undefined, async () => {
     connection.close();
   });
+  return connection.memory ? store : { ...store, sqliteFile: connection.name };
 }
 
 /**
@@ -437,6 +444,7 @@ function finishStore(
     dialect,
     db,
     poolStats,
+    sqliteFile: undefined,
     observeQueries(observer) {
       queryLog.observers = [...queryLog.observers, observer];
       return () => {

@@ -160,6 +160,9 @@ export async function createHarness(
   const config = loadConfig({
     PHONEBOOK_ADMIN_TOKEN: ADMIN_TOKEN,
     LOG_LEVEL: "silent",
+    // Delivery in the app's thread: a thread boots tsx again (~1 s of CPU per
+    // app); the suites of the thread set WEBHOOKS_THREAD=true.
+    WEBHOOKS_THREAD: "false",
     ...testStore.env,
     ...env,
   });

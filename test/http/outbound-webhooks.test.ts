@@ -15,7 +15,13 @@ for (const kind of storeKinds()) {
     before(async () => {
       h = await createHarness(
         kind,
-        { WEBHOOKS_ALLOW_HTTP: "true", WEBHOOKS_ALLOW_PRIVATE: "true", WEBHOOKS_TIMEOUT_MS: "1000" },
+        // On SQLite the worker runs in its thread, as in production (jobs/webhook-thread.ts).
+        {
+          WEBHOOKS_ALLOW_HTTP: "true",
+          WEBHOOKS_ALLOW_PRIVATE: "true",
+          WEBHOOKS_TIMEOUT_MS: "1000",
+          WEBHOOKS_THREAD: "true",
+        },
         // A short schedule (4 attempts) so retries happen within the test; no jitter.
         { webhooks: { retryScheduleMs: [0, 30, 30, 30], pollMs: 20, jitter: 0 } },
       );

@@ -64,7 +64,13 @@ test("configuration: webhook variables parsed, bad values stop the start", () =>
     WEBHOOKS_TIMEOUT_MS: "2500",
     WEBHOOKS_RETRY_SCHEDULE_MS: "0,100,200",
     EVENTS_RETENTION_DAYS: "7",
+    WEBHOOKS_CONCURRENCY: "128",
+    WEBHOOKS_THREAD: "false",
   });
+  assert.equal(c.webhooks.concurrency, 128);
+  assert.equal(c.webhooks.thread, false);
+  assert.equal(loadConfig({}).webhooks.concurrency, 64);
+  assert.equal(loadConfig({}).webhooks.thread, true);
   assert.equal(c.webhooks.allowHttp, true);
   assert.equal(c.webhooks.allowPrivate, false);
   assert.equal(c.webhooks.timeoutMs, 2500);
@@ -76,6 +82,8 @@ test("configuration: webhook variables parsed, bad values stop the start", () =>
     ["WEBHOOKS_TIMEOUT_MS", "10s"],
     ["WEBHOOKS_RETRY_SCHEDULE_MS", "0,-1"],
     ["EVENTS_RETENTION_DAYS", "0"],
+    ["WEBHOOKS_CONCURRENCY", "0"],
+    ["WEBHOOKS_THREAD", "sometimes"],
   ] as const) {
     assert.throws(() => loadConfig({ [name]: value }), new RegExp(name));
   }

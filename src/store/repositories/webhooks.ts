@@ -405,6 +405,27 @@ export async function attemptsOf(db: Executor, deliveryIds: string[]): Promise<A
     .execute();
 }
 
+/**
+ * Whether a delivery worker has anything to do: a pending delivery, or an
+ * event older than `before` (past its retention). Two index probes.
+ */
+export async function hasDeliveryWork(db: Executor, before: number): Promise<boolean> {
+  const pending = await db
+    .selectFrom("webhook_deliveries")
+    .select("id")
+    .where("status", "=", "pending")
+    .limit(1)
+    .executeTakeFirst();
+  if (pending) return true;
+  const old = await db
+    .selectFrom("events")
+    .select("id")
+    .where("created_at", "<", before)
+    .limit(1)
+    .executeTakeFirst();
+  return old !== undefined;
+}
+
 /** Removes events and deliveries older than `before`; returns the number of events removed. */
 export async function deleteOlderThan(db: Executor, before: number, batch: number): Promise<number> {
   const old = await db
