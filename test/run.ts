@@ -21,8 +21,8 @@
  * `--list` prints the files each tier would run, and runs nothing.
  */
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { basename, join, relative } from "node:path";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { basename, dirname, join, relative } from "node:path";
 import { PG_ADMIN_URL, REDIS_URL } from "./helpers/env.ts";
 import { dropPgTemplate, pgTemplateName, preparePgTemplate } from "./helpers/harness.ts";
 import { PGBOUNCER } from "./helpers/pgbouncer.ts";
@@ -89,6 +89,52 @@ if (args.includes("--list")) {
   process.exit(0);
 }
 
+/**
+ * Files the fast tier runs at once: 3 on 2 cores, since a file spends much
+ * of its time waiting for PostgreSQL, SQLite's disk or a child process (2
+ * left a third of the CPU idle). PB_TEST_CONCURRENCY overrides it.
+ */
+const FAST_CONCURRENCY = /^[1-9]\d*$/.test(process.env.PB_TEST_CONCURRENCY ?? "")
+  ? Number(process.env.PB_TEST_CONCURRENCY)
+  : 3;
+
+/**
+ * How long each file took last time (ms, by path relative to test/), written
+ * after every run. The fast tier starts the longest files first, so that the
+ * run does not end with one long file alone on an idle machine; files not
+ * measured yet go first. Git-ignored; without it the order is alphabetical.
+ */
+const DURATIONS = join(root, "..", ".tmp", "test-durations.json");
+
+function readDurations(): Record<string, number> {
+  try {
+    return JSON.parse(readFileSync(DURATIONS, "utf8")) as Record<string, number>;
+  } catch {
+    return {};
+  }
+}
+
+function longestFirst(files: string[]): string[] {
+  const known = readDurations();
+  const ms = (f: string) => known[relative(root, f)] ?? Number.POSITIVE_INFINITY;
+  return [...files].sort((a, b) => ms(b) - ms(a) || a.localeCompare(b));
+}
+
+/** Adds up the reporter's lines (helpers/durations-reporter.mjs) per file and keeps them. */
+function saveDurations(lines: string): void {
+  const measured: Record<string, number> = {};
+  for (const line of lines.split("\n")) {
+    if (!line) continue;
+    const { file, ms } = JSON.parse(line) as { file: string; ms: number };
+    const name = relative(root, file);
+    measured[name] = (measured[name] ?? 0) + ms;
+  }
+  if (Object.keys(measured).length === 0) return;
+  mkdirSync(dirname(DURATIONS), { recursive: true });
+  const rounded = Object.fromEntries(Object.entries(measured).map(([f, ms]) => [f, Math.round(ms)]));
+  writeFileSync(DURATIONS, `${JSON.stringify({ ...readDurations(), ...rounded }, null, 2)}\n`);
+}
+
 const ci = process.env.CI === "true";
 const [pgProblem, redisProblem] = await Promise.all([pgAvailable(), redisAvailable()]);
 const skipped: string[] = [];
@@ -108,7 +154,10 @@ if (ci && skipped.length > 0) {
 // One migrated PostgreSQL database for the whole run, copied by every test
 // store that starts migrated (helpers/harness.ts, PB_TEST_PG_TEMPLATE).
 const template = pgProblem ? undefined : pgTemplateName();
-if (template) await preparePgTemplate(template);
+// dist/ is built here, once, if a source is newer: the tests that start
+// `bin/phonebook.js` would otherwise each compile it, two files at once
+// writing the same dist/ (~15 s of tsc each, inside those tests' time).
+await Promise.all([template ? preparePgTemplate(template) : undefined, buildDist()]);
 const dropTemplate = async () => {
   if (template) await dropPgTemplate(template).catch(() => {});
 };
@@ -120,6 +169,20 @@ const baseEnv = {
   ...(template ? { PB_TEST_PG_TEMPLATE: template } : {}),
 };
 
+/** `node bin/build.js`: compiles dist/ when it is stale, does nothing otherwise. */
+function buildDist(): Promise<void> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(root, "..", "bin", "build.js")], { stdio: "inherit" });
+    child.on("exit", (code) => {
+      if (code !== 0)
+        console.error(
+          "test/run.ts: dist/ could not be built; the tests that start bin/phonebook.js will say why",
+        );
+      resolve();
+    });
+  });
+}
+
 /**
  * One `node --test` over `files`. The per-test timeout is a hang detector,
  * not a performance bound (generous: 20 min); when it fires, the file's after
@@ -127,6 +190,8 @@ const baseEnv = {
  */
 function run(files: string[], concurrency: number, env: NodeJS.ProcessEnv): Promise<number> {
   if (files.length === 0) return Promise.resolve(0);
+  const durations = join(root, "..", ".tmp", `durations-${process.pid}-${Date.now()}.jsonl`);
+  mkdirSync(dirname(durations), { recursive: true });
   return new Promise((resolve) => {
     const child = spawn(
       process.execPath,
@@ -135,16 +200,27 @@ function run(files: string[], concurrency: number, env: NodeJS.ProcessEnv): Prom
         "tsx",
         "--test",
         "--test-reporter=spec",
+        "--test-reporter-destination=stdout",
+        `--test-reporter=${join(root, "helpers", "durations-reporter.mjs")}`,
+        "--test-reporter-destination=/dev/null",
         `--test-concurrency=${concurrency}`,
         "--test-timeout=1200000",
         "--test-force-exit",
-        ...files,
+        ...(concurrency > 1 ? longestFirst(files) : files),
       ],
-      { stdio: "inherit", env },
+      { stdio: "inherit", env: { ...env, PB_TEST_DURATIONS: durations } },
     );
     // Ctrl-C / SIGTERM to the runner reaches node --test, which stops its files.
     for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => child.kill(signal));
-    child.on("exit", (code) => resolve(code ?? 1));
+    child.on("exit", (code) => {
+      try {
+        saveDurations(readFileSync(durations, "utf8"));
+      } catch {
+        // no durations (the run was stopped early): the order stays as it was
+      }
+      rmSync(durations, { force: true });
+      resolve(code ?? 1);
+    });
   });
 }
 
@@ -152,7 +228,7 @@ const started = Date.now();
 let failed = false;
 const ran: string[] = [];
 if (tier === "fast" || tier === "all") {
-  failed = (await run(fast, 2, baseEnv)) !== 0 || failed;
+  failed = (await run(fast, FAST_CONCURRENCY, baseEnv)) !== 0 || failed;
   ran.push(...fast);
 }
 if (tier === "slow" || tier === "all") {
