@@ -4,6 +4,8 @@
  * native surface does. A composition root like app.ts, so it may wire a job
  * to a surface's representation.
  */
+import { readlinkSync } from "node:fs";
+import { getPriority, setPriority } from "node:os";
 import { parentPort, workerData } from "node:worker_threads";
 import { eventBody } from "./http/native/event-representation.ts";
 import type { FromWebhookThread, ToWebhookThread, WebhookThreadData } from "./jobs/webhook-thread.ts";
@@ -14,6 +16,23 @@ const port = parentPort;
 if (!port) throw new Error("webhook-thread runs as a worker thread");
 const data = workerData as WebhookThreadData;
 const post = (message: FromWebhookThread) => port.postMessage(message);
+
+/**
+ * The thread yields the CPU to the API: on Linux its own scheduling priority
+ * is lowered by 10 (nice; a thread's id is in /proc/thread-self). When the
+ * cores are busy, requests are answered first and deliveries take what is
+ * left (their lag grows, the API's latency does not); on an idle core it
+ * makes no difference. Elsewhere the thread keeps the process's priority.
+ */
+function yieldToTheApi(): void {
+  try {
+    const tid = Number(readlinkSync("/proc/thread-self").split("/").pop());
+    if (Number.isInteger(tid) && tid > 0) setPriority(tid, Math.min(19, getPriority(tid) + 10));
+  } catch {
+    // Not Linux, or not allowed: the same priority as the API.
+  }
+}
+yieldToTheApi();
 
 const store = createSqliteStore(data.sqliteFile);
 const logAt =

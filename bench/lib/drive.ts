@@ -37,6 +37,8 @@ export interface LoadResult {
   cpuMicrosPerRequest: number;
   /** The server's main thread only (without worker threads), when measured. */
   mainThreadCpuMicrosPerRequest?: number;
+  /** The load generator's (this process's) CPU over the measurement, as a share of one core. */
+  clientCpuShare?: number;
   /** The first failure's message (floor only: HTTP failures are counted by status). */
   firstError?: string;
 }
@@ -102,7 +104,11 @@ export async function driveHttp(
     const rss = rssSampler(servedBy);
     const cpuBefore = cpuSecondsOf(servedBy);
     const mainBefore = mainThreadCpuSecondsOf(servedBy);
+    const clientBefore = process.cpuUsage();
+    const clientStart = performance.now();
     const run = await oneRun(url, next, options.connections, duration, true);
+    const client = process.cpuUsage(clientBefore);
+    const clientCpuShare = (client.user + client.system) / 1000 / (performance.now() - clientStart);
     const cpu = cpuSecondsOf(servedBy) - cpuBefore;
     const mainCpu = mainThreadCpuSecondsOf(servedBy) - mainBefore;
     const peakRssBytes = rss.stop();
@@ -113,6 +119,7 @@ export async function driveHttp(
     return {
       ...loadResult(run!, cpu, peakRssBytes),
       mainThreadCpuMicrosPerRequest: (mainCpu * 1e6) / run!.latencies.length,
+      clientCpuShare,
     };
   }
 }

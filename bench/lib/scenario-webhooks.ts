@@ -228,6 +228,7 @@ export const WEBHOOK_SCENARIOS: Scenario[] = [
           (r.mainThreadCpuMicrosPerRequest === undefined
             ? ""
             : ` (API thread ${Math.round(r.mainThreadCpuMicrosPerRequest)})`) +
+          (r.clientCpuShare === undefined ? "" : `, client CPU ${Math.round(r.clientCpuShare * 100)} %`) +
           (r.errors > 0 ? `, ${r.errors} errors ${JSON.stringify(r.statusCodes)}` : "");
         const details = [
           `**Webhook delivery** (${UPDATES_PER_SECOND.toLocaleString("en-US")} contact updates/s as batch upserts of ${PER_TICK} every ${TICK_MS} ms, ${duration} s of get then ${duration} s of list per phase, ${load.connections} connections; "off" = the endpoint disabled: the same events written, none delivered):`,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +8,7 @@ import { type CliIo, runCli } from "../../src/cli/main.ts";
 import { loadConfig, PACKAGE_ROOT } from "../../src/config.ts";
 import { createContact } from "../../src/domain/contacts.ts";
 import { createLabel } from "../../src/domain/labels.ts";
+import { spawnChild, stopChild } from "../helpers/children.ts";
 import { storeKinds } from "../helpers/env.ts";
 import { createTestStore, seedOrganization } from "../helpers/harness.ts";
 
@@ -252,6 +253,7 @@ for (const kind of storeKinds()) {
 if (storeKinds().includes("sqlite")) {
   test("phonebook export | head: the reader leaving early ends the export quietly (exit 0, no EPIPE)", async () => {
     const ts = await createTestStore("sqlite");
+    let child: ChildProcess | undefined;
     try {
       await ts.store.migrate();
       const t = await seedOrganization(ts.store.db, {
@@ -271,34 +273,38 @@ if (storeKinds().includes("sqlite")) {
         }
       });
       await ts.store.close();
-      const child = spawn(process.execPath, ["bin/phonebook.js", "export", "--account", "5550006"], {
+      // Its own process group, killed by the helpers if the test fails.
+      const exporter = spawnChild(process.execPath, ["bin/phonebook.js", "export", "--account", "5550006"], {
         cwd: ROOT,
         env: { PATH: process.env.PATH ?? "", LOG_LEVEL: "silent", ...ts.env },
         stdio: ["ignore", "pipe", "pipe"],
       });
+      child = exporter;
+      const stdout = exporter.stdout!;
       let stderr = "";
-      child.stderr.on("data", (d: Buffer) => {
+      exporter.stderr!.on("data", (d: Buffer) => {
         stderr += d.toString();
       });
-      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+      const exited = new Promise<number | null>((resolve) => exporter.once("exit", (code) => resolve(code)));
       // Like `head -1`: read the first line, then close the pipe.
       const first = await new Promise<string>((resolve) => {
         let seen = "";
-        child.stdout.on("data", (d: Buffer) => {
+        stdout.on("data", (d: Buffer) => {
           seen += d.toString();
           if (seen.includes("\n")) {
-            child.stdout.destroy();
+            stdout.destroy();
             resolve(seen.split("\n")[0]!);
           }
         });
       });
       assert.match(first, /^id,phone_number,name/);
-      const deadline = setTimeout(() => child.kill("SIGKILL"), 60_000);
+      const deadline = setTimeout(() => exporter.kill("SIGKILL"), 60_000);
       const code = await exited;
       clearTimeout(deadline);
       assert.equal(code, 0, stderr);
       assert.doesNotMatch(stderr, /EPIPE|Error|\n\s+at /, stderr);
     } finally {
+      if (child) await stopChild(child);
       await ts.drop();
     }
   });
