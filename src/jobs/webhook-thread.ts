@@ -116,6 +116,8 @@ export class WebhookThread {
     thread.on("message", (message: FromWebhookThread) => {
       if (message.type === "log") log[message.level](message.obj, message.msg);
       else if (message.type === "lags") for (const lag of message.values) this.options.onDelivered?.(lag);
+      // Its work is recorded and its connection closed: end it even if a kept-alive socket would hold it.
+      else if (message.type === "stopped") void thread.terminate();
     });
     thread.on("error", (error) => log.error({ err: error }, "webhook thread failed"));
     this.exited = new Promise((resolve) => {
