@@ -180,18 +180,10 @@ export function rssSampler(pid: number): { stop(): number } {
 /** Clock ticks per second of /proc/<pid>/stat (USER_HZ: 100 on Linux everywhere that matters). */
 const USER_HZ = 100;
 
-/**
- * CPU time (user + system) a process has used so far, in seconds. Under a
- * shared, loaded machine, CPU per request is steadier than requests per
- * second: it does not count the time the process waited for a core.
- */
-/**
- * CPU seconds of a process's main thread only (its JavaScript event loop:
- * the thread that answers requests), without its worker threads.
- */
-export function mainThreadCpuSecondsOf(pid: number): number {
+/** User + system CPU seconds from a `/proc/…/stat` file; NaN when it cannot be read. */
+function statCpuSeconds(path: string): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, "utf8");
+    const stat = readFileSync(path, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
   } catch {
@@ -199,16 +191,23 @@ export function mainThreadCpuSecondsOf(pid: number): number {
   }
 }
 
+/**
+ * CPU seconds of a process's main thread only (its JavaScript event loop:
+ * the thread that answers requests), without its worker threads.
+ */
+export function mainThreadCpuSecondsOf(pid: number): number {
+  return statCpuSeconds(`/proc/${pid}/task/${pid}/stat`);
+}
+
+/**
+ * CPU time (user + system) a process has used so far, in seconds. Under a
+ * shared, loaded machine, CPU per request is steadier than requests per
+ * second: it does not count the time the process waited for a core.
+ */
 export function cpuSecondsOf(pid: number): number {
   if (pid === process.pid) {
     const { user, system } = process.cpuUsage();
     return (user + system) / 1e6;
   }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
-  } catch {
-    return Number.NaN;
-  }
+  return statCpuSeconds(`/proc/${pid}/stat`);
 }

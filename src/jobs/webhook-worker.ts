@@ -360,6 +360,11 @@ export class WebhookWorker {
     return Math.max(scheduled, Math.min(retryAfterMs, this.maxRetryAfterMs));
   }
 
+  /**
+   * Records an attempt that did not succeed (successes are recorded together
+   * by `recordAll`): a retry at its time, or the end of the delivery; and the
+   * endpoint's failing state (disabled on a 410 or after failing too long).
+   */
   private async record(
     tx: Tx,
     delivery: repo.ClaimedDelivery,
@@ -368,9 +373,7 @@ export class WebhookWorker {
   ): Promise<void> {
     const at = now();
     const attempt = delivery.attempts + 1;
-    const outcome = judge(result);
-    const error =
-      result.error ?? (outcome === "succeeded" ? null : `HTTP ${result.statusCode ?? "?"} from the endpoint`);
+    const error = result.error ?? `HTTP ${result.statusCode ?? "?"} from the endpoint`;
     const common = {
       attempts: attempt,
       lease_owner: null,
@@ -379,14 +382,10 @@ export class WebhookWorker {
       last_error: error,
       updated_at: at,
     };
-    let patch: Partial<repo.DeliveryRow>;
-    if (outcome === "succeeded") {
-      patch = { ...common, status: "succeeded", completed_at: at };
-    } else if (outcome === "failed" || attempt >= this.schedule.length) {
-      patch = { ...common, status: "failed", completed_at: at };
-    } else {
-      patch = { ...common, next_attempt_at: at + this.retryDelay(attempt, result.retryAfterMs) };
-    }
+    const patch: Partial<repo.DeliveryRow> =
+      judge(result) === "failed" || attempt >= this.schedule.length
+        ? { ...common, status: "failed", completed_at: at }
+        : { ...common, next_attempt_at: at + this.retryDelay(attempt, result.retryAfterMs) };
     if (!(await repo.updateHeldDelivery(tx, delivery.id, this.id, patch))) {
       this.log.warn({ delivery_id: delivery.id }, "webhook worker: lease lost; the attempt is not recorded");
       return;
@@ -401,14 +400,7 @@ export class WebhookWorker {
       response_body: result.responseBody,
     });
     const subscription = await repo.findSubscriptionById(tx, delivery.subscription_id);
-    if (!subscription) return;
-    if (outcome === "succeeded") {
-      if (subscription.failing_since !== null) {
-        await repo.updateSubscription(tx, subscription.id, { failing_since: null });
-      }
-      return;
-    }
-    if (subscription.enabled === 0) return;
+    if (!subscription || subscription.enabled === 0) return;
     if (result.statusCode === 410) {
       await this.disable(tx, subscription, "gone", "The endpoint answered 410 Gone.", at, startedAt);
       return;

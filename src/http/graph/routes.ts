@@ -5,6 +5,7 @@ import {
   findContactByIdentifier,
   findContactByIdentifierResolved,
   listContactsPage,
+  metadataChange,
   resolveContactFilters,
   updateContact,
 } from "../../domain/contacts.ts";
@@ -172,8 +173,7 @@ export const graphRoutes: FastifyPluginAsyncTypebox = async (app) => {
         await updateContact(txScope, found.id, {
           profile_name: body.profile_name,
           display_name: body.display_name,
-          metadata: body.metadata ?? undefined,
-          replace_metadata: body.metadata === null ? true : undefined,
+          ...metadataChange(body.metadata),
         });
         return { status: 200, body: { success: true as const } };
       });

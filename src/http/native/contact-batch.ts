@@ -8,7 +8,7 @@ import {
   countResults,
   writeContactBatch,
 } from "../../domain/contact-batch.ts";
-import { getContact, resolveAccount } from "../../domain/contacts.ts";
+import { getContact, metadataChange, resolveAccount } from "../../domain/contacts.ts";
 import { BULK_LABEL_MAX, bulkLabel, setContactLabel } from "../../domain/labels.ts";
 import { ApiError } from "../../errors.ts";
 import { scopeOf } from "../auth.ts";
@@ -89,8 +89,7 @@ export function batchItemOf(raw: unknown): BatchItem {
       business_scoped_user_id: raw.business_scoped_user_id,
       display_name: raw.name,
       email: raw.email,
-      metadata: raw.metadata ?? undefined,
-      replace_metadata: raw.metadata === null ? true : undefined,
+      ...metadataChange(raw.metadata),
       label_ids: raw.labels,
     },
   };

@@ -6,6 +6,7 @@ import {
   deleteContact,
   findContact,
   listContacts,
+  metadataChange,
   resolveAccount,
   resolveContactFilters,
   updateContact,
@@ -231,8 +232,7 @@ export const contactRoutes: FastifyPluginAsyncTypebox = async (app) => {
               display_name: body.name,
               email: body.email,
               phone_number: body.phone_number,
-              metadata: body.metadata ?? undefined,
-              replace_metadata: body.metadata === null ? true : undefined,
+              ...metadataChange(body.metadata),
             },
             account?.id,
           );

@@ -11,6 +11,7 @@ import {
   findContactByIdentifierResolved,
   listContactsAtOffset,
   listContactsPage,
+  metadataChange,
   resolveAccount,
   resolveContactFilters,
   type Scope,
@@ -136,8 +137,7 @@ function contactInput(body: ContactBody): ContactInput {
     profile_name: body.profile_name,
     display_name: body.display_name,
     customer_id: body.customer_id,
-    metadata: body.metadata ?? undefined,
-    replace_metadata: body.metadata === null ? true : undefined,
+    ...metadataChange(body.metadata),
   };
 }
 

@@ -1,4 +1,5 @@
-import { type Kysely, sql } from "kysely";
+import type { Kysely } from "kysely";
+import { inImmediateTransaction } from "./immediate.ts";
 
 /**
  * Where in the rowid order each creation time lies (docs/search.md, "The
@@ -13,14 +14,7 @@ import { type Kysely, sql } from "kysely";
  * inside one IMMEDIATE transaction with the triggers' creation, as 0006 does.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await sql.raw("BEGIN IMMEDIATE").execute(db);
-  try {
-    for (const statement of STATEMENTS) await sql.raw(statement).execute(db);
-    await sql.raw("COMMIT").execute(db);
-  } catch (error) {
-    await sql.raw("ROLLBACK").execute(db);
-    throw error;
-  }
+  await inImmediateTransaction(db, STATEMENTS);
 }
 
 const WIDEN = `ON CONFLICT (block) DO UPDATE SET

@@ -1,4 +1,5 @@
-import { type Kysely, sql } from "kysely";
+import type { Kysely } from "kysely";
+import { inImmediateTransaction } from "./immediate.ts";
 
 /**
  * The trigram index is rewritten for a contact only when its search text
@@ -10,21 +11,12 @@ import { type Kysely, sql } from "kysely";
  * fell to a few requests a second). Same trigger, with a WHEN.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await sql.raw("BEGIN IMMEDIATE").execute(db);
-  try {
-    await sql.raw("DROP TRIGGER IF EXISTS contacts_fts_update").execute(db);
-    await sql
-      .raw(
-        `CREATE TRIGGER contacts_fts_update AFTER UPDATE OF search_text ON contacts
-         WHEN old.search_text IS NOT new.search_text BEGIN
-           INSERT INTO contacts_fts (contacts_fts, rowid, search_text) VALUES ('delete', old.seq, old.search_text);
-           INSERT INTO contacts_fts (rowid, search_text) VALUES (new.seq, new.search_text);
-         END`,
-      )
-      .execute(db);
-    await sql.raw("COMMIT").execute(db);
-  } catch (error) {
-    await sql.raw("ROLLBACK").execute(db);
-    throw error;
-  }
+  await inImmediateTransaction(db, [
+    "DROP TRIGGER IF EXISTS contacts_fts_update",
+    `CREATE TRIGGER contacts_fts_update AFTER UPDATE OF search_text ON contacts
+     WHEN old.search_text IS NOT new.search_text BEGIN
+       INSERT INTO contacts_fts (contacts_fts, rowid, search_text) VALUES ('delete', old.seq, old.search_text);
+       INSERT INTO contacts_fts (rowid, search_text) VALUES (new.seq, new.search_text);
+     END`,
+  ]);
 }
