@@ -177,22 +177,17 @@ export class WebhookWorker {
 
   private async run(): Promise<void> {
     while (!this.stopping) {
-      let claimed = 0;
-      let free = 0;
       try {
         await this.sweep();
-        ({ claimed, free } = await this.cycle(true));
+        await this.cycle(true);
       } catch (error) {
         this.log.error({ err: error }, "webhook worker: unexpected failure");
       }
       if (this.stopping) break;
-      // Claimed a full set with slots left: look again at once (after a turn of the event loop).
-      if (claimed > 0 && free > claimed) {
-        await new Promise((resolve) => setImmediate(resolve));
-        continue;
-      }
-      // Otherwise sleep until the poll, a new delivery, or attempts to record
-      // (which free slots and may release the next event of a chain).
+      // A step claims every due delivery there is a slot for (after recording
+      // what ended, which may release the next event of a chain), so looking
+      // again at once finds nothing new: sleep until the poll, a new delivery,
+      // or attempts to record (which free slots).
       await this.idle.sleep(this.pollMs);
     }
     await Promise.allSettled([...this.sending]);
@@ -224,10 +219,10 @@ export class WebhookWorker {
    * thousand deliveries a second, a transaction per delivery would queue
    * behind the API's own writes (SQLite has one writer).
    */
-  private async cycle(claim: boolean): Promise<{ claimed: number; free: number }> {
+  private async cycle(claim: boolean): Promise<number> {
     const batch = this.finished.splice(0);
     const free = claim ? this.concurrency - this.sending.size : 0;
-    if (batch.length === 0 && free === 0) return { claimed: 0, free };
+    if (batch.length === 0 && free === 0) return 0;
     const at = now();
     let claimed: repo.ClaimedDelivery[];
     try {
@@ -243,7 +238,7 @@ export class WebhookWorker {
       throw error;
     }
     this.launch(claimed);
-    return { claimed: claimed.length, free };
+    return claimed.length;
   }
 
   private launch(claimed: repo.ClaimedDelivery[]): void {
@@ -270,7 +265,7 @@ export class WebhookWorker {
   /** Tests and the CLI: runs until nothing is due (deliveries waiting for a retry are left). */
   async drain(): Promise<void> {
     for (;;) {
-      const { claimed } = await this.cycle(true);
+      const claimed = await this.cycle(true);
       if (claimed === 0 && this.sending.size === 0 && this.finished.length === 0) return;
       if (this.sending.size > 0 && this.finished.length === 0) await Promise.race([...this.sending]);
     }
