@@ -216,6 +216,15 @@ export async function claimDeliveries(
 ): Promise<string[]> {
   const dialect = dialectOf(db);
   const lock = dialect === "postgres" ? sql`FOR UPDATE OF d SKIP LOCKED` : sql``;
+  // PostgreSQL without statistics on webhook_deliveries (a new installation,
+  // or a backlog grown since autovacuum last analysed the table) drove this
+  // from the subscription through the chain index and read every pending
+  // delivery of it, then sorted them: 64 ms per claim at a backlog of 20,000,
+  // and the worker delivered 809 events/s. With sorting off for this
+  // statement, only the due index gives the order: it reads as far as the
+  // first `limit` claimable deliveries (0.24 ms), as the analysed plan does.
+  // (SET LOCAL lasts until the transaction ends, so it is set back after.)
+  if (dialect === "postgres") await sql`SET LOCAL enable_sort = off`.execute(db);
   const due = await sql<{ id: string }>`
     SELECT d.id FROM webhook_deliveries d
     JOIN webhook_subscriptions s ON s.id = d.subscription_id
@@ -230,6 +239,7 @@ export async function claimDeliveries(
     ORDER BY d.next_attempt_at
     LIMIT ${limit}
     ${lock}`.execute(db);
+  if (dialect === "postgres") await sql`SET LOCAL enable_sort = on`.execute(db);
   const ids = due.rows.map((r) => r.id);
   if (ids.length === 0) return [];
   await db
