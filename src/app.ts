@@ -31,7 +31,12 @@ import { newId } from "./ids.ts";
 import { ImportRunner, type ImportRunnerOptions } from "./jobs/import-runner.ts";
 import { SearchIndexMaintainer } from "./jobs/search-index.ts";
 import { startThread } from "./jobs/threads.ts";
-import { type ThreadWorkerOptions, WebhookThread, type WebhookThreadData } from "./jobs/webhook-thread.ts";
+import {
+  type ThreadStore,
+  type ThreadWorkerOptions,
+  WebhookThread,
+  type WebhookThreadData,
+} from "./jobs/webhook-thread.ts";
 import { WebhookWorker, type WebhookWorkerOptions } from "./jobs/webhook-worker.ts";
 import { lazyChildLogger, loggerOptions } from "./logger.ts";
 import { Metrics, metricsEnabled, registerMetrics } from "./metrics.ts";
@@ -246,16 +251,28 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     concurrency: config.webhooks.concurrency,
   };
   const onDelivered = metrics && ((lagMs: number) => metrics.webhookLag.observe(lagMs / 1000));
-  const sqliteFile = store.sqliteFile;
+  // The thread opens the API's store through a connection of its own (jobs/webhook-thread.ts).
+  const threadStore: ThreadStore | undefined =
+    store.sqliteFile !== undefined
+      ? { kind: "sqlite", file: store.sqliteFile }
+      : store.postgresUrl !== undefined
+        ? {
+            kind: "postgres",
+            url: store.postgresUrl,
+            queryTimeoutMs: config.databaseQueryTimeoutMs,
+            preparedStatements: config.databasePreparedStatements,
+            poolTimeoutMs: config.databasePoolTimeoutMs,
+            listenUrl: config.webhooks.listenUrl,
+          }
+        : undefined;
   const webhookWorker: DeliveryWorker | null =
     jobs === false || options.webhooks === false || !config.webhooks.worker
       ? null
-      : config.webhooks.thread && sqliteFile !== undefined
-        ? // SQLite: delivery in a thread of its own (jobs/webhook-thread.ts).
-          new WebhookThread(
+      : config.webhooks.thread && threadStore !== undefined
+        ? new WebhookThread(
             () =>
               startThread(import.meta.url, "webhook-thread", {
-                sqliteFile,
+                store: threadStore,
                 options: { ...webhookOptions, ...threadOptionsOf(options.webhooks) },
                 observeLag: onDelivered !== undefined,
               } satisfies WebhookThreadData),
@@ -263,7 +280,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
               log: app.log,
               onDelivered,
               stopTimeoutMs: config.webhooks.timeoutMs + 5000,
-              hasWork: () => hasDeliveryWork(store.db, now() - webhookOptions.retentionMs),
+              // PostgreSQL: other processes queue deliveries too, and the thread hears their NOTIFY.
+              hasWork:
+                threadStore.kind === "postgres"
+                  ? async () => true
+                  : () => hasDeliveryWork(store.db, now() - webhookOptions.retentionMs),
             },
           )
         : new WebhookWorker(store, eventBody, {

@@ -115,7 +115,7 @@ export interface WebhooksConfig {
   readonly worker: boolean;
   /** WEBHOOKS_POLL_MS: how often an idle worker looks for due deliveries (default 200 ms). */
   readonly pollMs: number;
-  /** WEBHOOKS_THREAD=false: on SQLite, deliver in the API's thread instead of a worker thread of its own. */
+  /** WEBHOOKS_THREAD=false: deliver in the API's thread instead of a worker thread of its own (either store). */
   readonly thread: boolean;
   /** WEBHOOKS_CONCURRENCY: attempts in flight at once per process, over all endpoints (default 64). */
   readonly concurrency: number;

@@ -1,6 +1,6 @@
 /**
  * The webhook delivery thread (jobs/webhook-thread.ts explains why): a
- * WebhookWorker on a SQLite connection of its own, rendering events as the
+ * WebhookWorker on a store connection of its own, rendering events as the
  * native surface does. A composition root like app.ts, so it may wire a job
  * to a surface's representation.
  */
@@ -10,7 +10,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { eventBody } from "./http/native/event-representation.ts";
 import type { FromWebhookThread, ToWebhookThread, WebhookThreadData } from "./jobs/webhook-thread.ts";
 import { WebhookWorker } from "./jobs/webhook-worker.ts";
-import { createSqliteStore } from "./store/store.ts";
+import { createPostgresStore, createSqliteStore, type Store } from "./store/store.ts";
 
 const port = parentPort;
 if (!port) throw new Error("webhook-thread runs as a worker thread");
@@ -34,7 +34,18 @@ function yieldToTheApi(): void {
 }
 yieldToTheApi();
 
-const store = createSqliteStore(data.sqliteFile);
+function openStore(): Store {
+  const spec = data.store;
+  if (spec.kind === "sqlite") return createSqliteStore(spec.file);
+  // One transaction at a time (the worker's steps are sequential) and the sweep.
+  return createPostgresStore(spec.url, {
+    poolSize: 2,
+    queryTimeoutMs: spec.queryTimeoutMs,
+    preparedStatements: spec.preparedStatements,
+    poolTimeoutMs: spec.poolTimeoutMs,
+  });
+}
+const store = openStore();
 const logAt =
   (level: "info" | "warn" | "error") =>
   (obj: object, msg?: string): void =>
@@ -52,6 +63,7 @@ const flushLags = () => {
 
 const worker = new WebhookWorker(store, eventBody, {
   ...data.options,
+  ...(data.store.kind === "postgres" && { listenUrl: data.store.listenUrl, notifyUrl: data.store.url }),
   log: { info: logAt("info"), warn: logAt("warn"), error: logAt("error") },
   ...(data.observeLag && {
     onDelivered: (lagMs: number) => {
@@ -68,6 +80,7 @@ port.on("message", (message: ToWebhookThread) => {
   }
   void (async () => {
     await worker.stop();
+    clearInterval(health);
     clearTimeout(flushTimer);
     flushLags();
     await store.close();
@@ -76,3 +89,12 @@ port.on("message", (message: ToWebhookThread) => {
   })();
 });
 worker.start();
+
+// The listener's health, as the main thread reports it (WebhookThread.listening).
+let healthy = false;
+const health = setInterval(() => {
+  if (worker.listening === healthy) return;
+  healthy = worker.listening;
+  post({ type: "listening", healthy });
+}, 1000);
+health.unref();

@@ -4,23 +4,40 @@ import type { RunnerLog } from "./import-runner.ts";
 import type { WebhookWorkerOptions } from "./webhook-worker.ts";
 
 /**
- * The webhook worker in a thread of its own (SQLite).
+ * The webhook worker in a thread of its own.
  *
- * Delivering an event costs the process ~130–200 µs of CPU (claiming and
+ * Delivering an event costs the process ~130–250 µs of CPU (claiming and
  * recording it in the store, rendering and signing the body, the HTTP
  * exchange). In the API's thread, at 1,000 events a second, that is a fifth
- * of the core that serves requests. In a worker thread, with a SQLite
- * connection of its own on the same file (WAL: its reads never wait; its
- * short write transactions take turns with the API's under busy_timeout), the
- * API's thread keeps only the writing of events, and the delivery runs on
- * another core. The thread is the same WebhookWorker (jobs/webhook-worker.ts):
- * leases, order per contact, retries and disabling are unchanged, and since
- * every delivery lives in the store, a thread that dies loses nothing: it is
- * started again and its leases expire as a crashed process's would.
+ * of the core that serves requests. In a worker thread, with a store
+ * connection of its own, the API's thread keeps only the writing of events,
+ * and the delivery runs on another core:
+ * - SQLite: a connection of its own on the same file (WAL: its reads never
+ *   wait; its short write transactions take turns with the API's under
+ *   busy_timeout). The thread starts with the first work (a process whose
+ *   organisations have no endpoint never starts it).
+ * - PostgreSQL: a pool of its own (two connections) and the LISTEN
+ *   connection. The thread starts with the app, since other processes may
+ *   queue deliveries at any time and their NOTIFY is heard in the thread.
  *
- * On PostgreSQL the worker runs in the API's thread (a separate process with
- * WEBHOOKS_WORKER=false on the API processes is the way to split it there).
+ * The thread is the same WebhookWorker (jobs/webhook-worker.ts): leases,
+ * order per contact, retries and disabling are unchanged, and since every
+ * delivery lives in the store, a thread that dies loses nothing: it is
+ * started again and its leases expire as a crashed process's would.
  */
+
+/** The store the thread opens: the API's, through a connection of its own. */
+export type ThreadStore =
+  | { kind: "sqlite"; file: string }
+  | {
+      kind: "postgres";
+      url: string;
+      queryTimeoutMs?: number | undefined;
+      preparedStatements?: boolean | undefined;
+      poolTimeoutMs?: number | undefined;
+      /** LISTEN here for other processes' deliveries (WEBHOOKS_LISTEN_URL; none when off). */
+      listenUrl?: string | undefined;
+    };
 
 /** Worker options that cross to the thread (no functions). */
 export type ThreadWorkerOptions = Pick<
@@ -39,7 +56,7 @@ export type ThreadWorkerOptions = Pick<
 
 /** What the thread starts with (its workerData). */
 export interface WebhookThreadData {
-  sqliteFile: string;
+  store: ThreadStore;
   options: ThreadWorkerOptions;
   /** Post each first-attempt success's lag back (metrics). */
   observeLag: boolean;
@@ -49,6 +66,7 @@ export type ToWebhookThread = { type: "wake" } | { type: "stop" };
 export type FromWebhookThread =
   | { type: "log"; level: "info" | "warn" | "error"; obj: object; msg: string | undefined }
   | { type: "lags"; values: number[] }
+  | { type: "listening"; healthy: boolean }
   | { type: "stopped" };
 
 export interface WebhookThreadOptions {
@@ -78,6 +96,7 @@ export class WebhookThread {
   private restartTimer: NodeJS.Timeout | undefined;
   private unlisten: (() => void) | undefined;
   private checkTimer: NodeJS.Timeout | undefined;
+  private listenerHealthy = false;
   /** Threads started (the first and each restart). */
   starts = 0;
 
@@ -116,6 +135,7 @@ export class WebhookThread {
     thread.on("message", (message: FromWebhookThread) => {
       if (message.type === "log") log[message.level](message.obj, message.msg);
       else if (message.type === "lags") for (const lag of message.values) this.options.onDelivered?.(lag);
+      else if (message.type === "listening") this.listenerHealthy = message.healthy;
       // Its work is recorded and its connection closed: end it even if a kept-alive socket would hold it.
       else if (message.type === "stopped") void thread.terminate();
     });
@@ -123,6 +143,7 @@ export class WebhookThread {
     this.exited = new Promise((resolve) => {
       thread.once("exit", (code) => {
         if (this.thread === thread) this.thread = undefined;
+        this.listenerHealthy = false;
         resolve();
         if (this.stopping) return;
         log.error({ code }, "webhook thread exited; starting it again");
@@ -171,8 +192,8 @@ export class WebhookThread {
     return this.thread;
   }
 
-  /** PostgreSQL's listener does not run in the thread (SQLite only). */
+  /** Whether the thread's PostgreSQL listener is connected and its notifications arrive (as the thread last said). */
   get listening(): boolean {
-    return false;
+    return this.listenerHealthy;
   }
 }

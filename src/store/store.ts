@@ -62,6 +62,11 @@ export interface Store {
    * and for an in-memory database.
    */
   readonly sqliteFile: string | undefined;
+  /**
+   * PostgreSQL: the connection string, so another thread can open a pool of
+   * its own (the webhook thread); undefined on SQLite.
+   */
+  readonly postgresUrl: string | undefined;
 }
 
 /** One statement the store ran, with how long it took. */
@@ -270,7 +275,7 @@ export function createPostgresStore(url: string, options: PostgresOptions = {}):
     waiting: pool.waitingCount,
     max: pool.options.max,
   });
-  return finishStore(
+  const store = finishStore(
     "postgres",
     db,
     queryLog,
@@ -278,6 +283,7 @@ export function createPostgresStore(url: string, options: PostgresOptions = {}):
     async () => {},
     () => migratePostgres(url),
   );
+  return { ...store, postgresUrl: url };
 }
 
 /**
@@ -445,6 +451,7 @@ function finishStore(
     db,
     poolStats,
     sqliteFile: undefined,
+    postgresUrl: undefined,
     observeQueries(observer) {
       queryLog.observers = [...queryLog.observers, observer];
       return () => {
