@@ -2,11 +2,11 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { runCli } from "../../src/cli/main.ts";
 import { emitEvents } from "../../src/domain/events.ts";
-import { generateSecret } from "../../src/domain/webhook-signing.ts";
 import { newId } from "../../src/ids.ts";
 import { insertSubscription } from "../../src/store/repositories/webhooks.ts";
 import { storeKinds } from "../helpers/env.ts";
 import { createTestStore, seedOrganization } from "../helpers/harness.ts";
+import { subscriptionRow } from "../helpers/subscriptions.ts";
 
 async function cli(argv: string[], env: Record<string, string>) {
   const out: string[] = [];
@@ -32,23 +32,10 @@ for (const kind of storeKinds()) {
         });
         const subscriptionId = newId("whs");
         const at = Date.now();
-        await insertSubscription(ts.store.db, {
-          id: subscriptionId,
-          organization_id: org.orgId,
-          url: "https://hooks.example.com/x",
-          description: null,
-          events: JSON.stringify(["*"]),
-          include_import_contacts: 0,
-          enabled: 1,
-          secret: generateSecret(),
-          previous_secret: null,
-          previous_secret_expires_at: null,
-          failing_since: null,
-          disabled_at: null,
-          disabled_reason: null,
-          created_at: at,
-          updated_at: at,
-        });
+        await insertSubscription(
+          ts.store.db,
+          subscriptionRow(org.orgId, { id: subscriptionId, url: "https://hooks.example.com/x", at }),
+        );
         await ts.store.transaction((tx) =>
           emitEvents({ db: tx, organizationId: org.orgId }, [
             { type: "import.completed", data: { import: { id: "imp_x" } } },

@@ -7,12 +7,11 @@
  */
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
-import { generateSecret } from "../../src/domain/webhook-signing.ts";
-import { newId } from "../../src/ids.ts";
 import { insertSubscription } from "../../src/store/repositories/webhooks.ts";
 import { storeKinds } from "../helpers/env.ts";
 import { createTestStore, seedOrganization } from "../helpers/harness.ts";
 import { type ServerProcess, startServerProcess } from "../helpers/server-process.ts";
+import { subscriptionRow } from "../helpers/subscriptions.ts";
 import { Receiver } from "../helpers/webhook-receiver.ts";
 
 const CONTACTS = 12;
@@ -36,24 +35,7 @@ for (const kind of storeKinds()) {
           phoneNumberId: "555000111222",
           phoneNumber: "+628119990000",
         });
-        const at = Date.now();
-        await insertSubscription(ts.store.db, {
-          id: newId("whs"),
-          organization_id: org.orgId,
-          url: `${receiver.url}/hook`,
-          description: null,
-          events: JSON.stringify(["*"]),
-          include_import_contacts: 0,
-          enabled: 1,
-          secret: generateSecret(),
-          previous_secret: null,
-          previous_secret_expires_at: null,
-          failing_since: null,
-          disabled_at: null,
-          disabled_reason: null,
-          created_at: at,
-          updated_at: at,
-        });
+        await insertSubscription(ts.store.db, subscriptionRow(org.orgId, { url: `${receiver.url}/hook` }));
         if (kind === "sqlite") await ts.store.close();
         // The first answers are quick; from the ninth request on the receiver holds
         // its answer, so deliveries are in flight (sent, not answered) at the kill.

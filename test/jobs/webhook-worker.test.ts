@@ -3,7 +3,6 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { loadConfig } from "../../src/config.ts";
-import { generateSecret } from "../../src/domain/webhook-signing.ts";
 import { isForbiddenAddress, validateTargetUrl } from "../../src/domain/webhook-targets.ts";
 import { eventBody } from "../../src/http/native/event-representation.ts";
 import { signMetaPayload } from "../../src/http/webhooks/meta-delivery.ts";
@@ -12,6 +11,7 @@ import { WebhookWorker } from "../../src/jobs/webhook-worker.ts";
 import { insertSubscription } from "../../src/store/repositories/webhooks.ts";
 import { storeKinds } from "../helpers/env.ts";
 import { createHarness, type Harness, type Json, type Tenant } from "../helpers/harness.ts";
+import { subscriptionRow } from "../helpers/subscriptions.ts";
 import { Receiver } from "../helpers/webhook-receiver.ts";
 
 const META_SECRET = "test-app-secret-0123456789";
@@ -115,23 +115,7 @@ for (const kind of storeKinds()) {
     const endpoint = async (url: string, events = ["*"]) => {
       const id = newId("whs");
       const at = Date.now();
-      await insertSubscription(h.store.db, {
-        id,
-        organization_id: t.orgId,
-        url,
-        description: null,
-        events: JSON.stringify(events),
-        include_import_contacts: 0,
-        enabled: 1,
-        secret: generateSecret(),
-        previous_secret: null,
-        previous_secret_expires_at: null,
-        failing_since: null,
-        disabled_at: null,
-        disabled_reason: null,
-        created_at: at,
-        updated_at: at,
-      });
+      await insertSubscription(h.store.db, subscriptionRow(t.orgId, { id, url, events, at }));
       return id;
     };
     const deliveries = async (subscription: string) =>

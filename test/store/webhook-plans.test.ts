@@ -23,6 +23,7 @@ import {
 import type { Database } from "../../src/store/schema.ts";
 import { storeKinds } from "../helpers/env.ts";
 import { createTestStore, type TestStore } from "../helpers/harness.ts";
+import { subscriptionRow } from "../helpers/subscriptions.ts";
 
 if (storeKinds().includes("postgres")) {
   describe("webhook claim plan without statistics [postgres]", () => {
@@ -36,23 +37,15 @@ if (storeKinds().includes("postgres")) {
       await ts.store.migrate();
       const orgId = (await createOrganization(ts.store.db, { name: "Claim plans" })).id;
       const subscriptionId = newId("whs");
-      await insertSubscription(ts.store.db, {
-        id: subscriptionId,
-        organization_id: orgId,
-        url: "https://hooks.example.com/in",
-        description: null,
-        events: JSON.stringify(["contact.updated"]),
-        include_import_contacts: 0,
-        enabled: 1,
-        secret: "whsec_c2VjcmV0",
-        previous_secret: null,
-        previous_secret_expires_at: null,
-        failing_since: null,
-        disabled_at: null,
-        disabled_reason: null,
-        created_at: at,
-        updated_at: at,
-      });
+      await insertSubscription(
+        ts.store.db,
+        subscriptionRow(orgId, {
+          id: subscriptionId,
+          url: "https://hooks.example.com/in",
+          events: ["contact.updated"],
+          at,
+        }),
+      );
       // 3,000 pending deliveries: 100 contacts with a chain of 30 each, queued
       // as batch upserts queue them (each batch touches every contact once).
       const rows: DeliveryRow[] = [];
