@@ -31,12 +31,7 @@ import { newId } from "./ids.ts";
 import { ImportRunner, type ImportRunnerOptions } from "./jobs/import-runner.ts";
 import { SearchIndexMaintainer } from "./jobs/search-index.ts";
 import { startThread } from "./jobs/threads.ts";
-import {
-  type ThreadStore,
-  type ThreadWorkerOptions,
-  WebhookThread,
-  type WebhookThreadData,
-} from "./jobs/webhook-thread.ts";
+import { type ThreadWorkerOptions, WebhookThread, type WebhookThreadData } from "./jobs/webhook-thread.ts";
 import { WebhookWorker, type WebhookWorkerOptions } from "./jobs/webhook-worker.ts";
 import { lazyChildLogger, loggerOptions } from "./logger.ts";
 import { Metrics, metricsEnabled, registerMetrics } from "./metrics.ts";
@@ -251,20 +246,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     concurrency: config.webhooks.concurrency,
   };
   const onDelivered = metrics && ((lagMs: number) => metrics.webhookLag.observe(lagMs / 1000));
-  // The thread opens the API's store through a connection of its own (jobs/webhook-thread.ts).
-  const threadStore: ThreadStore | undefined =
-    store.sqliteFile !== undefined
-      ? { kind: "sqlite", file: store.sqliteFile }
-      : store.postgresUrl !== undefined
-        ? {
-            kind: "postgres",
-            url: store.postgresUrl,
-            queryTimeoutMs: config.databaseQueryTimeoutMs,
-            preparedStatements: config.databasePreparedStatements,
-            poolTimeoutMs: config.databasePoolTimeoutMs,
-            listenUrl: config.webhooks.listenUrl,
-          }
-        : undefined;
+  // The thread opens the API's store on connections of its own (jobs/webhook-thread.ts).
+  const threadStore = store.address;
   const webhookWorker: DeliveryWorker | null =
     jobs === false || options.webhooks === false || !config.webhooks.worker
       ? null
@@ -273,6 +256,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
             () =>
               startThread(import.meta.url, "webhook-thread", {
                 store: threadStore,
+                listenUrl: config.webhooks.listenUrl,
                 options: { ...webhookOptions, ...threadOptionsOf(options.webhooks) },
                 observeLag: onDelivered !== undefined,
               } satisfies WebhookThreadData),
@@ -459,6 +443,7 @@ function threadOptionsOf(options: WebhookWorkerOptions | false | undefined): Thr
     log: _log,
     random: _random,
     onDelivered: _onDelivered,
+    onListenerHealth: _h,
     listenUrl: _l,
     notifyUrl: _n,
     ...rest

@@ -10,7 +10,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { eventBody } from "./http/native/event-representation.ts";
 import type { FromWebhookThread, ToWebhookThread, WebhookThreadData } from "./jobs/webhook-thread.ts";
 import { WebhookWorker } from "./jobs/webhook-worker.ts";
-import { createPostgresStore, createSqliteStore, type Store } from "./store/store.ts";
+import { openStoreAt } from "./store/store.ts";
 
 const port = parentPort;
 if (!port) throw new Error("webhook-thread runs as a worker thread");
@@ -34,18 +34,8 @@ function yieldToTheApi(): void {
 }
 yieldToTheApi();
 
-function openStore(): Store {
-  const spec = data.store;
-  if (spec.kind === "sqlite") return createSqliteStore(spec.file);
-  // One transaction at a time (the worker's steps are sequential) and the sweep.
-  return createPostgresStore(spec.url, {
-    poolSize: 2,
-    queryTimeoutMs: spec.queryTimeoutMs,
-    preparedStatements: spec.preparedStatements,
-    poolTimeoutMs: spec.poolTimeoutMs,
-  });
-}
-const store = openStore();
+// PostgreSQL: two connections (the worker's steps run one at a time, and the sweep).
+const store = openStoreAt(data.store, 2);
 const logAt =
   (level: "info" | "warn" | "error") =>
   (obj: object, msg?: string): void =>
@@ -63,8 +53,10 @@ const flushLags = () => {
 
 const worker = new WebhookWorker(store, eventBody, {
   ...data.options,
-  ...(data.store.kind === "postgres" && { listenUrl: data.store.listenUrl, notifyUrl: data.store.url }),
+  ...(data.store.kind === "postgres" && { listenUrl: data.listenUrl, notifyUrl: data.store.url }),
   log: { info: logAt("info"), warn: logAt("warn"), error: logAt("error") },
+  // The listener's health goes to the main thread (WebhookThread.listening).
+  onListenerHealth: (healthy: boolean) => post({ type: "listening", healthy }),
   ...(data.observeLag && {
     onDelivered: (lagMs: number) => {
       lags.push(lagMs);
@@ -80,7 +72,6 @@ port.on("message", (message: ToWebhookThread) => {
   }
   void (async () => {
     await worker.stop();
-    clearInterval(health);
     clearTimeout(flushTimer);
     flushLags();
     await store.close();
@@ -89,12 +80,3 @@ port.on("message", (message: ToWebhookThread) => {
   })();
 });
 worker.start();
-
-// The listener's health, as the main thread reports it (WebhookThread.listening).
-let healthy = false;
-const health = setInterval(() => {
-  if (worker.listening === healthy) return;
-  healthy = worker.listening;
-  post({ type: "listening", healthy });
-}, 1000);
-health.unref();

@@ -47,17 +47,6 @@ export interface Scope {
  * shape into this, and names the fields of the errors back in its own words
  * (`ApiError.named`); the rules below apply to all of them.
  */
-/**
- * `metadata` as every surface takes it on a write: an object is merged into
- * the contact's (a key set to null is removed), `null` clears the whole
- * document, absent leaves it as it is.
- */
-export function metadataChange(
-  metadata: Record<string, unknown> | null | undefined,
-): Pick<ContactInput, "metadata" | "replace_metadata"> {
-  return metadata === null ? { replace_metadata: true } : { metadata };
-}
-
 export interface ContactInput {
   phone_number?: string | null | undefined;
   business_scoped_user_id?: string | null | undefined;
@@ -78,6 +67,17 @@ export interface ContactInput {
    * when newer than the one already recorded, so events may arrive in any order.
    */
   marketing_preference?: MarketingPreference | undefined;
+}
+
+/**
+ * `metadata` as every surface takes it on a write: an object is merged into
+ * the contact's (a key set to null is removed), `null` clears the whole
+ * document, absent leaves it as it is.
+ */
+export function metadataChange(
+  metadata: Record<string, unknown> | null | undefined,
+): Pick<ContactInput, "metadata" | "replace_metadata"> {
+  return metadata === null ? { replace_metadata: true } : { metadata };
 }
 
 export interface MarketingPreference {

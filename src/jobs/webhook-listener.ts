@@ -35,8 +35,7 @@ export class DeliveryListener {
   private backoff: number;
   private probes = new Map<string, () => void>();
   private warned = false;
-  /** Connected, listening, and the last probe came back. */
-  healthy = false;
+  private isHealthy = false;
   private readonly probeTimeoutMs: number;
   private readonly checkEveryMs: number;
   private readonly backoffMs: number;
@@ -49,12 +48,25 @@ export class DeliveryListener {
     private readonly onNotify: () => void,
     private readonly log: RunnerLog,
     timings: ListenerTimings = {},
+    /** Called when `healthy` changes. */
+    private readonly onHealth?: (healthy: boolean) => void,
   ) {
     this.probeTimeoutMs = timings.probeTimeoutMs ?? 5000;
     this.checkEveryMs = timings.checkEveryMs ?? 60_000;
     this.backoffMs = timings.backoffMs ?? 1000;
     this.maxBackoffMs = timings.maxBackoffMs ?? 300_000;
     this.backoff = this.backoffMs;
+  }
+
+  /** Connected, listening, and the last probe came back. */
+  get healthy(): boolean {
+    return this.isHealthy;
+  }
+
+  private setHealthy(healthy: boolean): void {
+    if (healthy === this.isHealthy) return;
+    this.isHealthy = healthy;
+    this.onHealth?.(healthy);
   }
 
   start(): void {
@@ -69,7 +81,7 @@ export class DeliveryListener {
   }
 
   private async close(): Promise<void> {
-    this.healthy = false;
+    this.setHealthy(false);
     const client = this.client;
     this.client = undefined;
     if (client) await client.end().catch(() => {});
@@ -167,7 +179,7 @@ export class DeliveryListener {
       this.log.info({}, "webhook listener: LISTEN/NOTIFY active");
       this.warned = false;
     }
-    this.healthy = true;
+    this.setHealthy(true);
     this.backoff = this.backoffMs;
     // Work committed while it was not listening is found by the poll; look once now anyway.
     if (first) this.onNotify();

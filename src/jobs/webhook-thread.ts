@@ -1,5 +1,6 @@
 import type { Worker } from "node:worker_threads";
 import { onEventsCommitted } from "../domain/events.ts";
+import type { StoreAddress } from "../store/store.ts";
 import type { RunnerLog } from "./import-runner.ts";
 import type { WebhookWorkerOptions } from "./webhook-worker.ts";
 
@@ -26,19 +27,6 @@ import type { WebhookWorkerOptions } from "./webhook-worker.ts";
  * started again and its leases expire as a crashed process's would.
  */
 
-/** The store the thread opens: the API's, through a connection of its own. */
-export type ThreadStore =
-  | { kind: "sqlite"; file: string }
-  | {
-      kind: "postgres";
-      url: string;
-      queryTimeoutMs?: number | undefined;
-      preparedStatements?: boolean | undefined;
-      poolTimeoutMs?: number | undefined;
-      /** LISTEN here for other processes' deliveries (WEBHOOKS_LISTEN_URL; none when off). */
-      listenUrl?: string | undefined;
-    };
-
 /** Worker options that cross to the thread (no functions). */
 export type ThreadWorkerOptions = Pick<
   WebhookWorkerOptions,
@@ -56,7 +44,10 @@ export type ThreadWorkerOptions = Pick<
 
 /** What the thread starts with (its workerData). */
 export interface WebhookThreadData {
-  store: ThreadStore;
+  /** The API's store, opened by the thread on connections of its own. */
+  store: StoreAddress;
+  /** PostgreSQL: LISTEN here for other processes' deliveries (WEBHOOKS_LISTEN_URL; none when off). */
+  listenUrl: string | undefined;
   options: ThreadWorkerOptions;
   /** Post each first-attempt success's lag back (metrics). */
   observeLag: boolean;

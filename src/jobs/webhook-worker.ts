@@ -43,6 +43,8 @@ export interface WebhookWorkerOptions {
   notifyUrl?: string | undefined;
   /** Called with each first-attempt success's lag (ms from the event's commit to the recorded 2xx). */
   onDelivered?: (lagMs: number) => void;
+  /** PostgreSQL: called when the listener's health (`listening`) changes. */
+  onListenerHealth?: (healthy: boolean) => void;
 }
 
 interface Finished {
@@ -106,6 +108,7 @@ export class WebhookWorker {
   private finished: Finished[] = [];
   private recordTimer: NodeJS.Timeout | undefined;
   private readonly onDelivered: ((lagMs: number) => void) | undefined;
+  private readonly onListenerHealth: ((healthy: boolean) => void) | undefined;
 
   /**
    * `eventBody` renders an event as the bytes sent (the same on every
@@ -132,6 +135,7 @@ export class WebhookWorker {
     this.listenUrl = options.listenUrl;
     this.notifyUrl = options.notifyUrl;
     this.onDelivered = options.onDelivered;
+    this.onListenerHealth = options.onListenerHealth;
   }
 
   start(): void {
@@ -147,6 +151,8 @@ export class WebhookWorker {
         this.notifyUrl ?? this.listenUrl,
         () => this.notify(),
         this.log,
+        {},
+        this.onListenerHealth,
       );
       this.listener.start();
     }

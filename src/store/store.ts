@@ -57,16 +57,22 @@ export interface Store {
   /** PostgreSQL: the connection pool's use now; undefined on SQLite (one connection). */
   readonly poolStats: (() => PoolStats) | undefined;
   /**
-   * SQLite: the database file, so another thread can open a connection of its
-   * own (the webhook thread, jobs/webhook-thread.ts); undefined on PostgreSQL
-   * and for an in-memory database.
+   * Where the database is and how it was opened, so another thread can open
+   * it with a connection of its own (the webhook thread, jobs/webhook-thread.ts,
+   * through `openStoreAt`); undefined for an in-memory SQLite database.
    */
-  readonly sqliteFile: string | undefined;
-  /**
-   * PostgreSQL: the connection string, so another thread can open a pool of
-   * its own (the webhook thread); undefined on SQLite.
-   */
-  readonly postgresUrl: string | undefined;
+  readonly address: StoreAddress | undefined;
+}
+
+/** A store's database as another thread opens it (structured-clonable). */
+export type StoreAddress =
+  | { kind: "sqlite"; file: string }
+  | { kind: "postgres"; url: string; options: PostgresOptions };
+
+/** The store at `address`, on connections of its own; `poolSize` replaces PostgreSQL's. */
+export function openStoreAt(address: StoreAddress, poolSize?: number): Store {
+  if (address.kind === "sqlite") return createSqliteStore(address.file);
+  return createPostgresStore(address.url, { ...address.options, ...(poolSize && { poolSize }) });
 }
 
 /** One statement the store ran, with how long it took. */
@@ -135,7 +141,7 @@ export function createSqliteStore(filename: string): Store {
   const store = finishStore("sqlite", db, queryLog, undefined, async () => {
     connection.close();
   });
-  return connection.memory ? store : { ...store, sqliteFile: connection.name };
+  return connection.memory ? store : { ...store, address: { kind: "sqlite", file: connection.name } };
 }
 
 /**
@@ -283,7 +289,7 @@ export function createPostgresStore(url: string, options: PostgresOptions = {}):
     async () => {},
     () => migratePostgres(url),
   );
-  return { ...store, postgresUrl: url };
+  return { ...store, address: { kind: "postgres", url, options } };
 }
 
 /**
@@ -450,8 +456,7 @@ function finishStore(
     dialect,
     db,
     poolStats,
-    sqliteFile: undefined,
-    postgresUrl: undefined,
+    address: undefined,
     observeQueries(observer) {
       queryLog.observers = [...queryLog.observers, observer];
       return () => {
